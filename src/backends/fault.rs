@@ -1,0 +1,133 @@
+//! Deliberately faulty mechanisms (a pipe whose parent loses or damages its sixth message).
+//! They prove the verifier can fail; `all` never includes them.
+
+use std::io;
+use std::os::fd::OwnedFd;
+
+use super::pipe::{join_pipes, pipe_pair};
+use super::stream::StreamChannel;
+use super::{Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
+use crate::error::BackendError;
+use crate::message;
+
+/// Index of the parent's send that goes wrong (the parent's n-th message has sequence n).
+pub const FAULTY_SEND: u64 = 5;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Message 5 is replaced by message 6: the receiver sees a gap, as after a loss.
+    Drop,
+    /// The last byte of message 5 is flipped.
+    CorruptTail,
+    /// A byte in the middle of message 5 is flipped (only `--verify full` sees it in large messages).
+    CorruptMiddle,
+}
+
+pub struct Fault {
+    info: &'static MechanismInfo,
+    kind: Kind,
+}
+
+const fn info(id: &'static str, summary: &'static str) -> MechanismInfo {
+    MechanismInfo {
+        id,
+        family: Family::Test,
+        summary,
+        boundaries: false,
+        kernel_copies: 2,
+        named: false,
+        cross_host: false,
+    }
+}
+
+static DROP_INFO: MechanismInfo = info(
+    "fault-drop",
+    "test: pipe that loses the parent's message #5",
+);
+static CORRUPT_INFO: MechanismInfo = info(
+    "fault-corrupt",
+    "test: pipe that flips the last byte of message #5",
+);
+static CORRUPT_MIDDLE_INFO: MechanismInfo = info(
+    "fault-corrupt-middle",
+    "test: pipe that flips a middle byte of message #5",
+);
+
+pub static FAULT_DROP: Fault = Fault {
+    info: &DROP_INFO,
+    kind: Kind::Drop,
+};
+pub static FAULT_CORRUPT: Fault = Fault {
+    info: &CORRUPT_INFO,
+    kind: Kind::CorruptTail,
+};
+pub static FAULT_CORRUPT_MIDDLE: Fault = Fault {
+    info: &CORRUPT_MIDDLE_INFO,
+    kind: Kind::CorruptMiddle,
+};
+
+struct Faulty {
+    inner: Box<dyn Channel>,
+    kind: Kind,
+    sent: u64,
+    scratch: Vec<u8>,
+}
+
+impl Channel for Faulty {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let n = self.sent;
+        self.sent += 1;
+        if n != FAULTY_SEND {
+            return self.inner.send(msg);
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(msg);
+        let len = msg.len();
+        match self.kind {
+            Kind::Drop => message::stamp(&mut self.scratch, n + 1),
+            Kind::CorruptTail => self.scratch[len - 1] ^= 0xFF,
+            Kind::CorruptMiddle => self.scratch[len / 2] ^= 0xFF,
+        }
+        self.inner.send(&self.scratch)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.recv(buf)
+    }
+}
+
+impl Mechanism for Fault {
+    fn info(&self) -> &'static MechanismInfo {
+        self.info
+    }
+
+    fn offer(&self, params: &ChannelParams) -> Result<Offer, BackendError> {
+        let id = self.info().id;
+        let [rx, tx, peer_rx, peer_tx] = pipe_pair(id)?;
+        let kind = self.kind;
+        let size = params.size;
+        Ok(Offer {
+            spec: String::new(),
+            inherit: vec![peer_rx, peer_tx],
+            connect: Box::new(move |_| {
+                let inner =
+                    StreamChannel::new(id, std::fs::File::from(rx), std::fs::File::from(tx));
+                Ok(Box::new(Faulty {
+                    inner: Box::new(inner),
+                    kind,
+                    sent: 0,
+                    scratch: Vec::with_capacity(size),
+                }))
+            }),
+        })
+    }
+
+    fn join(
+        &self,
+        spec: &str,
+        inherited: Vec<OwnedFd>,
+        _params: &ChannelParams,
+    ) -> Result<Box<dyn Channel>, BackendError> {
+        join_pipes(self.info().id, spec, inherited)
+    }
+}

@@ -1,0 +1,220 @@
+//! The mechanism trait and the registry. A mechanism family is one file in this folder;
+//! adding a mechanism means adding its file and one line to `REGISTRY`.
+
+mod fault;
+mod fifo;
+mod pipe;
+mod stream;
+mod tcp;
+mod unix_stream;
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags};
+use serde::Serialize;
+
+use crate::environment::Limits;
+use crate::error::BackendError;
+
+/// Every mechanism the tool knows, in the order sweeps run and tables list them.
+pub static REGISTRY: &[&dyn Mechanism] = &[
+    &pipe::Pipe,
+    &fifo::Fifo,
+    &unix_stream::UnixStream,
+    &tcp::Tcp,
+    &fault::FAULT_DROP,
+    &fault::FAULT_CORRUPT,
+    &fault::FAULT_CORRUPT_MIDDLE,
+];
+
+/// Which part of the IPC landscape a mechanism belongs to (reports group by it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    MessagePassing,
+    Sockets,
+    SharedMemory,
+    Crates,
+    /// Mechanisms that misbehave on purpose to prove the verifier; never in `all`.
+    Test,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::MessagePassing => "message-passing",
+            Family::Sockets => "sockets",
+            Family::SharedMemory => "shared-memory",
+            Family::Crates => "crates",
+            Family::Test => "test",
+        }
+    }
+}
+
+/// What `ipcbench list` says about a mechanism.
+#[derive(Debug, Serialize)]
+pub struct MechanismInfo {
+    pub id: &'static str,
+    pub family: Family,
+    pub summary: &'static str,
+    /// Whether one send arrives as one receive (otherwise the bytes form a stream).
+    pub boundaries: bool,
+    /// Copies of the payload the kernel makes per message, sender to receiver.
+    pub kernel_copies: u8,
+    /// Whether unrelated processes find the object by a name in the filesystem.
+    pub named: bool,
+    pub cross_host: bool,
+}
+
+/// What a run sizes its channel for.
+#[derive(Clone, Debug)]
+pub struct ChannelParams {
+    /// Bytes per message.
+    pub size: usize,
+}
+
+/// One direction-agnostic end of an established channel.
+pub trait Channel: Send {
+    /// Sends exactly one message of `msg.len()` bytes, handling partial writes.
+    fn send(&mut self, msg: &[u8]) -> io::Result<()>;
+    /// Receives one message into `buf` and returns its length. Byte-stream mechanisms
+    /// fill `buf` completely, handling short reads.
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Called once the peer has said it holds every object: names are removed now, so
+    /// even a `SIGKILL` of both processes afterwards leaves nothing behind.
+    fn peer_attached(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+/// Bounds the parent's wait for its peer while a channel is being established.
+pub struct Rendezvous<'a> {
+    pub deadline: Instant,
+    /// Returns true once the peer process has exited.
+    pub peer_gone: &'a dyn Fn() -> bool,
+}
+
+impl Rendezvous<'_> {
+    /// Waits until `fd` is readable (e.g. a listening socket has a connection).
+    pub fn wait_readable(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        loop {
+            self.check()?;
+            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+            if poll(&mut fds, 20u16)? > 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Fails if the deadline passed or the peer is gone; otherwise returns at once.
+    pub fn check(&self) -> io::Result<()> {
+        if (self.peer_gone)() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the peer process exited before connecting",
+            ));
+        }
+        if Instant::now() >= self.deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer did not connect in time",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A short pause between polls of something that cannot be waited on.
+    pub fn pause(&self) -> io::Result<()> {
+        self.check()?;
+        std::thread::sleep(Duration::from_millis(1));
+        Ok(())
+    }
+}
+
+/// Finishes the parent's side once the peer runs.
+pub type Connect =
+    Box<dyn FnOnce(&Rendezvous<'_>) -> Result<Box<dyn Channel>, BackendError> + Send>;
+
+/// The parent's half-open channel: what to tell the peer, what to hand it, how to finish.
+pub struct Offer {
+    /// Passed to the peer's `join` (a path, a port, ...); validated there.
+    pub spec: String,
+    /// Descriptors the peer inherits as 3, 4, ...
+    pub inherit: Vec<OwnedFd>,
+    pub connect: Connect,
+}
+
+/// One IPC mechanism: how the parent offers a channel and how the peer joins it.
+pub trait Mechanism: Send + Sync {
+    fn info(&self) -> &'static MechanismInfo;
+
+    /// Why this message size cannot run here (naming the limit and how to raise it), if so.
+    fn unsupported(&self, _size: usize, _limits: &Limits) -> Option<String> {
+        None
+    }
+
+    /// Parent side, before the peer starts: create the objects.
+    fn offer(&self, params: &ChannelParams) -> Result<Offer, BackendError>;
+
+    /// Peer side: open what the parent offered. Must validate `spec` and `inherited`.
+    fn join(
+        &self,
+        spec: &str,
+        inherited: Vec<OwnedFd>,
+        params: &ChannelParams,
+    ) -> Result<Box<dyn Channel>, BackendError>;
+}
+
+impl std::fmt::Debug for dyn Mechanism {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.info().id)
+    }
+}
+
+pub fn by_id(id: &str) -> Option<&'static dyn Mechanism> {
+    REGISTRY.iter().copied().find(|m| m.info().id == id)
+}
+
+/// The mechanisms `all` stands for: everything but the deliberately faulty ones.
+pub fn all() -> impl Iterator<Item = &'static dyn Mechanism> {
+    REGISTRY
+        .iter()
+        .copied()
+        .filter(|m| m.info().family != Family::Test)
+}
+
+/// Checks that the peer received exactly `n` descriptors and returns them.
+pub(crate) fn expect_fds<const N: usize>(
+    mechanism: &'static str,
+    fds: Vec<OwnedFd>,
+) -> Result<[OwnedFd; N], BackendError> {
+    let got = fds.len();
+    fds.try_into().map_err(|_| {
+        BackendError::invalid(
+            mechanism,
+            "inherited descriptors",
+            &format!("expected {N}, got {got}"),
+        )
+    })
+}
+
+/// Checks that a descriptor is the kind of file this mechanism expects (a pipe, a socket).
+pub(crate) fn expect_file_type(
+    mechanism: &'static str,
+    fd: &impl AsFd,
+    want: nix::sys::stat::SFlag,
+) -> Result<(), BackendError> {
+    let st = nix::sys::stat::fstat(fd.as_fd())
+        .map_err(|e| BackendError::new(mechanism, "inspect", "an inherited descriptor", e))?;
+    if nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT != want
+    {
+        return Err(BackendError::invalid(
+            mechanism,
+            "an inherited descriptor",
+            "it is not the kind of file this mechanism uses",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! `pipe`: one anonymous pipe per direction, created by the parent and inherited by the peer.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::SFlag;
+
+use super::stream::StreamChannel;
+use super::{
+    expect_fds, expect_file_type, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer,
+};
+use crate::error::BackendError;
+
+pub struct Pipe;
+
+static INFO: MechanismInfo = MechanismInfo {
+    id: "pipe",
+    family: Family::MessagePassing,
+    summary: "anonymous pipes (pipe2), one per direction, inherited by the peer",
+    boundaries: false,
+    kernel_copies: 2,
+    named: false,
+    cross_host: false,
+};
+
+/// Two pipes: (parent's read end, parent's write end, peer's read end, peer's write end).
+pub(super) fn pipe_pair(mechanism: &'static str) -> Result<[OwnedFd; 4], BackendError> {
+    let make = || {
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| {
+            BackendError::new(mechanism, "create", "a pipe", e)
+                .hint("raise the open-file limit with ulimit -n")
+        })
+    };
+    let (to_peer_r, to_peer_w) = make()?;
+    let (from_peer_r, from_peer_w) = make()?;
+    Ok([from_peer_r, to_peer_w, to_peer_r, from_peer_w])
+}
+
+/// The peer's end: descriptors 3 (read) and 4 (write), both checked to be pipes.
+pub(super) fn join_pipes(
+    mechanism: &'static str,
+    spec: &str,
+    fds: Vec<OwnedFd>,
+) -> Result<Box<dyn Channel>, BackendError> {
+    if !spec.is_empty() {
+        return Err(BackendError::invalid(
+            mechanism,
+            spec,
+            "pipes take no argument",
+        ));
+    }
+    let [rx, tx] = expect_fds::<2>(mechanism, fds)?;
+    expect_file_type(mechanism, &rx, SFlag::S_IFIFO)?;
+    expect_file_type(mechanism, &tx, SFlag::S_IFIFO)?;
+    Ok(Box::new(StreamChannel::new(
+        mechanism,
+        File::from(rx),
+        File::from(tx),
+    )))
+}
+
+impl Mechanism for Pipe {
+    fn info(&self) -> &'static MechanismInfo {
+        &INFO
+    }
+
+    fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
+        let [rx, tx, peer_rx, peer_tx] = pipe_pair(INFO.id)?;
+        Ok(Offer {
+            spec: String::new(),
+            inherit: vec![peer_rx, peer_tx],
+            connect: Box::new(move |_| {
+                Ok(Box::new(StreamChannel::new(
+                    INFO.id,
+                    File::from(rx),
+                    File::from(tx),
+                )))
+            }),
+        })
+    }
+
+    fn join(
+        &self,
+        spec: &str,
+        inherited: Vec<OwnedFd>,
+        _params: &ChannelParams,
+    ) -> Result<Box<dyn Channel>, BackendError> {
+        join_pipes(INFO.id, spec, inherited)
+    }
+}

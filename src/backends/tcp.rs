@@ -1,0 +1,131 @@
+//! `tcp`: loopback TCP on 127.0.0.1 with an OS-chosen port and `TCP_NODELAY`.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::stream::StreamChannel;
+use super::{Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
+use crate::error::BackendError;
+
+pub struct Tcp;
+
+static INFO: MechanismInfo = MechanismInfo {
+    id: "tcp",
+    family: Family::Sockets,
+    summary: "loopback TCP (127.0.0.1, OS-chosen port, TCP_NODELAY on)",
+    boundaries: false,
+    kernel_copies: 2,
+    named: false,
+    cross_host: true,
+};
+
+fn err(action: &'static str, what: impl Into<String>, e: io::Error) -> BackendError {
+    BackendError::new(INFO.id, action, what, e)
+}
+
+fn channel(stream: TcpStream, what: &str) -> Result<Box<dyn Channel>, BackendError> {
+    stream
+        .set_nodelay(true)
+        .map_err(|e| err("set TCP_NODELAY on", what, e))?;
+    let rx = stream.try_clone().map_err(|e| err("duplicate", what, e))?;
+    Ok(Box::new(StreamChannel::new(INFO.id, rx, stream)))
+}
+
+/// Reads the 8-byte token a connecting peer must present: any other local process that
+/// connects to the port first is turned away.
+fn read_token(stream: &mut TcpStream, deadline: Instant) -> io::Result<u64> {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    stream.set_read_timeout(Some(left))?;
+    let mut b = [0u8; 8];
+    stream.read_exact(&mut b)?;
+    stream.set_read_timeout(None)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn parse_spec(spec: &str) -> Option<(u16, u64)> {
+    let (port, token) = spec.split_once(':')?;
+    let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
+    if token.len() != 16 {
+        return None;
+    }
+    Some((port, u64::from_str_radix(token, 16).ok()?))
+}
+
+impl Mechanism for Tcp {
+    fn info(&self) -> &'static MechanismInfo {
+        &INFO
+    }
+
+    fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| err("listen on", "127.0.0.1", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| err("inspect", "the listener", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| err("configure", addr.to_string(), e))?;
+        let token = crate::sys::random_u64().map_err(|e| err("read", "/dev/urandom", e))?;
+        Ok(Offer {
+            spec: format!("{}:{token:016x}", addr.port()),
+            inherit: Vec::new(),
+            connect: Box::new(move |rv| loop {
+                rv.wait_readable(listener.as_fd())
+                    .map_err(|e| err("accept on", addr.to_string(), e))?;
+                let (mut stream, from) = match listener.accept() {
+                    Ok(s) => s,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(err("accept on", addr.to_string(), e)),
+                };
+                stream
+                    .set_nonblocking(false)
+                    .map_err(|e| err("configure", from.to_string(), e))?;
+                if matches!(read_token(&mut stream, rv.deadline), Ok(t) if t == token) {
+                    return channel(stream, &from.to_string());
+                }
+            }),
+        })
+    }
+
+    fn join(
+        &self,
+        spec: &str,
+        _inherited: Vec<OwnedFd>,
+        _params: &ChannelParams,
+    ) -> Result<Box<dyn Channel>, BackendError> {
+        let (port, token) = parse_spec(spec).ok_or_else(|| {
+            BackendError::invalid(INFO.id, spec, "expected PORT:TOKEN (16 hex digits)")
+        })?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+            .map_err(|e| err("connect to", addr.to_string(), e))?;
+        stream
+            .write_all(&token.to_le_bytes())
+            .map_err(|e| err("send the token to", addr.to_string(), e))?;
+        channel(stream, &addr.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_spec;
+
+    #[test]
+    fn spec_is_parsed_strictly() {
+        assert_eq!(parse_spec("8080:00000000000000ff"), Some((8080, 255)));
+        for bad in [
+            "",
+            "8080",
+            "0:00000000000000ff",
+            "70000:00000000000000ff",
+            "1:ff",
+            "1:zz00000000000000",
+        ] {
+            assert_eq!(parse_spec(bad), None, "{bad}");
+        }
+    }
+}

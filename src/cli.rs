@@ -1,0 +1,224 @@
+//! Command-line definitions and their validation. Bad input exits 2 with a message that
+//! says what is allowed.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::backends::{self, Family, Mechanism};
+use crate::message::Verify;
+use crate::peer::{PeerArgs, MAX_SIZE};
+use crate::placement::Pin;
+use crate::results::Workload;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ipcbench",
+    version,
+    about = "Measure latency and throughput of Linux IPC mechanisms between two real processes",
+    long_about = "Measure latency and throughput of Linux IPC mechanisms between two real processes.\n\n\
+        Every mechanism runs the same workloads: a ping-pong round trip recorded per iteration \
+        (p50/p99/p99.9) and one-way streaming with a final acknowledgement (MB/s). Every \
+        message is checked; a mechanism that loses or corrupts data is reported as an error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: CommandKind,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CommandKind {
+    /// List the mechanisms with their properties and this machine's IPC limits.
+    List,
+    /// Run the latency and throughput workloads and print a comparison table.
+    Run(RunArgs),
+    /// The peer process (started by `run` itself; not for use by hand).
+    #[command(name = "__peer", hide = true)]
+    Peer(PeerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Mechanisms to run, comma-separated: ids from `ipcbench list`, family names
+    /// (message-passing, sockets, shared-memory, crates) or `all`.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub mechanisms: Vec<String>,
+
+    /// Message sizes in bytes, comma-separated; K and M suffixes are powers of 1024 (64,4K,1M).
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_value = "64,4K,64K,1M")]
+    pub sizes: Vec<usize>,
+
+    /// Workloads to run, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "latency,throughput"
+    )]
+    pub workloads: Vec<Workload>,
+
+    /// Fewer messages per case: a full sweep in well under a minute.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Measured messages per case (round trips for latency), instead of the size-based default.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub messages: Option<u64>,
+
+    /// CPU placement: `cross` puts the two processes on different CPUs (default with 2+ CPUs),
+    /// `same` on one CPU, `none` lets the scheduler decide.
+    #[arg(long, value_enum)]
+    pub pin: Option<Pin>,
+
+    /// The two CPUs to use as PARENT,PEER (default: the first two this process may use).
+    #[arg(long, value_parser = parse_cpu_pair)]
+    pub cpus: Option<(usize, usize)>,
+
+    /// How much of each message the receiver checks: `cheap` (length, sequence number,
+    /// last word) or `full` (every byte).
+    #[arg(long, value_enum, default_value = "cheap")]
+    pub verify: Verify,
+
+    /// Seconds any single phase may wait for the peer before the case fails.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+
+    /// Where to write the JSON results (written atomically).
+    #[arg(long, default_value = "results/latest.json")]
+    pub json: PathBuf,
+}
+
+/// Parses `64`, `4K`, `4KiB`, `1M`, `1MiB` (binary multiples). Zero and over 256 MiB are refused.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, mult) = match t.find(|c: char| !c.is_ascii_digit()) {
+        None => (t, 1usize),
+        Some(i) => {
+            let unit = &t[i..];
+            let mult = match unit.to_ascii_lowercase().as_str() {
+                "b" => 1,
+                "k" | "kb" | "kib" => 1 << 10,
+                "m" | "mb" | "mib" => 1 << 20,
+                _ => return Err(format!("unknown unit {unit:?} in {s:?}: use a number with optional K or M (e.g. 64, 4K, 1M)")),
+            };
+            (&t[..i], mult)
+        }
+    };
+    let n: usize = digits.parse().map_err(|_| {
+        format!("{s:?} is not a size: use a number with optional K or M (e.g. 64, 4K, 1M)")
+    })?;
+    let size = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if size == 0 {
+        return Err("a message size must be at least 1 byte".into());
+    }
+    if size > MAX_SIZE {
+        return Err(format!(
+            "{s:?} is larger than the 256 MiB this tool supports"
+        ));
+    }
+    Ok(size)
+}
+
+fn parse_cpu_pair(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("{s:?}: give two CPU numbers as PARENT,PEER (e.g. 0,1)"))?;
+    let cpu = |x: &str| {
+        x.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{x:?} is not a CPU number"))
+    };
+    Ok((cpu(a)?, cpu(b)?))
+}
+
+fn family_by_name(name: &str) -> Option<Family> {
+    [
+        Family::MessagePassing,
+        Family::Sockets,
+        Family::SharedMemory,
+        Family::Crates,
+    ]
+    .into_iter()
+    .find(|f| f.as_str() == name)
+}
+
+/// Resolves `--mechanisms` into registry entries, in registry order. Unknown or repeated
+/// names are refused.
+pub fn resolve_mechanisms(names: &[String]) -> Result<Vec<&'static dyn Mechanism>, String> {
+    let mut chosen: Vec<&'static dyn Mechanism> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for raw in names {
+        let name = raw.trim();
+        if !seen.insert(name) {
+            return Err(format!("{name:?} is listed twice in --mechanisms"));
+        }
+        let picked: Vec<&'static dyn Mechanism> = if name == "all" {
+            backends::all().collect()
+        } else if let Some(f) = family_by_name(name) {
+            backends::all().filter(|m| m.info().family == f).collect()
+        } else if let Some(m) = backends::by_id(name) {
+            vec![m]
+        } else {
+            let known: Vec<&str> = backends::all().map(|m| m.info().id).collect();
+            return Err(format!(
+                "unknown mechanism {name:?}; choose from: all, message-passing, sockets, shared-memory, crates, {}",
+                known.join(", ")
+            ));
+        };
+        for m in picked {
+            if !chosen.iter().any(|c| c.info().id == m.info().id) {
+                chosen.push(m);
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Err("--mechanisms selects no mechanism".into());
+    }
+    Ok(chosen)
+}
+
+/// Refuses repeated sizes or workloads (a repeated case would only waste time).
+pub fn check_unique<T: PartialEq + std::fmt::Debug>(what: &str, items: &[T]) -> Result<(), String> {
+    for (i, a) in items.iter().enumerate() {
+        if items[..i].contains(a) {
+            return Err(format!("{a:?} is listed twice in --{what}"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64"), Ok(64));
+        assert_eq!(parse_size("4K"), Ok(4096));
+        assert_eq!(parse_size("4kib"), Ok(4096));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        for bad in ["0", "", "x", "4Q", "-1", "1G", "99999999999999999999"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mechanisms() {
+        let all = resolve_mechanisms(&["all".into()]).unwrap();
+        assert!(all.iter().all(|m| m.info().family != Family::Test));
+        assert_eq!(
+            resolve_mechanisms(&["tcp".into(), "pipe".into()])
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(resolve_mechanisms(&["pipe".into(), "pipe".into()]).is_err());
+        assert!(resolve_mechanisms(&["nope".into()])
+            .unwrap_err()
+            .contains("choose from"));
+        let sockets = resolve_mechanisms(&["sockets".into()]).unwrap();
+        assert!(sockets.iter().all(|m| m.info().family == Family::Sockets));
+    }
+}

@@ -1,0 +1,108 @@
+//! The subcommands, at the CLI edge: errors become `anyhow` messages here.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backends;
+use crate::cli::{check_unique, resolve_mechanisms, RunArgs};
+use crate::environment::{Environment, Limits};
+use crate::placement::{default_pin, Placement};
+use crate::report::{size_label, table};
+use crate::results::{write_atomically, Status};
+use crate::runner::{Event, Plan};
+
+/// Checks `run` arguments that clap cannot check alone; `Err` is a usage error (exit 2).
+pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Plan, String> {
+    let mechanisms = resolve_mechanisms(&args.mechanisms)?;
+    check_unique("sizes", &args.sizes)?;
+    check_unique("workloads", &args.workloads)?;
+    let pin = args.pin.unwrap_or_else(default_pin);
+    let placement = Placement::plan(pin, args.cpus)?;
+    Ok(Plan {
+        mechanisms,
+        sizes: args.sizes.clone(),
+        workloads: args.workloads.clone(),
+        quick: args.quick,
+        messages: args.messages,
+        verify: args.verify,
+        placement,
+        timeout: Duration::from_secs(args.timeout),
+        peer_exe,
+    })
+}
+
+/// `ipcbench run`. Returns whether every case that could run succeeded.
+pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
+    let env = Environment::capture();
+    let cases = plan.cases().len() as u64;
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::new(cases);
+        if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}") {
+            b.set_style(style);
+        }
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    eprintln!("ipcbench: {} cases, {}", cases, plan.placement.describe());
+    let run = plan.run(env, |ev| match ev {
+        Event::Start(c) => bar.set_message(format!(
+            "{} {} {}",
+            c.mechanism.info().id,
+            c.workload.as_str(),
+            size_label(c.size)
+        )),
+        Event::Done(..) => bar.inc(1),
+    });
+    bar.finish_and_clear();
+    write_atomically(&args.json, &run)
+        .with_context(|| format!("cannot write the results to {}", args.json.display()))?;
+    print!("{}", table::render(&run));
+    println!("Results written to {}", args.json.display());
+    let failed = run
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Error)
+        .count();
+    if failed > 0 {
+        eprintln!("ipcbench: {failed} case(s) failed; see the notes above and the \"reason\" fields in the JSON");
+    }
+    Ok(failed == 0)
+}
+
+/// `ipcbench list`.
+pub fn list() {
+    println!(
+        "{:<14} {:<16} {:<10} {:>6} {:<6} {:<10} description",
+        "mechanism", "family", "boundaries", "copies", "named", "cross-host"
+    );
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    for m in backends::all() {
+        let i = m.info();
+        println!(
+            "{:<14} {:<16} {:<10} {:>6} {:<6} {:<10} {}",
+            i.id,
+            i.family.as_str(),
+            yes(i.boundaries),
+            i.kernel_copies,
+            yes(i.named),
+            yes(i.cross_host),
+            i.summary
+        );
+    }
+    println!("\nboundaries: one send arrives as one receive; copies: payload copies the kernel makes per message;");
+    println!("named: unrelated processes can find it by a filesystem name; cross-host: works between machines.\n");
+    let l = Limits::read();
+    let show = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into());
+    println!("IPC limits on this machine:");
+    println!("  fs.pipe-max-size        {}", show(l.pipe_max_size));
+    println!("  fs.mqueue.msgsize_max   {}", show(l.mq_msgsize_max));
+    println!("  fs.mqueue.msg_max       {}", show(l.mq_msg_max));
+    println!("  kernel.msgmax           {}", show(l.msgmax));
+    println!("  kernel.msgmnb           {}", show(l.msgmnb));
+    println!("  net.core.wmem_max       {}", show(l.wmem_max));
+    println!("  net.core.rmem_max       {}", show(l.rmem_max));
+}

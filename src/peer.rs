@@ -1,0 +1,590 @@
+//! The peer process: starting it (this executable re-run in a hidden role), talking to it
+//! over its stdin/stdout control pipes, bounding every wait, and reporting how it died.
+//! The peer's side of the protocol (`serve`) lives here too, so both halves read together.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use thiserror::Error;
+
+use crate::backends::{self, ChannelParams};
+use crate::message::Verify;
+use crate::sys::fd::{prepare_child, take_inherited, MAX_INHERITED_FDS};
+use crate::sys::CpuUsage;
+use crate::workload::{self, Buffers};
+
+/// Largest message the peer role accepts (the CLI enforces the same bound).
+pub const MAX_SIZE: usize = 256 << 20;
+/// Name of the hidden subcommand.
+pub const ROLE: &str = "__peer";
+/// How long the parent waits for a peer that has stopped answering to finish exiting.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+const STDERR_KEEP: usize = 4096;
+
+#[derive(Debug, Error)]
+pub enum PeerError {
+    #[error("cannot start the peer process {exe}: {source}")]
+    Spawn {
+        exe: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the peer process {status}{}", stderr_suffix(.stderr))]
+    Died { status: String, stderr: String },
+    #[error("timed out after {secs} s waiting for {what}; the peer was killed (raise --timeout if the workload is merely slow)")]
+    Timeout { what: String, secs: u64 },
+    #[error("the peer reported: {0}")]
+    Reported(String),
+    #[error("unexpected line from the peer: {0:?}")]
+    Protocol(String),
+    #[error("lost the control pipe to the peer: {0}")]
+    Control(#[source] io::Error),
+}
+
+fn stderr_suffix(s: &str) -> String {
+    if s.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; its stderr: {}", s.trim())
+    }
+}
+
+/// "exited with status 3" / "was killed by signal 9 (SIGKILL)".
+pub fn describe_status(status: ExitStatus) -> String {
+    if let Some(sig) = status.signal() {
+        let name = nix::sys::signal::Signal::try_from(sig)
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        format!("was killed by signal {sig} ({name})")
+    } else {
+        format!("exited with status {}", status.code().unwrap_or(-1))
+    }
+}
+
+/// Kills the peer if a deadline passes, so a blocked data path returns (end-of-file).
+struct Watchdog {
+    state: Arc<(Mutex<WatchState>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    deadline: Option<Instant>,
+    fired: bool,
+    stop: bool,
+}
+
+impl Watchdog {
+    fn start(child: Arc<Mutex<Child>>) -> io::Result<Watchdog> {
+        let state = Arc::new((Mutex::new(WatchState::default()), Condvar::new()));
+        let shared = Arc::clone(&state);
+        let thread = std::thread::Builder::new()
+            .name("ipcbench-watchdog".into())
+            .spawn(move || {
+                let (lock, cv) = &*shared;
+                let Ok(mut st) = lock.lock() else { return };
+                loop {
+                    if st.stop {
+                        return;
+                    }
+                    st = match st.deadline {
+                        None => match cv.wait(st) {
+                            Ok(g) => g,
+                            Err(_) => return,
+                        },
+                        Some(d) if Instant::now() >= d => {
+                            if let Ok(mut c) = child.lock() {
+                                let _ = c.kill();
+                            }
+                            st.fired = true;
+                            st.deadline = None;
+                            st
+                        }
+                        Some(d) => match cv.wait_timeout(st, d - Instant::now()) {
+                            Ok((g, _)) => g,
+                            Err(_) => return,
+                        },
+                    };
+                }
+            })?;
+        Ok(Watchdog {
+            state,
+            thread: Some(thread),
+        })
+    }
+
+    fn set(&self, deadline: Option<Instant>) {
+        if let Ok(mut st) = self.state.0.lock() {
+            st.deadline = deadline;
+            self.state.1.notify_all();
+        }
+    }
+
+    fn fired(&self) -> bool {
+        self.state.0.lock().map(|s| s.fired).unwrap_or(false)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.state.0.lock() {
+            st.stop = true;
+            self.state.1.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What the parent tells the peer to start.
+pub struct Launch<'a> {
+    pub exe: &'a Path,
+    pub mechanism: &'static str,
+    pub size: usize,
+    pub verify: Verify,
+    pub cpu: Option<usize>,
+    pub spec: String,
+    pub inherit: Vec<OwnedFd>,
+}
+
+/// The parent's handle on a running peer. Dropping it kills and reaps the peer.
+pub struct Peer {
+    child: Arc<Mutex<Child>>,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+    watchdog: Watchdog,
+    timeout: Duration,
+}
+
+impl Peer {
+    pub fn spawn(launch: Launch<'_>, timeout: Duration) -> Result<Peer, PeerError> {
+        let spawn_err = |source| PeerError::Spawn {
+            exe: launch.exe.to_path_buf(),
+            source,
+        };
+        let mut cmd = Command::new(launch.exe);
+        cmd.arg(ROLE)
+            .arg("--mechanism")
+            .arg(launch.mechanism)
+            .arg("--size")
+            .arg(launch.size.to_string())
+            .arg("--verify")
+            .arg(launch.verify.as_str())
+            .arg("--fds")
+            .arg(launch.inherit.len().to_string())
+            .arg("--spec")
+            .arg(&launch.spec)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(cpu) = launch.cpu {
+            cmd.arg("--cpu").arg(cpu.to_string());
+        }
+        let raw: Vec<_> = launch.inherit.iter().map(|f| f.as_raw_fd()).collect();
+        prepare_child(&mut cmd, &raw).map_err(spawn_err)?;
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        // Our copies of the peer's ends close now, so the peer's death reads as end-of-file.
+        drop(launch.inherit);
+
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let (tx, lines) = mpsc::channel();
+        if let Some(out) = stdout {
+            std::thread::Builder::new()
+                .name("ipcbench-peer-out".into())
+                .spawn(move || {
+                    for line in BufReader::new(out).lines().map_while(Result::ok) {
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(spawn_err)?;
+        }
+        let stderr = match stderr {
+            Some(mut err) => Some(
+                std::thread::Builder::new()
+                    .name("ipcbench-peer-err".into())
+                    .spawn(move || {
+                        let mut all = Vec::new();
+                        let _ = err.read_to_end(&mut all);
+                        let start = all.len().saturating_sub(STDERR_KEEP);
+                        String::from_utf8_lossy(&all[start..]).into_owned()
+                    })
+                    .map_err(spawn_err)?,
+            ),
+            None => None,
+        };
+        let child = Arc::new(Mutex::new(child));
+        let watchdog = Watchdog::start(Arc::clone(&child)).map_err(spawn_err)?;
+        Ok(Peer {
+            child,
+            stdin,
+            lines,
+            stderr,
+            watchdog,
+            timeout,
+        })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// True once the peer process has exited (it is reaped here).
+    pub fn has_exited(&self) -> bool {
+        match self.child.lock() {
+            Ok(mut c) => !matches!(c.try_wait(), Ok(None)),
+            Err(_) => true,
+        }
+    }
+
+    pub fn command(&mut self, line: &str) -> Result<(), PeerError> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| PeerError::Control(io::ErrorKind::BrokenPipe.into()))?;
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .map_err(PeerError::Control)
+    }
+
+    /// Waits (bounded) for a line starting with `word`; returns the rest of it.
+    pub fn expect(&mut self, word: &str) -> Result<String, PeerError> {
+        let deadline = Instant::now() + self.timeout;
+        match self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(line) => parse_reply(&line, word),
+            Err(RecvTimeoutError::Timeout) => {
+                self.kill();
+                Err(PeerError::Timeout {
+                    what: format!("the peer's {word:?}"),
+                    secs: self.timeout.as_secs(),
+                })
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(self.death()),
+        }
+    }
+
+    /// Arms the watchdog for one timed phase; `disarm` ends it.
+    pub fn arm(&self) {
+        self.watchdog.set(Some(Instant::now() + self.timeout));
+    }
+
+    pub fn disarm(&self) {
+        self.watchdog.set(None);
+    }
+
+    /// After the data path failed: the most precise explanation the peer side can give
+    /// (its own report, its death, or the watchdog), or `None` if it is alive and silent.
+    pub fn diagnose(&mut self) -> Option<PeerError> {
+        if self.watchdog.fired() {
+            return Some(PeerError::Timeout {
+                what: "the data path".into(),
+                secs: self.timeout.as_secs(),
+            });
+        }
+        match self.lines.recv_timeout(EXIT_GRACE) {
+            Ok(line) => Some(match parse_reply(&line, "error") {
+                Ok(msg) => PeerError::Reported(msg),
+                Err(e) => e,
+            }),
+            Err(RecvTimeoutError::Disconnected) => Some(self.death()),
+            Err(RecvTimeoutError::Timeout) => None,
+        }
+    }
+
+    /// Tells the peer to exit and waits (bounded) for a clean exit.
+    pub fn quit(mut self) -> Result<(), PeerError> {
+        self.command("quit")?;
+        self.stdin = None;
+        let deadline = Instant::now() + EXIT_GRACE.max(self.timeout.min(Duration::from_secs(10)));
+        loop {
+            let status = self
+                .child
+                .lock()
+                .ok()
+                .and_then(|mut c| c.try_wait().ok().flatten());
+            if let Some(st) = status {
+                return if st.success() {
+                    Ok(())
+                } else {
+                    Err(self.death())
+                };
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                return Err(PeerError::Timeout {
+                    what: "the peer to exit".into(),
+                    secs: deadline.elapsed().as_secs(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn kill(&self) {
+        if let Ok(mut c) = self.child.lock() {
+            let _ = c.kill();
+        }
+    }
+
+    /// The peer is gone or going: wait for it (bounded) and describe how it ended.
+    fn death(&mut self) -> PeerError {
+        let deadline = Instant::now() + EXIT_GRACE;
+        let status = loop {
+            let st = self
+                .child
+                .lock()
+                .ok()
+                .and_then(|mut c| c.try_wait().ok().flatten());
+            if st.is_some() || Instant::now() >= deadline {
+                break st;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let Some(status) = status else {
+            self.kill();
+            return PeerError::Protocol("the peer closed its control pipe but did not exit".into());
+        };
+        // A report the peer made just before dying explains more than its exit code.
+        if let Ok(line) = self.lines.try_recv() {
+            if let Ok(msg) = parse_reply(&line, "error") {
+                return PeerError::Reported(msg);
+            }
+        }
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        PeerError::Died {
+            status: describe_status(status),
+            stderr,
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stdin = None;
+        if let Ok(mut c) = self.child.lock() {
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+        if let Some(t) = self.stderr.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn parse_reply(line: &str, word: &str) -> Result<String, PeerError> {
+    let (head, rest) = line.split_once(' ').unwrap_or((line, ""));
+    if head == word {
+        Ok(rest.to_string())
+    } else if head == "error" {
+        Err(PeerError::Reported(rest.to_string()))
+    } else {
+        Err(PeerError::Protocol(line.to_string()))
+    }
+}
+
+/// Encodes the peer's CPU usage for one phase in its `done` line.
+pub fn encode_usage(u: CpuUsage) -> String {
+    format!(
+        "{} {} {} {}",
+        u.user_ns, u.sys_ns, u.voluntary, u.involuntary
+    )
+}
+
+pub fn decode_usage(s: &str) -> Result<CpuUsage, PeerError> {
+    let v: Vec<u64> = s
+        .split(' ')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| PeerError::Protocol(format!("done {s}")))?;
+    match v.as_slice() {
+        [u, s, vo, inv] => Ok(CpuUsage {
+            user_ns: *u,
+            sys_ns: *s,
+            voluntary: *vo,
+            involuntary: *inv,
+        }),
+        _ => Err(PeerError::Protocol(format!("done {s}"))),
+    }
+}
+
+/// Arguments of the hidden peer role. Everything is validated before use.
+#[derive(Args, Debug)]
+pub struct PeerArgs {
+    #[arg(long)]
+    pub mechanism: String,
+    #[arg(long)]
+    pub size: usize,
+    #[arg(long, value_enum)]
+    pub verify: Verify,
+    #[arg(long)]
+    pub cpu: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub fds: usize,
+    #[arg(long, default_value = "")]
+    pub spec: String,
+}
+
+/// A command from the parent.
+enum Order {
+    Echo(u64),
+    Sink(u64),
+    Quit,
+}
+
+fn parse_order(line: &str) -> Result<Order, String> {
+    let mut it = line.split(' ');
+    let verb = it.next().unwrap_or("");
+    let count = it.next().map(str::parse::<u64>);
+    match (verb, count, it.next()) {
+        ("quit", None, None) => Ok(Order::Quit),
+        ("echo", Some(Ok(n)), None) => Ok(Order::Echo(n)),
+        ("sink", Some(Ok(n)), None) if n > 0 => Ok(Order::Sink(n)),
+        _ => Err(format!("unknown command {line:?}")),
+    }
+}
+
+fn is_pipe(fd: i32) -> bool {
+    // SAFETY: borrowing a standard descriptor for one fstat; it stays open for the call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    nix::sys::stat::fstat(fd)
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+        .unwrap_or(false)
+}
+
+/// The peer role's main: join the channel, then obey the parent's commands.
+/// Exit codes: 0 done, 2 refused its arguments, 3 failed (reported on stdout as `error ...`).
+pub fn serve(args: &PeerArgs) -> i32 {
+    if !is_pipe(0) || !is_pipe(1) {
+        eprintln!("ipcbench: {ROLE} is the peer role that `ipcbench run` starts itself; it is not for use by hand");
+        return 2;
+    }
+    let mechanism = match validate(args) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("error refused: {e}");
+            return 2;
+        }
+    };
+    match serve_orders(mechanism, args) {
+        Ok(()) => 0,
+        Err(e) => {
+            // The parent reads this line; a broken stdout means it is gone anyway.
+            let line = e.replace('\n', " ");
+            println!("error {line}");
+            3
+        }
+    }
+}
+
+fn validate(args: &PeerArgs) -> Result<&'static dyn backends::Mechanism, String> {
+    let m = backends::by_id(&args.mechanism)
+        .ok_or_else(|| format!("unknown mechanism {:?}", args.mechanism))?;
+    if args.size == 0 || args.size > MAX_SIZE {
+        return Err(format!("size {} is outside 1..={MAX_SIZE}", args.size));
+    }
+    if args.fds > MAX_INHERITED_FDS {
+        return Err(format!(
+            "{} descriptors is more than {MAX_INHERITED_FDS}",
+            args.fds
+        ));
+    }
+    if args.spec.len() > 4096 || args.spec.contains('\0') {
+        return Err("the channel description is malformed".into());
+    }
+    Ok(m)
+}
+
+fn serve_orders(
+    mechanism: &'static dyn backends::Mechanism,
+    args: &PeerArgs,
+) -> Result<(), String> {
+    let id = mechanism.info().id;
+    if let Some(cpu) = args.cpu {
+        crate::placement::bind_current_thread(&[cpu])
+            .map_err(|e| format!("cannot pin the peer to CPU {cpu}: {e}"))?;
+    }
+    let fds = take_inherited(args.fds).map_err(|e| format!("{id}: {e}"))?;
+    let params = ChannelParams { size: args.size };
+    let mut chan = mechanism
+        .join(&args.spec, fds, &params)
+        .map_err(|e| e.to_string())?;
+    let mut bufs = Buffers::new(args.size, args.verify);
+    let mut seq = 0u64;
+    let mut out = io::stdout().lock();
+    let mut say = |s: &str| -> Result<(), String> {
+        writeln!(out, "{s}")
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("control pipe: {e}"))
+    };
+    say("ready")?;
+    for line in io::stdin().lock().lines() {
+        let line = line.map_err(|e| format!("control pipe: {e}"))?;
+        let order = parse_order(&line)?;
+        let before = CpuUsage::thread().map_err(|e| e.to_string())?;
+        let result = match order {
+            Order::Quit => return Ok(()),
+            Order::Echo(n) => {
+                say("go")?;
+                workload::pong(chan.as_mut(), &mut bufs, &mut seq, n)
+            }
+            Order::Sink(n) => {
+                say("go")?;
+                workload::sink(chan.as_mut(), &mut bufs, &mut seq, n)
+            }
+        };
+        result.map_err(|e| e.to_string())?;
+        let used = CpuUsage::thread().map_err(|e| e.to_string())?.since(before);
+        say(&format!("done {}", encode_usage(used)))?;
+    }
+    Err("the parent closed the control pipe".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_are_parsed_strictly() {
+        assert!(matches!(parse_order("echo 5"), Ok(Order::Echo(5))));
+        assert!(matches!(parse_order("sink 1"), Ok(Order::Sink(1))));
+        assert!(matches!(parse_order("quit"), Ok(Order::Quit)));
+        for bad in ["", "echo", "echo -1", "sink 0", "quit now", "rm -rf /"] {
+            assert!(parse_order(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn usage_round_trips() {
+        let u = CpuUsage {
+            user_ns: 1,
+            sys_ns: 2,
+            voluntary: 3,
+            involuntary: 4,
+        };
+        assert_eq!(decode_usage(&encode_usage(u)).unwrap(), u);
+        assert!(decode_usage("1 2 x 4").is_err());
+    }
+}

@@ -1,0 +1,173 @@
+//! The comparison tables printed after a run: mechanism by size, one table per metric.
+
+use std::fmt::Write;
+
+use super::{micros, size_label};
+use crate::results::{CaseResult, RunFile, Status, Workload};
+
+struct Grid {
+    title: String,
+    sizes: Vec<usize>,
+    rows: Vec<(String, Vec<String>)>,
+}
+
+impl Grid {
+    fn render(&self, out: &mut String) {
+        let mut widths = vec![self
+            .rows
+            .iter()
+            .map(|r| r.0.len())
+            .max()
+            .unwrap_or(0)
+            .max(9)];
+        for (i, s) in self.sizes.iter().enumerate() {
+            let w = self
+                .rows
+                .iter()
+                .map(|r| r.1[i].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(size_label(*s).len());
+            widths.push(w);
+        }
+        let _ = writeln!(out, "{}", self.title);
+        let mut header = format!("{:<w$}", "mechanism", w = widths[0]);
+        for (i, s) in self.sizes.iter().enumerate() {
+            let _ = write!(header, "  {:>w$}", size_label(*s), w = widths[i + 1]);
+        }
+        let _ = writeln!(out, "{header}");
+        let _ = writeln!(out, "{}", "-".repeat(header.chars().count()));
+        for (name, cells) in &self.rows {
+            let mut line = format!("{name:<w$}", w = widths[0]);
+            for (i, c) in cells.iter().enumerate() {
+                let _ = write!(line, "  {:>w$}", c, w = widths[i + 1]);
+            }
+            let _ = writeln!(out, "{line}");
+        }
+        out.push('\n');
+    }
+}
+
+/// Reasons for unsupported and failed cells, numbered once and referenced as `[n]`.
+/// A silent `Notes` shows non-ok cells as `-` (their reasons are listed by another table).
+#[derive(Default)]
+struct Notes(Vec<String>, bool);
+
+impl Notes {
+    fn silent() -> Notes {
+        Notes(Vec::new(), true)
+    }
+
+    fn cell(&mut self, r: &CaseResult, ok: impl FnOnce(&CaseResult) -> String) -> String {
+        let word = match r.status {
+            Status::Ok => return ok(r),
+            _ if self.1 => return "-".into(),
+            Status::Unsupported => "unsupported",
+            Status::Error => "ERROR",
+        };
+        let text = format!(
+            "{} {} {}: {}",
+            r.mechanism,
+            r.workload.as_str(),
+            size_label(r.size),
+            r.reason.as_deref().unwrap_or("no reason given")
+        );
+        self.0.push(text);
+        format!("{word} [{}]", self.0.len())
+    }
+}
+
+fn grid(
+    run: &RunFile,
+    workload: Workload,
+    title: &str,
+    notes: &mut Notes,
+    cell: impl Fn(&CaseResult) -> String,
+) -> Option<Grid> {
+    let sizes = run.config.sizes.clone();
+    let mut rows = Vec::new();
+    for mech in &run.config.mechanisms {
+        let cells: Vec<String> = sizes
+            .iter()
+            .map(|&size| {
+                run.results
+                    .iter()
+                    .find(|r| &r.mechanism == mech && r.workload == workload && r.size == size)
+                    .map(|r| notes.cell(r, &cell))
+                    .unwrap_or_else(|| "-".into())
+            })
+            .collect();
+        if cells.iter().any(|c| c != "-") {
+            rows.push((mech.clone(), cells));
+        }
+    }
+    (!rows.is_empty()).then(|| Grid {
+        title: title.to_string(),
+        sizes,
+        rows,
+    })
+}
+
+fn cpu_cell(r: &CaseResult) -> String {
+    r.cpu
+        .as_ref()
+        .map(|c| micros(c.user_ns_per_msg + c.sys_ns_per_msg))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Renders every table for a run, followed by the numbered notes.
+pub fn render(run: &RunFile) -> String {
+    let mut out = String::new();
+    let mut notes = Notes::default();
+    let _ = writeln!(out, "{}\n", run.config.placement);
+    let tables = [
+        grid(
+            run,
+            Workload::Latency,
+            "Round-trip latency, p50 / p99 (µs)",
+            &mut notes,
+            |r| {
+                r.rtt_ns
+                    .as_ref()
+                    .map(|s| format!("{} / {}", micros(s.p50 as f64), micros(s.p99 as f64)))
+                    .unwrap_or_else(|| "-".into())
+            },
+        ),
+        grid(
+            run,
+            Workload::Throughput,
+            "Throughput, one way (MB/s, 1 MB = 10^6 bytes)",
+            &mut notes,
+            |r| {
+                r.throughput
+                    .as_ref()
+                    .map(|t| format!("{:.1}", t.bytes_per_sec / 1e6))
+                    .unwrap_or_else(|| "-".into())
+            },
+        ),
+        grid(
+            run,
+            Workload::Latency,
+            "CPU per round trip, both processes, user+sys (µs)",
+            &mut Notes::silent(),
+            cpu_cell,
+        ),
+        grid(
+            run,
+            Workload::Throughput,
+            "CPU per streamed message, both processes, user+sys (µs)",
+            &mut Notes::silent(),
+            cpu_cell,
+        ),
+    ];
+    for t in tables.iter().flatten() {
+        t.render(&mut out);
+    }
+    if !notes.0.is_empty() {
+        let _ = writeln!(out, "Notes:");
+        for (i, n) in notes.0.iter().enumerate() {
+            let _ = writeln!(out, "  [{}] {n}", i + 1);
+        }
+    }
+    out
+}

@@ -1,0 +1,137 @@
+//! The JSON results file. This shape is a contract read by reports and users' scripts:
+//! fields are added, never renamed or repurposed.
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+use crate::environment::Environment;
+use crate::placement::Pin;
+use crate::stats::LatencySummary;
+
+pub const SCHEMA: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunFile {
+    pub schema: u32,
+    pub tool: String,
+    pub version: String,
+    pub started_at: String,
+    pub environment: Environment,
+    pub config: RunConfig,
+    pub results: Vec<CaseResult>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// Ping-pong: the round trip of one message and its reply, per iteration.
+    Latency,
+    /// One-way streaming of N messages, then one acknowledgement.
+    Throughput,
+}
+
+impl Workload {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Workload::Latency => "latency",
+            Workload::Throughput => "throughput",
+        }
+    }
+}
+
+/// How the run was configured, including how the processes were placed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub pin: Pin,
+    /// `[parent CPU, peer CPU]` when pinned.
+    pub cpus: Option<[usize; 2]>,
+    pub placement: String,
+    pub quick: bool,
+    pub verify: String,
+    pub mechanisms: Vec<String>,
+    pub sizes: Vec<usize>,
+    pub workloads: Vec<Workload>,
+    /// `--messages` when given; otherwise counts follow the size (see README).
+    pub messages: Option<u64>,
+    pub timeout_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    /// The mechanism cannot carry this size (or run) here; `reason` says which limit.
+    Unsupported,
+    /// The run failed: lost or corrupted data, a dead peer, a timeout. Never a number.
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    pub msgs_per_sec: f64,
+    pub bytes_per_sec: f64,
+    /// From the first send to the acknowledgement.
+    pub elapsed_ns: u64,
+}
+
+/// CPU spent by both processes during the timed region, per message (per round trip for
+/// latency), from `getrusage`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuCost {
+    pub user_ns_per_msg: f64,
+    pub sys_ns_per_msg: f64,
+    pub ctx_switches_per_msg: f64,
+    pub voluntary_ctx_switches_per_msg: f64,
+    pub involuntary_ctx_switches_per_msg: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub mechanism: String,
+    pub workload: Workload,
+    pub size: usize,
+    /// Recorded round trips (latency) or streamed messages (throughput), warm-up excluded.
+    pub messages: u64,
+    pub warmup: u64,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ns: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<Throughput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuCost>,
+}
+
+/// Writes the file atomically: a temporary file beside it, then a rename, so an
+/// interrupted run never leaves a half-written or destroyed result.
+pub fn write_atomically(path: &Path, run: &RunFile) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        serde_json::to_writer_pretty(&mut f, run)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,198 @@
+//! The sweep: every (mechanism, workload, size) case with a fresh peer, each turned into a
+//! result (ok, unsupported or error) so that one failing mechanism never stops the sweep.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::backends::Mechanism;
+use crate::environment::{now_rfc3339, Environment, Limits};
+use crate::error::Error;
+use crate::message::Verify;
+use crate::placement::Placement;
+use crate::results::{
+    CaseResult, CpuCost, RunConfig, RunFile, Status, Throughput, Workload, SCHEMA,
+};
+use crate::session::Session;
+use crate::stats::{new_histogram, summarize, LatencySummary};
+use crate::sys::CpuUsage;
+use crate::workload::{default_count, warmup_count};
+
+/// Everything a sweep needs to know.
+pub struct Plan {
+    pub mechanisms: Vec<&'static dyn Mechanism>,
+    pub sizes: Vec<usize>,
+    pub workloads: Vec<Workload>,
+    pub quick: bool,
+    /// Overrides the size-dependent message counts.
+    pub messages: Option<u64>,
+    pub verify: Verify,
+    pub placement: Placement,
+    pub timeout: Duration,
+    /// This executable (or the one cargo built for benches and tests), run as the peer.
+    pub peer_exe: PathBuf,
+}
+
+#[derive(Clone, Copy)]
+pub struct Case {
+    pub mechanism: &'static dyn Mechanism,
+    pub workload: Workload,
+    pub size: usize,
+}
+
+/// What a sweep reports as it goes.
+pub enum Event<'a> {
+    Start(&'a Case),
+    Done(&'a Case, &'a CaseResult),
+}
+
+enum Measured {
+    Latency(LatencySummary),
+    Throughput(Throughput),
+}
+
+fn per_msg(cpu: CpuUsage, n: u64) -> CpuCost {
+    let n = n.max(1) as f64;
+    CpuCost {
+        user_ns_per_msg: cpu.user_ns as f64 / n,
+        sys_ns_per_msg: cpu.sys_ns as f64 / n,
+        ctx_switches_per_msg: (cpu.voluntary + cpu.involuntary) as f64 / n,
+        voluntary_ctx_switches_per_msg: cpu.voluntary as f64 / n,
+        involuntary_ctx_switches_per_msg: cpu.involuntary as f64 / n,
+    }
+}
+
+impl Plan {
+    /// Cases in the order they run: mechanism by mechanism, so a table fills row by row.
+    pub fn cases(&self) -> Vec<Case> {
+        let mut out = Vec::new();
+        for &mechanism in &self.mechanisms {
+            for &workload in &self.workloads {
+                for &size in &self.sizes {
+                    out.push(Case {
+                        mechanism,
+                        workload,
+                        size,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// (warm-up, measured) message counts of a case.
+    pub fn counts(&self, case: &Case) -> (u64, u64) {
+        let n = self
+            .messages
+            .unwrap_or_else(|| default_count(case.workload, case.size, self.quick));
+        (warmup_count(n), n)
+    }
+
+    pub fn run_case(&self, case: &Case, limits: &Limits) -> CaseResult {
+        let (warmup, n) = self.counts(case);
+        let mut r = CaseResult {
+            mechanism: case.mechanism.info().id.to_string(),
+            workload: case.workload,
+            size: case.size,
+            messages: n,
+            warmup,
+            status: Status::Ok,
+            reason: None,
+            rtt_ns: None,
+            throughput: None,
+            cpu: None,
+        };
+        if let Some(why) = case.mechanism.unsupported(case.size, limits) {
+            r.status = Status::Unsupported;
+            r.reason = Some(why);
+            return r;
+        }
+        match self.measure(case, warmup, n) {
+            Ok((m, cpu)) => {
+                match m {
+                    Measured::Latency(s) => r.rtt_ns = Some(s),
+                    Measured::Throughput(t) => r.throughput = Some(t),
+                }
+                r.cpu = Some(per_msg(cpu, n));
+            }
+            Err(e) => {
+                r.status = Status::Error;
+                r.reason = Some(e.to_string());
+            }
+        }
+        r
+    }
+
+    fn measure(&self, case: &Case, warmup: u64, n: u64) -> Result<(Measured, CpuUsage), Error> {
+        let mut s = Session::start(
+            case.mechanism,
+            case.size,
+            self.verify,
+            &self.placement,
+            &self.peer_exe,
+            self.timeout,
+        )?;
+        let out = match case.workload {
+            Workload::Latency => {
+                s.round_trips(warmup, None)?;
+                let mut hist = new_histogram();
+                let cost = s.round_trips(n, Some(&mut hist))?;
+                (Measured::Latency(summarize(&hist)), cost.cpu)
+            }
+            Workload::Throughput => {
+                s.stream(warmup)?;
+                let cost = s.stream(n)?;
+                let secs = cost.elapsed.as_secs_f64().max(1e-9);
+                let t = Throughput {
+                    msgs_per_sec: n as f64 / secs,
+                    bytes_per_sec: (n as f64) * (case.size as f64) / secs,
+                    elapsed_ns: cost.elapsed.as_nanos().min(u64::MAX as u128) as u64,
+                };
+                (Measured::Throughput(t), cost.cpu)
+            }
+        };
+        s.finish()?;
+        Ok(out)
+    }
+
+    pub fn config(&self) -> RunConfig {
+        let p = &self.placement;
+        RunConfig {
+            pin: p.pin,
+            cpus: p.parent_cpu.zip(p.peer_cpu).map(|(a, b)| [a, b]),
+            placement: p.describe(),
+            quick: self.quick,
+            verify: self.verify.as_str().to_string(),
+            mechanisms: self
+                .mechanisms
+                .iter()
+                .map(|m| m.info().id.to_string())
+                .collect(),
+            sizes: self.sizes.clone(),
+            workloads: self.workloads.clone(),
+            messages: self.messages,
+            timeout_secs: self.timeout.as_secs(),
+        }
+    }
+
+    /// Runs every case; `progress` hears of each case before and after it (never during
+    /// timing).
+    pub fn run(&self, environment: Environment, mut progress: impl FnMut(Event<'_>)) -> RunFile {
+        let started_at = now_rfc3339();
+        let mut results = Vec::new();
+        for case in self.cases() {
+            progress(Event::Start(&case));
+            let r = self.run_case(&case, &environment.limits);
+            progress(Event::Done(&case, &r));
+            results.push(r);
+        }
+        RunFile {
+            schema: SCHEMA,
+            tool: "ipcbench".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_at,
+            environment,
+            config: self.config(),
+            results,
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Handing descriptors to the peer process and taking them over on its side.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// Descriptor numbers the peer receives its inherited descriptors at: 3, 4, ...
+pub const FIRST_INHERITED_FD: RawFd = 3;
+/// More than any mechanism needs; bounds what the peer role accepts.
+pub const MAX_INHERITED_FDS: usize = 8;
+
+/// Arranges for `fds[i]` to appear as descriptor `3 + i` in the child, and for the child to
+/// be killed if the spawning thread goes away (so an orphaned peer never lingers).
+/// Every other descriptor of ours is close-on-exec and stays behind.
+pub fn prepare_child(cmd: &mut Command, fds: &[RawFd]) -> io::Result<()> {
+    if fds.len() > MAX_INHERITED_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many descriptors for the peer",
+        ));
+    }
+    let mut srcs = [-1 as RawFd; MAX_INHERITED_FDS];
+    srcs[..fds.len()].copy_from_slice(fds);
+    let n = fds.len();
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (prctl, getppid, fcntl, dup2) on descriptors the parent
+    // keeps open until `spawn` returns; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(io::Error::other("parent exited during spawn"));
+            }
+            // First move every source above the target range so no dup2 clobbers a source.
+            let mut tmp = [-1 as RawFd; MAX_INHERITED_FDS];
+            for (t, &src) in tmp.iter_mut().zip(&srcs[..n]) {
+                *t = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, FIRST_INHERITED_FD + n as RawFd);
+                if *t < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            for (target, &t) in (FIRST_INHERITED_FD..).zip(&tmp[..n]) {
+                // dup2 clears close-on-exec on the new descriptor.
+                if libc::dup2(t, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// In the peer: takes ownership of inherited descriptors 3..3+n after checking each is open.
+pub fn take_inherited(n: usize) -> io::Result<Vec<OwnedFd>> {
+    if n > MAX_INHERITED_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("at most {MAX_INHERITED_FDS} inherited descriptors"),
+        ));
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let fd = FIRST_INHERITED_FD + i as RawFd;
+        // SAFETY: F_GETFD only queries the descriptor table; an unopened number fails with EBADF.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags < 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("descriptor {fd} was not inherited from the parent"),
+            ));
+        }
+        // SAFETY: the descriptor is open (checked above), was placed here by the parent for
+        // this role alone, and nothing else in this process refers to it.
+        out.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    Ok(out)
+}

@@ -1,0 +1,225 @@
+//! The timed loops: the one place time is measured. They own no resources, allocate nothing
+//! and print nothing; statistics and presentation happen after them.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use thiserror::Error;
+
+use crate::backends::Channel;
+use crate::message::{fill_base, reply_seq, stamp, Checker, Verify, VerifyError};
+
+/// One side's message buffers for one size, prepared before timing.
+pub struct Buffers {
+    tx: Vec<u8>,
+    rx: Vec<u8>,
+    checker: Checker,
+}
+
+impl Buffers {
+    pub fn new(size: usize, verify: Verify) -> Self {
+        let mut tx = vec![0u8; size];
+        fill_base(&mut tx);
+        // The receive buffer starts as garbage that can never pass a check.
+        let rx = vec![0xEEu8; size];
+        Buffers {
+            tx,
+            rx,
+            checker: Checker::new(size, verify),
+        }
+    }
+
+    fn receive(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
+        let n = chan.recv(&mut self.rx).map_err(|source| DataError::Io {
+            op: "receive",
+            seq,
+            source,
+        })?;
+        self.checker
+            .check(&self.rx[..n], seq)
+            .map_err(DataError::Verify)
+    }
+
+    fn send(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
+        stamp(&mut self.tx, seq);
+        chan.send(&self.tx).map_err(|source| DataError::Io {
+            op: "send",
+            seq,
+            source,
+        })
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum DataError {
+    #[error("{op} of message #{seq} failed: {source}")]
+    Io {
+        op: &'static str,
+        seq: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Verify(VerifyError),
+}
+
+/// Parent side of ping-pong: `n` round trips from `*seq` on. With a histogram, each round
+/// trip is timed and recorded; the returned duration is the whole loop either way.
+pub fn ping(
+    chan: &mut dyn Channel,
+    bufs: &mut Buffers,
+    seq: &mut u64,
+    n: u64,
+    mut hist: Option<&mut Histogram<u64>>,
+) -> Result<Duration, DataError> {
+    let start = Instant::now();
+    for _ in 0..n {
+        let s = *seq;
+        stamp(&mut bufs.tx, s);
+        let t0 = Instant::now();
+        let result = chan
+            .send(&bufs.tx)
+            .map_err(|source| DataError::Io {
+                op: "send",
+                seq: s,
+                source,
+            })
+            .and_then(|()| {
+                chan.recv(&mut bufs.rx).map_err(|source| DataError::Io {
+                    op: "receive",
+                    seq: reply_seq(s),
+                    source,
+                })
+            });
+        let rtt = t0.elapsed();
+        let len = result?;
+        // Checked outside the timed interval; the peer checks inside it, equally for all.
+        bufs.checker
+            .check(&bufs.rx[..len], reply_seq(s))
+            .map_err(DataError::Verify)?;
+        if let Some(h) = hist.as_deref_mut() {
+            h.saturating_record(rtt.as_nanos().min(u64::MAX as u128) as u64);
+        }
+        *seq += 1;
+    }
+    Ok(start.elapsed())
+}
+
+/// Peer side of ping-pong: receive, check, answer, `n` times.
+pub fn pong(
+    chan: &mut dyn Channel,
+    bufs: &mut Buffers,
+    seq: &mut u64,
+    n: u64,
+) -> Result<(), DataError> {
+    for _ in 0..n {
+        let s = *seq;
+        bufs.receive(chan, s)?;
+        bufs.send(chan, reply_seq(s))?;
+        *seq += 1;
+    }
+    Ok(())
+}
+
+/// Parent side of streaming: `n` messages one way, then wait for the acknowledgement.
+/// Returns the time from the first send to the acknowledgement.
+pub fn stream(
+    chan: &mut dyn Channel,
+    bufs: &mut Buffers,
+    seq: &mut u64,
+    n: u64,
+) -> Result<Duration, DataError> {
+    let t0 = Instant::now();
+    for _ in 0..n {
+        bufs.send(chan, *seq)?;
+        *seq += 1;
+    }
+    bufs.receive(chan, reply_seq(*seq - 1))?;
+    Ok(t0.elapsed())
+}
+
+/// Peer side of streaming: receive and check `n` messages, then acknowledge the last.
+pub fn sink(
+    chan: &mut dyn Channel,
+    bufs: &mut Buffers,
+    seq: &mut u64,
+    n: u64,
+) -> Result<(), DataError> {
+    for _ in 0..n {
+        bufs.receive(chan, *seq)?;
+        *seq += 1;
+    }
+    bufs.send(chan, reply_seq(*seq - 1))
+}
+
+/// How many messages a case uses when `--messages` is not given: enough bytes to
+/// measure, bounded in count so small sizes do not run for minutes.
+pub fn default_count(workload: crate::results::Workload, size: usize, quick: bool) -> u64 {
+    use crate::results::Workload::*;
+    let (budget, lo, hi): (u64, u64, u64) = match (workload, quick) {
+        (Latency, true) => (128 << 20, 100, 5_000),
+        (Latency, false) => (2 << 30, 1_000, 100_000),
+        (Throughput, true) => (256 << 20, 100, 50_000),
+        (Throughput, false) => (4 << 30, 1_000, 1_000_000),
+    };
+    (budget / size.max(1) as u64).clamp(lo, hi)
+}
+
+/// Warm-up length for a case of `n` messages (not recorded).
+pub fn warmup_count(n: u64) -> u64 {
+    (n / 10).clamp(10, 1_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A loopback channel: what is sent is what is received, in one thread.
+    struct Echo(VecDeque<Vec<u8>>);
+
+    impl Channel for Echo {
+        fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+            // Answer as a peer would: the reply to message s carries reply_seq(s).
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&msg[..8]);
+            let s = u64::from_le_bytes(seq);
+            let mut reply = msg.to_vec();
+            stamp(&mut reply, reply_seq(s));
+            self.0.push_back(reply);
+            Ok(())
+        }
+        fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let m = self.0.pop_front().ok_or(io::ErrorKind::UnexpectedEof)?;
+            buf[..m.len()].copy_from_slice(&m);
+            Ok(m.len())
+        }
+    }
+
+    #[test]
+    fn ping_records_every_round_trip() {
+        let mut bufs = Buffers::new(64, Verify::Full);
+        let mut h = crate::stats::new_histogram();
+        let mut seq = 0;
+        ping(
+            &mut Echo(VecDeque::new()),
+            &mut bufs,
+            &mut seq,
+            50,
+            Some(&mut h),
+        )
+        .unwrap();
+        assert_eq!(seq, 50);
+        assert_eq!(h.len(), 50);
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        use crate::results::Workload;
+        assert_eq!(default_count(Workload::Latency, 1, true), 5_000);
+        assert_eq!(default_count(Workload::Latency, 1 << 20, true), 128);
+        assert_eq!(default_count(Workload::Throughput, 64 << 20, false), 1_000);
+        assert_eq!(warmup_count(5), 10);
+    }
+}
