@@ -1,0 +1,144 @@
+//! Bad input exits 2 with a message saying what is allowed; the JSON file has the
+//! documented shape; the peer role refuses to be run by hand.
+
+mod common;
+
+use common::{text, Scratch, EXE};
+use std::process::{Command, Stdio};
+
+fn usage_error(args: &[&str], expect: &str) {
+    let s = Scratch::new("cli");
+    let out = s.run(args);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(
+        err.contains(expect),
+        "{args:?}: expected {expect:?} in {err}"
+    );
+    assert!(!s.json().exists());
+}
+
+#[test]
+fn unknown_mechanism_lists_the_known_ones() {
+    usage_error(
+        &["run", "--mechanisms", "carrier-pigeon"],
+        "choose from: all",
+    );
+    usage_error(&["run", "--mechanisms", "carrier-pigeon"], "unix-stream");
+}
+
+#[test]
+fn repeated_mechanism_is_refused() {
+    usage_error(&["run", "--mechanisms", "pipe,tcp,pipe"], "listed twice");
+}
+
+#[test]
+fn bad_sizes_are_refused() {
+    usage_error(&["run", "--sizes", "0"], "at least 1 byte");
+    usage_error(
+        &["run", "--sizes", "64,abc"],
+        "use a number with optional K or M",
+    );
+    usage_error(&["run", "--sizes", "4Q"], "unknown unit");
+    usage_error(&["run", "--sizes", "2G"], "unknown unit");
+    usage_error(&["run", "--sizes", "64,64"], "listed twice");
+}
+
+#[test]
+fn zero_messages_and_bad_options_are_refused() {
+    usage_error(&["run", "--messages", "0"], "--messages");
+    usage_error(
+        &["run", "--pin", "sideways"],
+        "possible values: cross, same, none",
+    );
+    usage_error(
+        &["run", "--workloads", "gossip"],
+        "possible values: latency, throughput",
+    );
+    usage_error(&["run", "--timeout", "0"], "--timeout");
+    usage_error(
+        &["run", "--pin", "cross", "--cpus", "0,0"],
+        "two different CPUs",
+    );
+}
+
+#[test]
+fn the_results_file_has_the_documented_shape() {
+    let s = Scratch::new("shape");
+    let json = s.json();
+    let out = s.run(&[
+        "run",
+        "--mechanisms",
+        "pipe",
+        "--sizes",
+        "64",
+        "--messages",
+        "20",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = s.results();
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["tool"], "ipcbench");
+    assert!(v["version"].is_string());
+    let started = v["started_at"].as_str().unwrap();
+    assert!(
+        started.len() == 20 && started.ends_with('Z') && started.as_bytes()[10] == b'T',
+        "{started}"
+    );
+    for key in ["kernel", "cpu_model", "logical_cpus", "hostname"] {
+        assert!(v["environment"].get(key).is_some(), "environment.{key}");
+    }
+    assert!(v["config"]["pin"].is_string());
+    assert_eq!(v["config"]["quick"], false);
+    let lat = &v["results"][0];
+    assert_eq!(lat["workload"], "latency");
+    for key in ["min", "p50", "p90", "p99", "p999", "max", "mean", "stddev"] {
+        assert!(lat["rtt_ns"][key].is_number(), "rtt_ns.{key}");
+    }
+    let tp = &v["results"][1];
+    assert_eq!(tp["workload"], "throughput");
+    assert!(tp["throughput"]["msgs_per_sec"].is_number());
+    assert!(tp["throughput"]["bytes_per_sec"].is_number());
+    // The table names what ran.
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("Round-trip latency") && table.contains("pipe"),
+        "{table}"
+    );
+}
+
+#[test]
+fn the_peer_role_refuses_to_run_by_hand() {
+    let out = Command::new(EXE)
+        .args([
+            "__peer",
+            "--mechanism",
+            "pipe",
+            "--size",
+            "64",
+            "--verify",
+            "cheap",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not for use by hand"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn list_shows_every_mechanism_and_the_limits() {
+    let out = Command::new(EXE).arg("list").output().unwrap();
+    assert!(out.status.success());
+    let t = text(&out.stdout);
+    for id in ["pipe", "fifo", "unix-stream", "tcp", "kernel.msgmnb"] {
+        assert!(t.contains(id), "{id} missing from:\n{t}");
+    }
+    assert!(!t.contains("fault-"), "test mechanisms are not listed");
+}

@@ -1,0 +1,72 @@
+//! Helpers for integration tests that run the real binary: a private scratch directory per
+//! test (also used as the run's TMPDIR, so leak checks see only this test's objects).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const EXE: &str = env!("CARGO_BIN_EXE_ipcbench");
+
+pub struct Scratch {
+    pub root: PathBuf,
+    pub tmp: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "ipcbench-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let tmp = root.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("create scratch directory");
+        Scratch { root, tmp }
+    }
+
+    pub fn json(&self) -> PathBuf {
+        self.root.join("out.json")
+    }
+
+    /// Runs `ipcbench ARGS` with this scratch directory as TMPDIR.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(EXE)
+            .args(args)
+            .env("TMPDIR", &self.tmp)
+            .output()
+            .expect("run ipcbench")
+    }
+
+    /// Entries left in the run's TMPDIR (FIFOs, socket paths, private directories).
+    pub fn leftovers(&self) -> Vec<String> {
+        list(&self.tmp)
+    }
+
+    pub fn results(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.json()).expect("results file written");
+        serde_json::from_str(&text).expect("results file is JSON")
+    }
+}
+
+fn list(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().display().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
