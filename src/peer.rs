@@ -242,6 +242,11 @@ impl Peer {
         self.timeout
     }
 
+    /// The peer's process id (for fault-injection tests and diagnostics).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.lock().ok().map(|c| c.id())
+    }
+
     /// True once the peer process has exited (it is reaped here).
     pub fn has_exited(&self) -> bool {
         match self.child.lock() {
@@ -255,10 +260,15 @@ impl Peer {
             .stdin
             .as_mut()
             .ok_or_else(|| PeerError::Control(io::ErrorKind::BrokenPipe.into()))?;
-        stdin
+        let written = stdin
             .write_all(format!("{line}\n").as_bytes())
-            .and_then(|()| stdin.flush())
-            .map_err(PeerError::Control)
+            .and_then(|()| stdin.flush());
+        match written {
+            Ok(()) => Ok(()),
+            // A closed control pipe almost always means the peer died: say how.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(self.death()),
+            Err(e) => Err(PeerError::Control(e)),
+        }
     }
 
     /// Waits (bounded) for a line starting with `word`; returns the rest of it.

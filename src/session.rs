@@ -87,6 +87,11 @@ impl Session {
         })
     }
 
+    /// The peer's process id.
+    pub fn peer_pid(&self) -> Option<u32> {
+        self.peer.pid()
+    }
+
     /// `n` round trips; each is recorded in `hist` when given.
     pub fn round_trips(
         &mut self,
