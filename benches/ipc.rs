@@ -4,7 +4,6 @@
 //! Pinning: `cross` (parent and peer on the first two allowed CPUs) when there are two or
 //! more CPUs, else `same`; printed at start. `cargo bench -- --quick` runs a short pass.
 
-use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -13,7 +12,7 @@ use ipcbench::environment::Limits;
 use ipcbench::message::Verify;
 use ipcbench::placement::{default_pin, Placement};
 use ipcbench::report::size_label;
-use ipcbench::session::Session;
+use ipcbench::session::{Session, SessionOptions};
 
 /// The default sweep's sizes, identical for every mechanism.
 const SIZES: [usize; 4] = [64, 4 << 10, 64 << 10, 1 << 20];
@@ -25,8 +24,7 @@ enum Kind {
     Throughput,
 }
 
-fn bench_group(c: &mut Criterion, kind: Kind, size: usize, placement: &Placement, limits: &Limits) {
-    let exe = Path::new(env!("CARGO_BIN_EXE_ipcbench"));
+fn bench_group(c: &mut Criterion, kind: Kind, size: usize, opts: &SessionOptions, limits: &Limits) {
     let name = match kind {
         Kind::Latency => format!("latency/{}", size_label(size)),
         Kind::Throughput => format!("throughput/{}", size_label(size)),
@@ -43,14 +41,13 @@ fn bench_group(c: &mut Criterion, kind: Kind, size: usize, placement: &Placement
             eprintln!("{id} {}: unsupported: {why}", size_label(size));
             continue;
         }
-        let mut session =
-            match Session::start(mechanism, size, Verify::Cheap, placement, exe, TIMEOUT) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("{id} {}: cannot start: {e}", size_label(size));
-                    continue;
-                }
-            };
+        let mut session = match Session::start(mechanism, size, opts) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{id} {}: cannot start: {e}", size_label(size));
+                continue;
+            }
+        };
         group.bench_function(id, |b| {
             b.iter_custom(|iters| {
                 if iters == 0 {
@@ -74,12 +71,19 @@ fn bench_group(c: &mut Criterion, kind: Kind, size: usize, placement: &Placement
 fn ipc(c: &mut Criterion) {
     let placement = Placement::plan(default_pin(), None).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("ipcbench benches: {}", placement.describe());
+    let opts = SessionOptions {
+        verify: Verify::Cheap,
+        placement,
+        peer_exe: env!("CARGO_BIN_EXE_ipcbench").into(),
+        timeout: TIMEOUT,
+        rcvbuf: None,
+    };
     let limits = Limits::read();
     for size in SIZES {
-        bench_group(c, Kind::Latency, size, &placement, &limits);
+        bench_group(c, Kind::Latency, size, &opts, &limits);
     }
     for size in SIZES {
-        bench_group(c, Kind::Throughput, size, &placement, &limits);
+        bench_group(c, Kind::Throughput, size, &opts, &limits);
     }
 }
 

@@ -83,6 +83,12 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
 
+    /// SO_RCVBUF in bytes for the receiving sockets of datagram mechanisms (udp,
+    /// unix-dgram, unix-seqpacket); the kernel doubles it and clamps it to net.core.rmem_max.
+    /// Small values provoke loss in datagram streams.
+    #[arg(long, value_parser = parse_size)]
+    pub socket_rcvbuf: Option<usize>,
+
     /// Where to write the JSON results (written atomically).
     #[arg(long, default_value = "results/latest.json")]
     pub json: PathBuf,

@@ -13,6 +13,7 @@ use crate::placement::{default_pin, Placement};
 use crate::report::{size_label, table};
 use crate::results::{write_atomically, Status};
 use crate::runner::{Event, Plan};
+use crate::session::SessionOptions;
 
 /// Checks `run` arguments that clap cannot check alone; `Err` is a usage error (exit 2).
 pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Plan, String> {
@@ -27,10 +28,13 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
         workloads: args.workloads.clone(),
         quick: args.quick,
         messages: args.messages,
-        verify: args.verify,
-        placement,
-        timeout: Duration::from_secs(args.timeout),
-        peer_exe,
+        session: SessionOptions {
+            verify: args.verify,
+            placement,
+            peer_exe,
+            timeout: Duration::from_secs(args.timeout),
+            rcvbuf: args.socket_rcvbuf,
+        },
     })
 }
 
@@ -47,7 +51,11 @@ pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
     } else {
         ProgressBar::hidden()
     };
-    eprintln!("ipcbench: {} cases, {}", cases, plan.placement.describe());
+    eprintln!(
+        "ipcbench: {} cases, {}",
+        cases,
+        plan.session.placement.describe()
+    );
     let run = plan.run(env, |ev| match ev {
         Event::Start(c) => bar.set_message(format!(
             "{} {} {}",

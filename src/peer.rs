@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use thiserror::Error;
 
-use crate::backends::{self, ChannelParams};
+use crate::backends::{self, AbortHandle, ChannelParams};
 use crate::message::Verify;
 use crate::sys::fd::{prepare_child, take_inherited, MAX_INHERITED_FDS};
 use crate::sys::CpuUsage;
+use crate::workload::lossy::{self, Delivery};
 use crate::workload::{self, Buffers};
 
 /// Largest message the peer role accepts (the CLI enforces the same bound).
@@ -156,9 +157,17 @@ pub struct Launch<'a> {
     pub inherit: Vec<OwnedFd>,
 }
 
+/// Run once when the peer's stdout closes (it exited or was killed).
+#[derive(Default)]
+struct ExitHook {
+    gone: bool,
+    hook: Option<AbortHandle>,
+}
+
 /// The parent's handle on a running peer. Dropping it kills and reaps the peer.
 pub struct Peer {
     child: Arc<Mutex<Child>>,
+    exit_hook: Arc<Mutex<ExitHook>>,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     stderr: Option<JoinHandle<String>>,
@@ -200,7 +209,9 @@ impl Peer {
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let (tx, lines) = mpsc::channel();
+        let exit_hook = Arc::new(Mutex::new(ExitHook::default()));
         if let Some(out) = stdout {
+            let exit_hook = Arc::clone(&exit_hook);
             std::thread::Builder::new()
                 .name("ipcbench-peer-out".into())
                 .spawn(move || {
@@ -208,6 +219,14 @@ impl Peer {
                         if tx.send(line).is_err() {
                             break;
                         }
+                    }
+                    // End of file: the peer is gone, so unblock whatever waits on it.
+                    let hook = exit_hook.lock().ok().and_then(|mut h| {
+                        h.gone = true;
+                        h.hook.take()
+                    });
+                    if let Some(abort) = hook {
+                        abort();
                     }
                 })
                 .map_err(spawn_err)?;
@@ -230,6 +249,7 @@ impl Peer {
         let watchdog = Watchdog::start(Arc::clone(&child)).map_err(spawn_err)?;
         Ok(Peer {
             child,
+            exit_hook,
             stdin,
             lines,
             stderr,
@@ -245,6 +265,20 @@ impl Peer {
     /// The peer's process id (for fault-injection tests and diagnostics).
     pub fn pid(&self) -> Option<u32> {
         self.child.lock().ok().map(|c| c.id())
+    }
+
+    /// Runs `abort` as soon as the peer is gone (at once if it already is).
+    pub fn on_exit(&self, abort: AbortHandle) {
+        let now = match self.exit_hook.lock() {
+            Ok(mut h) if !h.gone => {
+                h.hook = Some(abort);
+                None
+            }
+            _ => Some(abort),
+        };
+        if let Some(abort) = now {
+            abort();
+        }
     }
 
     /// True once the peer process has exited (it is reaped here).
@@ -415,28 +449,51 @@ fn parse_reply(line: &str, word: &str) -> Result<String, PeerError> {
     }
 }
 
-/// Encodes the peer's CPU usage for one phase in its `done` line.
-pub fn encode_usage(u: CpuUsage) -> String {
-    format!(
-        "{} {} {} {}",
-        u.user_ns, u.sys_ns, u.voluntary, u.involuntary
-    )
+/// What the peer tells the parent after a phase, on its `done` line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PhaseReport {
+    pub cpu: CpuUsage,
+    pub delivery: Delivery,
 }
 
-pub fn decode_usage(s: &str) -> Result<CpuUsage, PeerError> {
-    let v: Vec<u64> = s
-        .split(' ')
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .map_err(|_| PeerError::Protocol(format!("done {s}")))?;
-    match v.as_slice() {
-        [u, s, vo, inv] => Ok(CpuUsage {
-            user_ns: *u,
-            sys_ns: *s,
-            voluntary: *vo,
-            involuntary: *inv,
-        }),
-        _ => Err(PeerError::Protocol(format!("done {s}"))),
+impl PhaseReport {
+    pub fn encode(&self) -> String {
+        let (c, d) = (self.cpu, self.delivery);
+        format!(
+            "{} {} {} {} {} {} {}",
+            c.user_ns,
+            c.sys_ns,
+            c.voluntary,
+            c.involuntary,
+            d.delivered,
+            u8::from(d.final_seen),
+            d.last_arrival_ns
+        )
+    }
+
+    pub fn decode(s: &str) -> Result<PhaseReport, PeerError> {
+        let bad = || PeerError::Protocol(format!("done {s}"));
+        let v: Vec<u64> = s
+            .split(' ')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        match v.as_slice() {
+            [u, s, vo, inv, del, fin @ (0 | 1), last] => Ok(PhaseReport {
+                cpu: CpuUsage {
+                    user_ns: *u,
+                    sys_ns: *s,
+                    voluntary: *vo,
+                    involuntary: *inv,
+                },
+                delivery: Delivery {
+                    delivered: *del,
+                    final_seen: *fin == 1,
+                    last_arrival_ns: *last,
+                },
+            }),
+            _ => Err(bad()),
+        }
     }
 }
 
@@ -537,7 +594,10 @@ fn serve_orders(
             .map_err(|e| format!("cannot pin the peer to CPU {cpu}: {e}"))?;
     }
     let fds = take_inherited(args.fds).map_err(|e| format!("{id}: {e}"))?;
-    let params = ChannelParams { size: args.size };
+    let params = ChannelParams {
+        size: args.size,
+        rcvbuf: None,
+    };
     let mut chan = mechanism
         .join(&args.spec, fds, &params)
         .map_err(|e| e.to_string())?;
@@ -554,20 +614,34 @@ fn serve_orders(
         let line = line.map_err(|e| format!("control pipe: {e}"))?;
         let order = parse_order(&line)?;
         let before = CpuUsage::thread().map_err(|e| e.to_string())?;
+        let lossy = mechanism.info().lossy;
+        let all = |n| Delivery {
+            delivered: n,
+            final_seen: true,
+            last_arrival_ns: 0,
+        };
         let result = match order {
             Order::Quit => return Ok(()),
             Order::Echo(n) => {
                 say("go")?;
-                workload::pong(chan.as_mut(), &mut bufs, &mut seq, n)
+                if lossy {
+                    lossy::pong(chan.as_mut(), &mut bufs, &mut seq, n)
+                } else {
+                    workload::pong(chan.as_mut(), &mut bufs, &mut seq, n).map(|()| all(n))
+                }
             }
             Order::Sink(n) => {
                 say("go")?;
-                workload::sink(chan.as_mut(), &mut bufs, &mut seq, n)
+                if lossy {
+                    lossy::sink(chan.as_mut(), &mut bufs, &mut seq, n)
+                } else {
+                    workload::sink(chan.as_mut(), &mut bufs, &mut seq, n).map(|()| all(n))
+                }
             }
         };
-        result.map_err(|e| e.to_string())?;
-        let used = CpuUsage::thread().map_err(|e| e.to_string())?.since(before);
-        say(&format!("done {}", encode_usage(used)))?;
+        let delivery = result.map_err(|e| e.to_string())?;
+        let cpu = CpuUsage::thread().map_err(|e| e.to_string())?.since(before);
+        say(&format!("done {}", PhaseReport { cpu, delivery }.encode()))?;
     }
     Err("the parent closed the control pipe".into())
 }
@@ -587,14 +661,23 @@ mod tests {
     }
 
     #[test]
-    fn usage_round_trips() {
-        let u = CpuUsage {
-            user_ns: 1,
-            sys_ns: 2,
-            voluntary: 3,
-            involuntary: 4,
+    fn reports_round_trip() {
+        let r = PhaseReport {
+            cpu: CpuUsage {
+                user_ns: 1,
+                sys_ns: 2,
+                voluntary: 3,
+                involuntary: 4,
+            },
+            delivery: Delivery {
+                delivered: 5,
+                final_seen: true,
+                last_arrival_ns: 7,
+            },
         };
-        assert_eq!(decode_usage(&encode_usage(u)).unwrap(), u);
-        assert!(decode_usage("1 2 x 4").is_err());
+        assert_eq!(PhaseReport::decode(&r.encode()).unwrap(), r);
+        for bad in ["1 2 x 4 5 1 7", "1 2 3 4 5 2 7", "1 2 3 4", ""] {
+            assert!(PhaseReport::decode(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -57,6 +57,9 @@ pub struct RunConfig {
     /// `--messages` when given; otherwise counts follow the size (see README).
     pub messages: Option<u64>,
     pub timeout_secs: u64,
+    /// `--socket-rcvbuf` when given.
+    #[serde(default)]
+    pub socket_rcvbuf: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +108,14 @@ pub struct CaseResult {
     pub throughput: Option<Throughput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<CpuCost>,
+    /// Lossy (datagram) mechanisms only: messages (round trips) that completed, those
+    /// lost, and the lost fraction. Reliable mechanisms fail on any loss instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
 }
 
 /// Writes the file atomically: a temporary file beside it, then a rename, so an

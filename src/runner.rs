@@ -1,18 +1,13 @@
 //! The sweep: every (mechanism, workload, size) case with a fresh peer, each turned into a
 //! result (ok, unsupported or error) so that one failing mechanism never stops the sweep.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use crate::backends::Mechanism;
 use crate::environment::{now_rfc3339, Environment, Limits};
 use crate::error::Error;
-use crate::message::Verify;
-use crate::placement::Placement;
 use crate::results::{
     CaseResult, CpuCost, RunConfig, RunFile, Status, Throughput, Workload, SCHEMA,
 };
-use crate::session::Session;
+use crate::session::{PhaseCost, Session, SessionOptions};
 use crate::stats::{new_histogram, summarize, LatencySummary};
 use crate::sys::CpuUsage;
 use crate::workload::{default_count, warmup_count};
@@ -25,11 +20,7 @@ pub struct Plan {
     pub quick: bool,
     /// Overrides the size-dependent message counts.
     pub messages: Option<u64>,
-    pub verify: Verify,
-    pub placement: Placement,
-    pub timeout: Duration,
-    /// This executable (or the one cargo built for benches and tests), run as the peer.
-    pub peer_exe: PathBuf,
+    pub session: SessionOptions,
 }
 
 #[derive(Clone, Copy)]
@@ -43,6 +34,18 @@ pub struct Case {
 pub enum Event<'a> {
     Start(&'a Case),
     Done(&'a Case, &'a CaseResult),
+}
+
+fn nothing_arrived(case: &Case, n: u64) -> Error {
+    Error::DataPath {
+        mechanism: case.mechanism.info().id,
+        op: "delivery",
+        seq: 0,
+        source: std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("none of {n} round trips of {} bytes completed", case.size),
+        ),
+    }
 }
 
 enum Measured {
@@ -100,6 +103,9 @@ impl Plan {
             rtt_ns: None,
             throughput: None,
             cpu: None,
+            delivered: None,
+            lost: None,
+            loss: None,
         };
         if let Some(why) = case.mechanism.unsupported(case.size, limits) {
             r.status = Status::Unsupported;
@@ -107,12 +113,17 @@ impl Plan {
             return r;
         }
         match self.measure(case, warmup, n) {
-            Ok((m, cpu)) => {
+            Ok((m, cost)) => {
                 match m {
                     Measured::Latency(s) => r.rtt_ns = Some(s),
                     Measured::Throughput(t) => r.throughput = Some(t),
                 }
-                r.cpu = Some(per_msg(cpu, n));
+                r.cpu = Some(per_msg(cost.cpu, n));
+                if case.mechanism.info().lossy {
+                    r.delivered = Some(cost.delivered);
+                    r.lost = Some(cost.lost);
+                    r.loss = Some(cost.lost as f64 / n.max(1) as f64);
+                }
             }
             Err(e) => {
                 r.status = Status::Error;
@@ -122,32 +133,29 @@ impl Plan {
         r
     }
 
-    fn measure(&self, case: &Case, warmup: u64, n: u64) -> Result<(Measured, CpuUsage), Error> {
-        let mut s = Session::start(
-            case.mechanism,
-            case.size,
-            self.verify,
-            &self.placement,
-            &self.peer_exe,
-            self.timeout,
-        )?;
+    fn measure(&self, case: &Case, warmup: u64, n: u64) -> Result<(Measured, PhaseCost), Error> {
+        let mut s = Session::start(case.mechanism, case.size, &self.session)?;
         let out = match case.workload {
             Workload::Latency => {
                 s.round_trips(warmup, None)?;
                 let mut hist = new_histogram();
                 let cost = s.round_trips(n, Some(&mut hist))?;
-                (Measured::Latency(summarize(&hist)), cost.cpu)
+                if cost.delivered == 0 {
+                    return Err(nothing_arrived(case, n));
+                }
+                (Measured::Latency(summarize(&hist)), cost)
             }
             Workload::Throughput => {
                 s.stream(warmup)?;
                 let cost = s.stream(n)?;
                 let secs = cost.elapsed.as_secs_f64().max(1e-9);
+                let delivered = cost.delivered as f64;
                 let t = Throughput {
-                    msgs_per_sec: n as f64 / secs,
-                    bytes_per_sec: (n as f64) * (case.size as f64) / secs,
+                    msgs_per_sec: delivered / secs,
+                    bytes_per_sec: delivered * (case.size as f64) / secs,
                     elapsed_ns: cost.elapsed.as_nanos().min(u64::MAX as u128) as u64,
                 };
-                (Measured::Throughput(t), cost.cpu)
+                (Measured::Throughput(t), cost)
             }
         };
         s.finish()?;
@@ -155,13 +163,13 @@ impl Plan {
     }
 
     pub fn config(&self) -> RunConfig {
-        let p = &self.placement;
+        let p = &self.session.placement;
         RunConfig {
             pin: p.pin,
             cpus: p.parent_cpu.zip(p.peer_cpu).map(|(a, b)| [a, b]),
             placement: p.describe(),
             quick: self.quick,
-            verify: self.verify.as_str().to_string(),
+            verify: self.session.verify.as_str().to_string(),
             mechanisms: self
                 .mechanisms
                 .iter()
@@ -170,7 +178,8 @@ impl Plan {
             sizes: self.sizes.clone(),
             workloads: self.workloads.clone(),
             messages: self.messages,
-            timeout_secs: self.timeout.as_secs(),
+            timeout_secs: self.session.timeout.as_secs(),
+            socket_rcvbuf: self.session.rcvbuf,
         }
     }
 

@@ -1,32 +1,51 @@
 //! One established channel between this process and a live peer: start it, drive the
 //! workloads over it, end it. The CLI sweep and the criterion benches both use this.
 
-use std::path::Path;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
 use crate::backends::{Channel, ChannelParams, Mechanism, Rendezvous};
 use crate::error::Error;
 use crate::message::Verify;
-use crate::peer::{decode_usage, Launch, Peer};
+use crate::peer::{Launch, Peer, PhaseReport};
 use crate::placement::Placement;
 use crate::sys::CpuUsage;
-use crate::workload::{self, Buffers, DataError};
+use crate::workload::{self, lossy, Buffers, DataError};
+
+/// How sessions run: the same for every case of a sweep.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    pub verify: Verify,
+    pub placement: Placement,
+    /// This executable (or the one cargo built for benches and tests), run as the peer.
+    pub peer_exe: PathBuf,
+    /// Bound on every wait for the peer.
+    pub timeout: Duration,
+    /// `SO_RCVBUF` for datagram mechanisms' receiving sockets.
+    pub rcvbuf: Option<usize>,
+}
 
 pub struct Session {
     mechanism: &'static str,
+    lossy: bool,
+    size: usize,
     chan: Box<dyn Channel>,
     peer: Peer,
     bufs: Buffers,
     seq: u64,
 }
 
-/// What a timed phase cost: its duration and the CPU both processes spent in it.
+/// What a timed phase cost and delivered.
 #[derive(Clone, Copy, Debug)]
 pub struct PhaseCost {
     pub elapsed: Duration,
+    /// CPU both processes spent in the phase.
     pub cpu: CpuUsage,
+    /// Messages (round trips for latency) that completed; the rest were lost.
+    pub delivered: u64,
+    pub lost: u64,
 }
 
 impl Session {
@@ -35,26 +54,27 @@ impl Session {
     pub fn start(
         mechanism: &'static dyn Mechanism,
         size: usize,
-        verify: Verify,
-        placement: &Placement,
-        peer_exe: &Path,
-        timeout: Duration,
+        opts: &SessionOptions,
     ) -> Result<Session, Error> {
-        let id = mechanism.info().id;
-        if let Err(source) = placement.apply_parent() {
+        let info = mechanism.info();
+        let id = info.id;
+        if let Err(source) = opts.placement.apply_parent() {
             return Err(Error::Pin {
-                cpu: placement.parent_cpu.unwrap_or(0),
+                cpu: opts.placement.parent_cpu.unwrap_or(0),
                 source,
             });
         }
-        let params = ChannelParams { size };
+        let params = ChannelParams {
+            size,
+            rcvbuf: opts.rcvbuf,
+        };
         let offer = mechanism.offer(&params)?;
         let launch = Launch {
-            exe: peer_exe,
+            exe: &opts.peer_exe,
             mechanism: id,
             size,
-            verify,
-            cpu: placement.peer_cpu,
+            verify: opts.verify,
+            cpu: opts.placement.peer_cpu,
             spec: offer.spec,
             inherit: offer.inherit,
         };
@@ -62,11 +82,11 @@ impl Session {
             mechanism: id,
             source,
         };
-        let mut peer = Peer::spawn(launch, timeout).map_err(peer_err)?;
+        let mut peer = Peer::spawn(launch, opts.timeout).map_err(peer_err)?;
         let connected = {
             let gone = || peer.has_exited();
             let rv = Rendezvous {
-                deadline: std::time::Instant::now() + timeout,
+                deadline: Instant::now() + opts.timeout,
                 peer_gone: &gone,
             };
             (offer.connect)(&rv)
@@ -76,13 +96,18 @@ impl Session {
             // The peer's own account (e.g. it refused the object) explains more.
             Err(e) => return Err(peer.diagnose().map(peer_err).unwrap_or(Error::Backend(e))),
         };
+        if let Some(abort) = chan.abort_handle() {
+            peer.on_exit(abort);
+        }
         peer.expect("ready").map_err(peer_err)?;
         chan.peer_attached()?;
         Ok(Session {
             mechanism: id,
+            lossy: info.lossy,
+            size,
             chan,
             peer,
-            bufs: Buffers::new(size, verify),
+            bufs: Buffers::new(size, opts.verify),
             seq: 0,
         })
     }
@@ -92,21 +117,72 @@ impl Session {
         self.peer.pid()
     }
 
-    /// `n` round trips; each is recorded in `hist` when given.
+    /// `n` round trips; each completed one is recorded in `hist` when given.
     pub fn round_trips(
         &mut self,
         n: u64,
         hist: Option<&mut Histogram<u64>>,
     ) -> Result<PhaseCost, Error> {
-        self.phase(&format!("echo {n}"), |chan, bufs, seq| {
-            workload::ping(chan, bufs, seq, n, hist)
+        let lossy = self.lossy;
+        let (elapsed, lost, cpu, _) = self.phase(&format!("echo {n}"), |chan, bufs, seq| {
+            if lossy {
+                lossy::ping(chan, bufs, seq, n, hist)
+            } else {
+                workload::ping(chan, bufs, seq, n, hist).map(|d| (d, 0))
+            }
+        })?;
+        Ok(PhaseCost {
+            elapsed,
+            cpu,
+            delivered: n - lost,
+            lost,
         })
     }
 
-    /// Streams `n` messages and waits for the acknowledgement.
+    /// Streams `n` messages and waits for the acknowledgement. For lossy mechanisms the
+    /// time runs to the acknowledgement if the last message arrived, otherwise to the
+    /// arrival of the last message that did (both processes share `CLOCK_MONOTONIC`).
     pub fn stream(&mut self, n: u64) -> Result<PhaseCost, Error> {
-        self.phase(&format!("sink {n}"), |chan, bufs, seq| {
-            workload::stream(chan, bufs, seq, n)
+        if !self.lossy {
+            let (elapsed, _, cpu, _) = self.phase(&format!("sink {n}"), |chan, bufs, seq| {
+                workload::stream(chan, bufs, seq, n).map(|d| (d, 0))
+            })?;
+            return Ok(PhaseCost {
+                elapsed,
+                cpu,
+                delivered: n,
+                lost: 0,
+            });
+        }
+        let mut start_ns = 0;
+        let (ack, _, cpu, report) = self.phase(&format!("sink {n}"), |chan, bufs, seq| {
+            let (ack, t0) = lossy::stream(chan, bufs, seq, n)?;
+            start_ns = t0;
+            Ok((ack, 0))
+        })?;
+        let d = report.delivery;
+        let elapsed = match ack {
+            Some(t) if d.final_seen => t,
+            _ if d.delivered > 0 => {
+                Duration::from_nanos(d.last_arrival_ns.saturating_sub(start_ns))
+            }
+            _ => {
+                return Err(Error::DataPath {
+                    mechanism: self.mechanism,
+                    op: "delivery",
+                    seq: self.seq.saturating_sub(n),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("none of {n} messages of {} bytes arrived", self.size),
+                    ),
+                })
+            }
+        };
+        Ok(PhaseCost {
+            elapsed,
+            cpu,
+            delivered: d.delivered,
+            lost: n.saturating_sub(d.delivered),
         })
     }
 
@@ -120,11 +196,12 @@ impl Session {
         })
     }
 
-    fn phase(
+    /// Runs one timed phase: the order to the peer, the loop, the peer's report.
+    fn phase<T>(
         &mut self,
         order: &str,
-        run: impl FnOnce(&mut dyn Channel, &mut Buffers, &mut u64) -> Result<Duration, DataError>,
-    ) -> Result<PhaseCost, Error> {
+        run: impl FnOnce(&mut dyn Channel, &mut Buffers, &mut u64) -> Result<(T, u64), DataError>,
+    ) -> Result<(T, u64, CpuUsage, PhaseReport), Error> {
         let id = self.mechanism;
         let peer_err = |source| Error::Peer {
             mechanism: id,
@@ -137,20 +214,17 @@ impl Session {
         let result = run(self.chan.as_mut(), &mut self.bufs, &mut self.seq);
         let after = CpuUsage::thread();
         self.peer.disarm();
-        let elapsed = match result {
-            Ok(d) => d,
+        let (value, lost) = match result {
+            Ok(v) => v,
             Err(e) => return Err(self.failure(e)),
         };
-        let theirs =
-            decode_usage(&self.peer.expect("done").map_err(peer_err)?).map_err(peer_err)?;
+        let report =
+            PhaseReport::decode(&self.peer.expect("done").map_err(peer_err)?).map_err(peer_err)?;
         let ours = match (before, after) {
             (Ok(b), Ok(a)) => a.since(b),
             _ => CpuUsage::default(),
         };
-        Ok(PhaseCost {
-            elapsed,
-            cpu: ours.plus(theirs),
-        })
+        Ok((value, lost, ours.plus(report.cpu), report))
     }
 
     /// Turns a data-path failure into the most precise error: a peer that detected bad

@@ -1,13 +1,12 @@
 //! A peer that cannot start, exits early or dies mid-run is reported with its exit status,
 //! promptly, and never hangs the parent.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ipcbench::backends;
 use ipcbench::message::Verify;
 use ipcbench::placement::{Pin, Placement};
-use ipcbench::session::Session;
+use ipcbench::session::{Session, SessionOptions};
 
 const EXE: &str = env!("CARGO_BIN_EXE_ipcbench");
 
@@ -20,15 +19,14 @@ fn failure<T>(r: Result<T, ipcbench::error::Error>) -> String {
 
 fn start(exe: &str, mechanism: &str) -> Result<Session, ipcbench::error::Error> {
     let m = backends::by_id(mechanism).unwrap();
-    let placement = Placement::plan(Pin::None, None).unwrap();
-    Session::start(
-        m,
-        64,
-        Verify::Cheap,
-        &placement,
-        Path::new(exe),
-        Duration::from_secs(10),
-    )
+    let opts = SessionOptions {
+        verify: Verify::Cheap,
+        placement: Placement::plan(Pin::None, None).unwrap(),
+        peer_exe: exe.into(),
+        timeout: Duration::from_secs(10),
+        rcvbuf: None,
+    };
+    Session::start(m, 64, &opts)
 }
 
 fn kill_later(pid: u32, after: Duration) -> std::thread::JoinHandle<()> {

@@ -35,6 +35,7 @@ const fn info(id: &'static str, summary: &'static str) -> MechanismInfo {
         summary,
         boundaries: false,
         kernel_copies: 2,
+        lossy: false,
         named: false,
         cross_host: false,
     }

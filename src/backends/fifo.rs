@@ -21,6 +21,7 @@ static INFO: MechanismInfo = MechanismInfo {
     summary: "named pipes (mkfifo), one per direction, in a private 0700 directory",
     boundaries: false,
     kernel_copies: 2,
+    lossy: false,
     named: true,
     cross_host: false,
 };

@@ -63,6 +63,9 @@ pub struct MechanismInfo {
     pub boundaries: bool,
     /// Copies of the payload the kernel makes per message, sender to receiver.
     pub kernel_copies: u8,
+    /// Whether the kernel may drop messages (datagrams): losses are then counted and
+    /// reported instead of failing the run.
+    pub lossy: bool,
     /// Whether unrelated processes find the object by a name in the filesystem.
     pub named: bool,
     pub cross_host: bool,
@@ -73,7 +76,12 @@ pub struct MechanismInfo {
 pub struct ChannelParams {
     /// Bytes per message.
     pub size: usize,
+    /// `SO_RCVBUF` for the receiving sockets of datagram mechanisms (`--socket-rcvbuf`).
+    pub rcvbuf: Option<usize>,
 }
+
+/// Makes a blocked send or receive return once the peer is gone; called from another thread.
+pub type AbortHandle = Box<dyn FnOnce() + Send>;
 
 /// One direction-agnostic end of an established channel.
 pub trait Channel: Send {
@@ -82,6 +90,21 @@ pub trait Channel: Send {
     /// Receives one message into `buf` and returns its length. Byte-stream mechanisms
     /// fill `buf` completely, handling short reads.
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// For mechanisms whose blocking calls do not return by themselves when the peer dies
+    /// (no end-of-file): how to unblock them. Called at most once, possibly after the
+    /// channel is dropped, so it must own what it touches.
+    fn abort_handle(&self) -> Option<AbortHandle> {
+        None
+    }
+
+    /// Bounds each `recv` (lossy mechanisms need it; a timeout is `WouldBlock`/`TimedOut`).
+    fn set_recv_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this mechanism has no receive timeout",
+        ))
+    }
+
     /// Called once the peer has said it holds every object: names are removed now, so
     /// even a `SIGKILL` of both processes afterwards leaves nothing behind.
     fn peer_attached(&mut self) -> Result<(), BackendError> {

@@ -20,6 +20,7 @@ static INFO: MechanismInfo = MechanismInfo {
     summary: "anonymous pipes (pipe2), one per direction, inherited by the peer",
     boundaries: false,
     kernel_copies: 2,
+    lossy: false,
     named: false,
     cross_host: false,
 };

@@ -17,6 +17,7 @@ static INFO: MechanismInfo = MechanismInfo {
     summary: "loopback TCP (127.0.0.1, OS-chosen port, TCP_NODELAY on)",
     boundaries: false,
     kernel_copies: 2,
+    lossy: false,
     named: false,
     cross_host: true,
 };

@@ -17,6 +17,7 @@ static INFO: MechanismInfo = MechanismInfo {
     summary: "Unix domain SOCK_STREAM socket, path bound in a private 0700 directory",
     boundaries: false,
     kernel_copies: 2,
+    lossy: false,
     named: true,
     cross_host: false,
 };

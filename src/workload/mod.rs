@@ -1,6 +1,8 @@
 //! The timed loops: the one place time is measured. They own no resources, allocate nothing
 //! and print nothing; statistics and presentation happen after them.
 
+pub mod lossy;
+
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -36,9 +38,20 @@ impl Buffers {
             seq,
             source,
         })?;
-        self.checker
-            .check(&self.rx[..n], seq)
-            .map_err(DataError::Verify)
+        self.check(n, seq)
+    }
+
+    /// Checks the `n` bytes just received as message `seq`. Message mechanisms report the
+    /// true length of an oversized message, so `n` may exceed the buffer.
+    fn check(&mut self, n: usize, seq: u64) -> Result<(), DataError> {
+        if n != self.rx.len() {
+            return Err(DataError::Verify(VerifyError::Length {
+                seq,
+                expected: self.rx.len(),
+                got: n,
+            }));
+        }
+        self.checker.check(&self.rx, seq).map_err(DataError::Verify)
     }
 
     fn send(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
@@ -48,6 +61,12 @@ impl Buffers {
             seq,
             source,
         })
+    }
+}
+
+impl DataError {
+    pub(crate) fn io(op: &'static str, seq: u64) -> impl FnOnce(io::Error) -> DataError {
+        move |source| DataError::Io { op, seq, source }
     }
 }
 
@@ -95,9 +114,7 @@ pub fn ping(
         let rtt = t0.elapsed();
         let len = result?;
         // Checked outside the timed interval; the peer checks inside it, equally for all.
-        bufs.checker
-            .check(&bufs.rx[..len], reply_seq(s))
-            .map_err(DataError::Verify)?;
+        bufs.check(len, reply_seq(s))?;
         if let Some(h) = hist.as_deref_mut() {
             h.saturating_record(rtt.as_nanos().min(u64::MAX as u128) as u64);
         }
