@@ -113,4 +113,8 @@ pub fn list() {
     println!("  kernel.msgmnb           {}", show(l.msgmnb));
     println!("  net.core.wmem_max       {}", show(l.wmem_max));
     println!("  net.core.rmem_max       {}", show(l.rmem_max));
+    println!("  net.core.wmem_default   {}", show(l.wmem_default));
+    println!("  net.core.rmem_default   {}", show(l.rmem_default));
+    println!("  RLIMIT_MSGQUEUE (soft)  {}", show(l.rlimit_msgqueue));
+    println!("  udp payload (protocol)  65507");
 }

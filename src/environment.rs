@@ -30,6 +30,11 @@ pub struct Limits {
     /// `net.core.wmem_max` / `rmem_max`: largest socket buffers setsockopt may ask for.
     pub wmem_max: Option<u64>,
     pub rmem_max: Option<u64>,
+    /// `net.core.wmem_default` / `rmem_default`: socket buffers before any setsockopt.
+    pub wmem_default: Option<u64>,
+    pub rmem_default: Option<u64>,
+    /// `RLIMIT_MSGQUEUE` (soft): bytes of POSIX queues this user may create.
+    pub rlimit_msgqueue: Option<u64>,
 }
 
 fn read_trimmed(path: impl AsRef<Path>) -> Option<String> {
@@ -52,6 +57,13 @@ impl Limits {
             msgmnb: read_u64("/proc/sys/kernel/msgmnb"),
             wmem_max: read_u64("/proc/sys/net/core/wmem_max"),
             rmem_max: read_u64("/proc/sys/net/core/rmem_max"),
+            wmem_default: read_u64("/proc/sys/net/core/wmem_default"),
+            rmem_default: read_u64("/proc/sys/net/core/rmem_default"),
+            rlimit_msgqueue: nix::sys::resource::getrlimit(
+                nix::sys::resource::Resource::RLIMIT_MSGQUEUE,
+            )
+            .ok()
+            .map(|(soft, _)| soft),
         }
     }
 }

@@ -171,6 +171,7 @@ pub struct Peer {
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     stderr: Option<JoinHandle<String>>,
+    stdout: Option<JoinHandle<()>>,
     watchdog: Watchdog,
     timeout: Duration,
 }
@@ -210,26 +211,29 @@ impl Peer {
         let stderr = child.stderr.take();
         let (tx, lines) = mpsc::channel();
         let exit_hook = Arc::new(Mutex::new(ExitHook::default()));
+        let mut stdout_thread = None;
         if let Some(out) = stdout {
             let exit_hook = Arc::clone(&exit_hook);
-            std::thread::Builder::new()
-                .name("ipcbench-peer-out".into())
-                .spawn(move || {
-                    for line in BufReader::new(out).lines().map_while(Result::ok) {
-                        if tx.send(line).is_err() {
-                            break;
+            stdout_thread = Some(
+                std::thread::Builder::new()
+                    .name("ipcbench-peer-out".into())
+                    .spawn(move || {
+                        for line in BufReader::new(out).lines().map_while(Result::ok) {
+                            if tx.send(line).is_err() {
+                                break;
+                            }
                         }
-                    }
-                    // End of file: the peer is gone, so unblock whatever waits on it.
-                    let hook = exit_hook.lock().ok().and_then(|mut h| {
-                        h.gone = true;
-                        h.hook.take()
-                    });
-                    if let Some(abort) = hook {
-                        abort();
-                    }
-                })
-                .map_err(spawn_err)?;
+                        // End of file: the peer is gone, so unblock whatever waits on it.
+                        let hook = exit_hook.lock().ok().and_then(|mut h| {
+                            h.gone = true;
+                            h.hook.take()
+                        });
+                        if let Some(abort) = hook {
+                            abort();
+                        }
+                    })
+                    .map_err(spawn_err)?,
+            );
         }
         let stderr = match stderr {
             Some(mut err) => Some(
@@ -253,6 +257,7 @@ impl Peer {
             stdin,
             lines,
             stderr,
+            stdout: stdout_thread,
             watchdog,
             timeout,
         })
@@ -431,6 +436,11 @@ impl Drop for Peer {
                 let _ = c.kill();
             }
             let _ = c.wait();
+        }
+        // The peer is reaped, so its pipes are at end-of-file and these threads end now;
+        // joining them means the exit hook has run before the caller goes on.
+        if let Some(t) = self.stdout.take() {
+            let _ = t.join();
         }
         if let Some(t) = self.stderr.take() {
             let _ = t.join();

@@ -29,6 +29,8 @@ pub struct SessionOptions {
 
 pub struct Session {
     mechanism: &'static str,
+    /// What the peer was told to open (names, ids, ports): for leak checks and diagnostics.
+    peer_spec: String,
     lossy: bool,
     size: usize,
     chan: Box<dyn Channel>,
@@ -69,6 +71,7 @@ impl Session {
             rcvbuf: opts.rcvbuf,
         };
         let offer = mechanism.offer(&params)?;
+        let peer_spec = offer.spec.clone();
         let launch = Launch {
             exe: &opts.peer_exe,
             mechanism: id,
@@ -103,6 +106,7 @@ impl Session {
         chan.peer_attached()?;
         Ok(Session {
             mechanism: id,
+            peer_spec,
             lossy: info.lossy,
             size,
             chan,
@@ -110,6 +114,11 @@ impl Session {
             bufs: Buffers::new(size, opts.verify),
             seq: 0,
         })
+    }
+
+    /// What the peer was told to open: a path, queue names or ids, a port.
+    pub fn peer_spec(&self) -> &str {
+        &self.peer_spec
     }
 
     /// The peer's process id.

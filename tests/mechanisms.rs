@@ -1,11 +1,18 @@
-//! Every mechanism carries 1 B, 4 KiB and 1 MiB messages both ways with every byte checked,
-//! between two real processes, and leaves no name behind.
+//! Every mechanism carries its messages both ways with every byte checked, between two real
+//! processes, and leaves no name behind: 1 B, 4 KiB and 1 MiB where the kernel allows, and
+//! 1 B and the largest size this machine's limits allow for message queues and UDP.
 
 mod common;
 
 use common::{text, Scratch};
 
+use ipcbench::environment::Limits;
+
 fn sweep(mechanism: &str) {
+    sweep_sizes(mechanism, "1,4K,1M");
+}
+
+fn sweep_sizes(mechanism: &str, sizes: &str) {
     let s = Scratch::new(mechanism);
     let json = s.json();
     let out = s.run(&[
@@ -13,7 +20,7 @@ fn sweep(mechanism: &str) {
         "--mechanisms",
         mechanism,
         "--sizes",
-        "1,4K,1M",
+        sizes,
         "--messages",
         "40",
         "--verify",
@@ -29,7 +36,11 @@ fn sweep(mechanism: &str) {
     );
     let v = s.results();
     let results = v["results"].as_array().unwrap();
-    assert_eq!(results.len(), 6, "3 sizes x 2 workloads");
+    assert_eq!(
+        results.len(),
+        2 * sizes.split(',').count(),
+        "sizes x 2 workloads"
+    );
     for r in results {
         assert_eq!(r["mechanism"], mechanism);
         assert_eq!(r["status"], "ok", "{r}");
@@ -74,4 +85,32 @@ fn unix_stream_carries_every_size_intact_and_removes_its_socket() {
 #[test]
 fn tcp_carries_every_size_intact() {
     sweep("tcp");
+}
+
+#[test]
+fn unix_seqpacket_carries_every_size_intact() {
+    sweep("unix-seqpacket");
+}
+
+#[test]
+fn unix_dgram_carries_every_size_intact() {
+    sweep("unix-dgram");
+}
+
+#[test]
+fn udp_carries_1_byte_and_its_largest_datagram() {
+    sweep_sizes("udp", "1,65507");
+}
+
+#[test]
+fn posix_mq_carries_1_byte_and_its_largest_message() {
+    let max = Limits::read().mq_msgsize_max.unwrap_or(8192);
+    sweep_sizes("posix-mq", &format!("1,{max}"));
+}
+
+#[test]
+fn sysv_mq_carries_1_byte_and_its_largest_message() {
+    let l = Limits::read();
+    let max = l.msgmax.unwrap_or(8192).min(l.msgmnb.unwrap_or(16384));
+    sweep_sizes("sysv-mq", &format!("1,{max}"));
 }

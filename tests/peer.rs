@@ -76,7 +76,7 @@ fn a_peer_killed_between_phases_is_reported_with_its_signal() {
 
 #[test]
 fn a_peer_killed_during_timing_is_reported_promptly() {
-    for mechanism in ["pipe", "fifo", "unix-stream", "tcp"] {
+    for mechanism in backends::all().map(|m| m.info().id) {
         let mut s = start(EXE, mechanism).unwrap();
         let killer = kill_later(s.peer_pid().unwrap(), Duration::from_millis(100));
         let t = Instant::now();

@@ -1,11 +1,16 @@
 //! The mechanism trait and the registry. A mechanism family is one file in this folder;
 //! adding a mechanism means adding its file and one line to `REGISTRY`.
 
+mod datagram;
 mod fault;
 mod fifo;
 mod pipe;
+mod posix_mq;
 mod stream;
+mod sysv_mq;
 mod tcp;
+mod udp;
+mod unix_packet;
 mod unix_stream;
 
 use std::io;
@@ -22,8 +27,13 @@ use crate::error::BackendError;
 pub static REGISTRY: &[&dyn Mechanism] = &[
     &pipe::Pipe,
     &fifo::Fifo,
+    &posix_mq::PosixMq,
+    &sysv_mq::SysvMq,
     &unix_stream::UnixStream,
+    &unix_packet::UNIX_DGRAM,
+    &unix_packet::UNIX_SEQPACKET,
     &tcp::Tcp,
+    &udp::Udp,
     &fault::FAULT_DROP,
     &fault::FAULT_CORRUPT,
     &fault::FAULT_CORRUPT_MIDDLE,

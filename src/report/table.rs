@@ -108,6 +108,14 @@ fn grid(
     })
 }
 
+/// ` (lost 1.2%)` for lossy mechanisms that lost anything.
+fn loss_suffix(r: &CaseResult) -> String {
+    match (r.lost, r.loss) {
+        (Some(lost), Some(frac)) if lost > 0 => format!(" (lost {:.2}%)", frac * 100.0),
+        _ => String::new(),
+    }
+}
+
 fn cpu_cell(r: &CaseResult) -> String {
     r.cpu
         .as_ref()
@@ -129,7 +137,14 @@ pub fn render(run: &RunFile) -> String {
             |r| {
                 r.rtt_ns
                     .as_ref()
-                    .map(|s| format!("{} / {}", micros(s.p50 as f64), micros(s.p99 as f64)))
+                    .map(|s| {
+                        format!(
+                            "{} / {}{}",
+                            micros(s.p50 as f64),
+                            micros(s.p99 as f64),
+                            loss_suffix(r)
+                        )
+                    })
                     .unwrap_or_else(|| "-".into())
             },
         ),
@@ -141,7 +156,7 @@ pub fn render(run: &RunFile) -> String {
             |r| {
                 r.throughput
                     .as_ref()
-                    .map(|t| format!("{:.1}", t.bytes_per_sec / 1e6))
+                    .map(|t| format!("{:.1}{}", t.bytes_per_sec / 1e6, loss_suffix(r)))
                     .unwrap_or_else(|| "-".into())
             },
         ),

@@ -3,6 +3,8 @@
 
 pub mod fd;
 pub mod fs;
+pub mod mq;
+pub mod sysv;
 
 use std::io;
 

@@ -1,0 +1,110 @@
+//! The channel shared by message-preserving sockets (Unix datagram and seqpacket, UDP):
+//! one send is one message, and a receive reports the message's true length (`MSG_TRUNC`)
+//! so an oversized message is caught, not silently cut.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::socket::{getsockopt, recv, send, setsockopt, shutdown, sockopt, MsgFlags, Shutdown};
+use nix::sys::time::TimeVal;
+
+use super::{AbortHandle, Channel};
+use crate::error::BackendError;
+
+pub struct DatagramChannel {
+    sock: OwnedFd,
+}
+
+impl DatagramChannel {
+    pub fn new(sock: OwnedFd) -> Self {
+        DatagramChannel { sock }
+    }
+}
+
+fn retry<T>(mut f: impl FnMut() -> nix::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(Errno::EINTR) => continue,
+            other => return other.map_err(io::Error::from),
+        }
+    }
+}
+
+impl Channel for DatagramChannel {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let fd = self.sock.as_raw_fd();
+        let n = retry(|| send(fd, msg, MsgFlags::MSG_NOSIGNAL))?;
+        if n != msg.len() {
+            return Err(io::Error::other(format!(
+                "sent {n} of {} bytes as one datagram",
+                msg.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let fd = self.sock.as_raw_fd();
+        match retry(|| recv(fd, buf, MsgFlags::MSG_TRUNC))? {
+            // No mechanism sends empty messages: zero bytes means shut down or closed.
+            0 => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the other side closed the channel",
+            )),
+            n => Ok(n),
+        }
+    }
+
+    /// `shutdown` on our socket wakes a receive blocked on a peer that died.
+    fn abort_handle(&self) -> Option<AbortHandle> {
+        let dup = self.sock.try_clone().ok()?;
+        Some(Box::new(move || {
+            let _ = shutdown(dup.as_raw_fd(), Shutdown::Both);
+        }))
+    }
+
+    fn set_recv_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        // Zero means no timeout to the kernel.
+        let t = timeout.unwrap_or(Duration::ZERO);
+        let tv = TimeVal::new(
+            t.as_secs() as _,
+            t.subsec_micros()
+                .max(u32::from(t > Duration::ZERO && t.as_secs() == 0)) as _,
+        );
+        setsockopt(&self.sock, sockopt::ReceiveTimeout, &tv).map_err(io::Error::from)
+    }
+}
+
+/// Sizes socket buffers for messages of `size` bytes. A datagram must fit the sender's
+/// buffer (the kernel refuses `size > SO_SNDBUF - 32`), so the send buffer is raised
+/// when needed; `rcvbuf` applies the user's receive buffer, if any.
+pub fn size_buffers(
+    mechanism: &'static str,
+    sock: &impl AsFd,
+    size: usize,
+    rcvbuf: Option<usize>,
+) -> Result<(), BackendError> {
+    let err = |what: &str, e: Errno| BackendError::new(mechanism, "set", what.to_string(), e);
+    let current = getsockopt(sock, sockopt::SndBuf).map_err(|e| err("SO_SNDBUF", e))?;
+    if size + 64 > current {
+        // The kernel doubles what it is given, for bookkeeping.
+        setsockopt(sock, sockopt::SndBuf, &(size + 64)).map_err(|e| err("SO_SNDBUF", e))?;
+    }
+    if let Some(r) = rcvbuf {
+        setsockopt(sock, sockopt::RcvBuf, &r).map_err(|e| err("SO_RCVBUF", e))?;
+    }
+    Ok(())
+}
+
+/// Why `size` cannot be sent as one datagram here, if the send buffer cannot grow enough.
+pub fn sndbuf_limit(size: usize, wmem_max: Option<u64>) -> Option<String> {
+    let max = wmem_max?;
+    (size as u64 + 64 > max).then(|| {
+        format!(
+            "a datagram must fit the socket send buffer, which net.core.wmem_max = {max} bytes caps; raise it with `sysctl -w net.core.wmem_max={}`",
+            size + 64
+        )
+    })
+}

@@ -1,0 +1,273 @@
+//! `posix-mq`: two POSIX message queues (`mq_open`), one per direction, with unique names,
+//! created exclusively with mode 0600 and unlinked as soon as both processes hold them.
+//! `/dev/mqueue` need not be mounted.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::mqueue::{mq_getattr, mq_open, mq_timedreceive, mq_unlink, MQ_OFlag, MqAttr, MqdT};
+use nix::sys::stat::Mode;
+use nix::sys::time::TimeSpec;
+use nix::time::{clock_gettime, ClockId};
+
+use super::{AbortHandle, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
+use crate::environment::Limits;
+use crate::error::BackendError;
+use crate::sys::fs::PREFIX;
+
+pub struct PosixMq;
+
+static INFO: MechanismInfo = MechanismInfo {
+    id: "posix-mq",
+    family: Family::MessagePassing,
+    summary: "POSIX message queues (mq_open/mq_send/mq_receive), one per direction",
+    boundaries: true,
+    kernel_copies: 2,
+    lossy: false,
+    named: true,
+    cross_host: false,
+};
+
+/// Queue depth used when `fs.mqueue.msg_max` allows it (kept small: it is charged to
+/// RLIMIT_MSGQUEUE at full message size).
+const DEPTH: u64 = 10;
+/// Blocking calls wake this often to see whether the peer is gone.
+const SLICE: Duration = Duration::from_millis(100);
+
+fn depth(limits: &Limits) -> u64 {
+    limits.mq_msg_max.unwrap_or(DEPTH).clamp(1, DEPTH)
+}
+
+/// Bytes the kernel charges to RLIMIT_MSGQUEUE for one queue: the messages plus about
+/// 100 bytes of bookkeeping each (struct msg_msg and the priority tree).
+fn charge(depth: u64, size: usize) -> u64 {
+    depth * (size as u64 + 100)
+}
+
+struct MqChannel {
+    tx: MqdT,
+    rx: MqdT,
+    aborted: Arc<AtomicBool>,
+    /// Parent only: the names, unlinked once the peer has opened both queues.
+    names: Option<[String; 2]>,
+}
+
+fn deadline() -> io::Result<TimeSpec> {
+    let now = clock_gettime(ClockId::CLOCK_REALTIME)?;
+    Ok(now + TimeSpec::from_duration(SLICE))
+}
+
+impl MqChannel {
+    fn gone(&self) -> io::Error {
+        io::Error::new(io::ErrorKind::BrokenPipe, "the peer is gone")
+    }
+}
+
+impl Channel for MqChannel {
+    // The timed calls cost one vDSO clock read per message; they keep every wait bounded,
+    // since a blocked mq_send/mq_receive does not notice the peer's death.
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        loop {
+            match crate::sys::mq::timed_send(&self.tx, msg, &deadline()?) {
+                Err(e)
+                    if e.raw_os_error() == Some(libc::ETIMEDOUT)
+                        || e.kind() == io::ErrorKind::Interrupted =>
+                {
+                    if self.aborted.load(Ordering::Acquire) {
+                        return Err(self.gone());
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut prio = 0;
+        loop {
+            match mq_timedreceive(&self.rx, buf, &mut prio, &deadline()?) {
+                Ok(n) => return Ok(n),
+                Err(Errno::ETIMEDOUT | Errno::EINTR) => {
+                    if self.aborted.load(Ordering::Acquire) {
+                        return Err(self.gone());
+                    }
+                }
+                Err(Errno::EMSGSIZE) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the queue's message size does not match the run's",
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn abort_handle(&self) -> Option<AbortHandle> {
+        let flag = Arc::clone(&self.aborted);
+        Some(Box::new(move || flag.store(true, Ordering::Release)))
+    }
+
+    fn peer_attached(&mut self) -> Result<(), BackendError> {
+        for name in self.names.take().into_iter().flatten() {
+            mq_unlink(name.as_str())
+                .map_err(|e| BackendError::new(INFO.id, "unlink", name.clone(), e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MqChannel {
+    fn drop(&mut self) {
+        // Error paths before the peer attached: the names must not outlive the run.
+        for name in self.names.take().into_iter().flatten() {
+            let _ = mq_unlink(name.as_str());
+        }
+    }
+}
+
+/// Queue names this tool creates: `/ipcbench-<pid>-<16 hex digits>-<to|from>`.
+fn valid_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('/').and_then(|n| n.strip_prefix(PREFIX)) else {
+        return false;
+    };
+    name.len() < 200
+        && !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'-')
+}
+
+impl Mechanism for PosixMq {
+    fn info(&self) -> &'static MechanismInfo {
+        &INFO
+    }
+
+    fn unsupported(&self, size: usize, limits: &Limits) -> Option<String> {
+        if let Some(max) = limits.mq_msgsize_max.filter(|&m| size as u64 > m) {
+            return Some(format!(
+                "a POSIX queue message here holds at most fs.mqueue.msgsize_max = {max} bytes; raise it with `sysctl -w fs.mqueue.msgsize_max={size}` (ipcbench keeps to the limit an unprivileged process gets)"
+            ));
+        }
+        let need = 2 * charge(depth(limits), size);
+        if let Some(soft) = limits.rlimit_msgqueue {
+            if need > soft {
+                return Some(format!(
+                    "two queues of {} messages of {size} bytes need about {need} bytes of RLIMIT_MSGQUEUE, which is {soft} here; raise it with `ulimit -q {need}`",
+                    depth(limits)
+                ));
+            }
+        }
+        None
+    }
+
+    fn offer(&self, params: &ChannelParams) -> Result<Offer, BackendError> {
+        let limits = Limits::read();
+        let tag = crate::sys::random_u64()
+            .map_err(|e| BackendError::new(INFO.id, "read", "/dev/urandom", e))?;
+        let base = format!("/{PREFIX}{}-{tag:016x}", std::process::id());
+        let names = [format!("{base}-to"), format!("{base}-from")];
+        let attr = MqAttr::new(0, depth(&limits) as _, params.size as _, 0);
+        let create = |name: &str, dir: MQ_OFlag| {
+            mq_open(
+                name,
+                dir | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_CLOEXEC,
+                Mode::S_IRUSR | Mode::S_IWUSR,
+                Some(&attr),
+            )
+            .map_err(|e| {
+                BackendError::new(INFO.id, "create", name.to_string(), e)
+                    .hint("see fs.mqueue.queues_max, fs.mqueue.msg_max, fs.mqueue.msgsize_max and `ulimit -q`")
+            })
+        };
+        let tx = create(&names[0], MQ_OFlag::O_WRONLY)?;
+        let rx = match create(&names[1], MQ_OFlag::O_RDONLY) {
+            Ok(rx) => rx,
+            Err(e) => {
+                let _ = mq_unlink(names[0].as_str());
+                return Err(e);
+            }
+        };
+        let chan = MqChannel {
+            tx,
+            rx,
+            aborted: Arc::new(AtomicBool::new(false)),
+            names: Some(names),
+        };
+        Ok(Offer {
+            spec: base,
+            inherit: Vec::new(),
+            connect: Box::new(move |_| Ok(Box::new(chan))),
+        })
+    }
+
+    fn join(
+        &self,
+        spec: &str,
+        _inherited: Vec<OwnedFd>,
+        params: &ChannelParams,
+    ) -> Result<Box<dyn Channel>, BackendError> {
+        if !valid_name(spec) {
+            return Err(BackendError::invalid(
+                INFO.id,
+                spec,
+                "not a queue name this tool creates",
+            ));
+        }
+        let open = |suffix: &str, dir: MQ_OFlag| -> Result<MqdT, BackendError> {
+            let name = format!("{spec}-{suffix}");
+            let mq = mq_open(
+                name.as_str(),
+                dir | MQ_OFlag::O_CLOEXEC,
+                Mode::empty(),
+                None,
+            )
+            .map_err(|e| BackendError::new(INFO.id, "open", name.clone(), e))?;
+            // The queue must be the parent's: ours, private, sized for this run.
+            let st = nix::sys::stat::fstat(mq.as_fd())
+                .map_err(|e| BackendError::new(INFO.id, "inspect", name.clone(), e))?;
+            let attr = mq_getattr(&mq)
+                .map_err(|e| BackendError::new(INFO.id, "inspect", name.clone(), e))?;
+            if st.st_uid != nix::unistd::geteuid().as_raw()
+                || st.st_mode & 0o777 != 0o600
+                || attr.msgsize() as usize != params.size
+            {
+                return Err(BackendError::invalid(
+                    INFO.id,
+                    name,
+                    "not a private queue of this run",
+                ));
+            }
+            Ok(mq)
+        };
+        Ok(Box::new(MqChannel {
+            rx: open("to", MQ_OFlag::O_RDONLY)?,
+            tx: open("from", MQ_OFlag::O_WRONLY)?,
+            aborted: Arc::new(AtomicBool::new(false)),
+            names: None,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(valid_name("/ipcbench-12-00ff00ff00ff00ff"));
+        for bad in [
+            "ipcbench-1",
+            "/other-1",
+            "/ipcbench-",
+            "/ipcbench-../x",
+            "/ipcbench-A",
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The one POSIX message queue call nix lacks: a send with a deadline.
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+use nix::mqueue::MqdT;
+use nix::sys::time::TimeSpec;
+
+/// `mq_timedsend`: blocks while the queue is full, at most until `deadline` (CLOCK_REALTIME).
+pub fn timed_send(mq: &MqdT, msg: &[u8], deadline: &TimeSpec) -> io::Result<()> {
+    // SAFETY: `msg` is valid for its length and `deadline` for the call; the queue
+    // descriptor is owned by `mq` and open.
+    let r = unsafe {
+        libc::mq_timedsend(
+            mq.as_raw_fd(),
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            deadline.as_ref(),
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
