@@ -37,7 +37,7 @@ fn bench_group(c: &mut Criterion, kind: Kind, size: usize, opts: &SessionOptions
     }
     for mechanism in backends::all() {
         let id = mechanism.info().id;
-        if let Some(why) = mechanism.unsupported(size, limits) {
+        if let Some(why) = mechanism.unsupported(&opts.params(size), limits) {
             eprintln!("{id} {}: unsupported: {why}", size_label(size));
             continue;
         }
@@ -71,13 +71,12 @@ fn bench_group(c: &mut Criterion, kind: Kind, size: usize, opts: &SessionOptions
 fn ipc(c: &mut Criterion) {
     let placement = Placement::plan(default_pin(), None).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("ipcbench benches: {}", placement.describe());
-    let opts = SessionOptions {
-        verify: Verify::Cheap,
+    let opts = SessionOptions::new(
+        Verify::Cheap,
         placement,
-        peer_exe: env!("CARGO_BIN_EXE_ipcbench").into(),
-        timeout: TIMEOUT,
-        rcvbuf: None,
-    };
+        env!("CARGO_BIN_EXE_ipcbench").into(),
+        TIMEOUT,
+    );
     let limits = Limits::read();
     for size in SIZES {
         bench_group(c, Kind::Latency, size, &opts, &limits);

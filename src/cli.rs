@@ -89,6 +89,16 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_size)]
     pub socket_rcvbuf: Option<usize>,
 
+    /// Bytes of each shared-memory ring (one per direction), rounded up to whole pages.
+    /// Messages larger than the ring are reported unsupported.
+    #[arg(long, value_parser = parse_size, default_value = "2M")]
+    pub shm_ring: usize,
+
+    /// Which segment holds the shared-memory rings: `posix` (shm_open, unlinked once both
+    /// sides mapped it), `sysv` (shmget, removed once both attached) or `memfd` (anonymous).
+    #[arg(long, value_enum, default_value = "posix")]
+    pub shm_segment: crate::backends::shm::Segment,
+
     /// Where to write the JSON results (written atomically).
     #[arg(long, default_value = "results/latest.json")]
     pub json: PathBuf,

@@ -34,6 +34,8 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
             peer_exe,
             timeout: Duration::from_secs(args.timeout),
             rcvbuf: args.socket_rcvbuf,
+            shm_ring: args.shm_ring,
+            shm_segment: args.shm_segment,
         },
     })
 }

@@ -604,10 +604,7 @@ fn serve_orders(
             .map_err(|e| format!("cannot pin the peer to CPU {cpu}: {e}"))?;
     }
     let fds = take_inherited(args.fds).map_err(|e| format!("{id}: {e}"))?;
-    let params = ChannelParams {
-        size: args.size,
-        rcvbuf: None,
-    };
+    let params = ChannelParams::new(args.size);
     let mut chan = mechanism
         .join(&args.spec, fds, &params)
         .map_err(|e| e.to_string())?;

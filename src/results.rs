@@ -60,6 +60,11 @@ pub struct RunConfig {
     /// `--socket-rcvbuf` when given.
     #[serde(default)]
     pub socket_rcvbuf: Option<usize>,
+    /// Bytes per shared-memory ring, and the segment kind (posix, sysv, memfd).
+    #[serde(default)]
+    pub shm_ring: usize,
+    #[serde(default)]
+    pub shm_segment: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -107,7 +107,10 @@ impl Plan {
             lost: None,
             loss: None,
         };
-        if let Some(why) = case.mechanism.unsupported(case.size, limits) {
+        if let Some(why) = case
+            .mechanism
+            .unsupported(&self.session.params(case.size), limits)
+        {
             r.status = Status::Unsupported;
             r.reason = Some(why);
             return r;
@@ -180,6 +183,8 @@ impl Plan {
             messages: self.messages,
             timeout_secs: self.session.timeout.as_secs(),
             socket_rcvbuf: self.session.rcvbuf,
+            shm_ring: self.session.shm_ring,
+            shm_segment: self.session.shm_segment.as_str().to_string(),
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::backends::shm::Segment;
 use crate::backends::{Channel, ChannelParams, Mechanism, Rendezvous};
 use crate::error::Error;
 use crate::message::Verify;
@@ -25,6 +26,40 @@ pub struct SessionOptions {
     pub timeout: Duration,
     /// `SO_RCVBUF` for datagram mechanisms' receiving sockets.
     pub rcvbuf: Option<usize>,
+    /// Bytes per shared-memory ring and the segment kind.
+    pub shm_ring: usize,
+    pub shm_segment: Segment,
+}
+
+impl SessionOptions {
+    /// Options with defaults for everything but what must be chosen.
+    pub fn new(
+        verify: Verify,
+        placement: Placement,
+        peer_exe: PathBuf,
+        timeout: Duration,
+    ) -> SessionOptions {
+        SessionOptions {
+            verify,
+            placement,
+            peer_exe,
+            timeout,
+            rcvbuf: None,
+            shm_ring: crate::backends::shm::DEFAULT_RING,
+            shm_segment: Segment::Posix,
+        }
+    }
+
+    /// The channel parameters a case of `size` bytes runs with.
+    pub fn params(&self, size: usize) -> ChannelParams {
+        ChannelParams {
+            size,
+            rcvbuf: self.rcvbuf,
+            shm_ring: self.shm_ring,
+            shm_segment: self.shm_segment,
+            pin: self.placement.pin,
+        }
+    }
 }
 
 pub struct Session {
@@ -66,10 +101,7 @@ impl Session {
                 source,
             });
         }
-        let params = ChannelParams {
-            size,
-            rcvbuf: opts.rcvbuf,
-        };
+        let params = opts.params(size);
         let offer = mechanism.offer(&params)?;
         let peer_spec = offer.spec.clone();
         let launch = Launch {

@@ -11,13 +11,12 @@ use nix::mqueue::{mq_open, MQ_OFlag};
 use nix::sys::stat::Mode;
 
 fn start(mechanism: &str, size: usize) -> Session {
-    let opts = SessionOptions {
-        verify: Verify::Full,
-        placement: Placement::plan(Pin::None, None).unwrap(),
-        peer_exe: env!("CARGO_BIN_EXE_ipcbench").into(),
-        timeout: Duration::from_secs(10),
-        rcvbuf: None,
-    };
+    let opts = SessionOptions::new(
+        Verify::Full,
+        Placement::plan(Pin::None, None).unwrap(),
+        env!("CARGO_BIN_EXE_ipcbench").into(),
+        Duration::from_secs(10),
+    );
     match Session::start(backends::by_id(mechanism).unwrap(), size, &opts) {
         Ok(s) => s,
         Err(e) => panic!("{e}"),

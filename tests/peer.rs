@@ -19,13 +19,12 @@ fn failure<T>(r: Result<T, ipcbench::error::Error>) -> String {
 
 fn start(exe: &str, mechanism: &str) -> Result<Session, ipcbench::error::Error> {
     let m = backends::by_id(mechanism).unwrap();
-    let opts = SessionOptions {
-        verify: Verify::Cheap,
-        placement: Placement::plan(Pin::None, None).unwrap(),
-        peer_exe: exe.into(),
-        timeout: Duration::from_secs(10),
-        rcvbuf: None,
-    };
+    let opts = SessionOptions::new(
+        Verify::Cheap,
+        Placement::plan(Pin::None, None).unwrap(),
+        exe.into(),
+        Duration::from_secs(10),
+    );
     Session::start(m, 64, &opts)
 }
 

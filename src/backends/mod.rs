@@ -6,6 +6,7 @@ mod fault;
 mod fifo;
 mod pipe;
 mod posix_mq;
+pub mod shm;
 mod stream;
 mod sysv_mq;
 mod tcp;
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 use crate::environment::Limits;
 use crate::error::BackendError;
+use crate::placement::Pin;
 
 /// Every mechanism the tool knows, in the order sweeps run and tables list them.
 pub static REGISTRY: &[&dyn Mechanism] = &[
@@ -34,6 +36,12 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &unix_packet::UNIX_SEQPACKET,
     &tcp::Tcp,
     &udp::Udp,
+    &shm::SHM_SPIN,
+    &shm::SHM_FUTEX,
+    &shm::SHM_EVENTFD,
+    &shm::SHM_POSIX_SEM,
+    &shm::SHM_SYSV_SEM,
+    &shm::SHM_CONDVAR,
     &fault::FAULT_DROP,
     &fault::FAULT_CORRUPT,
     &fault::FAULT_CORRUPT_MIDDLE,
@@ -88,6 +96,24 @@ pub struct ChannelParams {
     pub size: usize,
     /// `SO_RCVBUF` for the receiving sockets of datagram mechanisms (`--socket-rcvbuf`).
     pub rcvbuf: Option<usize>,
+    /// Shared memory: bytes of each ring (`--shm-ring`) and the segment kind (`--shm-segment`).
+    pub shm_ring: usize,
+    pub shm_segment: shm::Segment,
+    /// How the two processes are placed (spinning needs two CPUs).
+    pub pin: Pin,
+}
+
+impl ChannelParams {
+    /// Parameters with every option at its default (the peer learns the rest from the spec).
+    pub fn new(size: usize) -> ChannelParams {
+        ChannelParams {
+            size,
+            rcvbuf: None,
+            shm_ring: shm::DEFAULT_RING,
+            shm_segment: shm::Segment::Posix,
+            pin: Pin::Cross,
+        }
+    }
 }
 
 /// Makes a blocked send or receive return once the peer is gone; called from another thread.
@@ -184,7 +210,7 @@ pub trait Mechanism: Send + Sync {
     fn info(&self) -> &'static MechanismInfo;
 
     /// Why this message size cannot run here (naming the limit and how to raise it), if so.
-    fn unsupported(&self, _size: usize, _limits: &Limits) -> Option<String> {
+    fn unsupported(&self, _params: &ChannelParams, _limits: &Limits) -> Option<String> {
         None
     }
 

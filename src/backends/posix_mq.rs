@@ -147,7 +147,8 @@ impl Mechanism for PosixMq {
         &INFO
     }
 
-    fn unsupported(&self, size: usize, limits: &Limits) -> Option<String> {
+    fn unsupported(&self, params: &ChannelParams, limits: &Limits) -> Option<String> {
+        let size = params.size;
         if let Some(max) = limits.mq_msgsize_max.filter(|&m| size as u64 > m) {
             return Some(format!(
                 "a POSIX queue message here holds at most fs.mqueue.msgsize_max = {max} bytes; raise it with `sysctl -w fs.mqueue.msgsize_max={size}` (ipcbench keeps to the limit an unprivileged process gets)"

@@ -79,7 +79,8 @@ impl Mechanism for SysvMq {
         &INFO
     }
 
-    fn unsupported(&self, size: usize, limits: &Limits) -> Option<String> {
+    fn unsupported(&self, params: &ChannelParams, limits: &Limits) -> Option<String> {
+        let size = params.size;
         if let Some(max) = limits.msgmax.filter(|&m| size as u64 > m) {
             return Some(format!(
                 "a System V message here carries at most kernel.msgmax = {max} bytes; raise it with `sysctl -w kernel.msgmax={size}`"

@@ -36,7 +36,8 @@ impl Mechanism for Udp {
         &INFO
     }
 
-    fn unsupported(&self, size: usize, _limits: &Limits) -> Option<String> {
+    fn unsupported(&self, params: &ChannelParams, _limits: &Limits) -> Option<String> {
+        let size = params.size;
         (size > MAX_PAYLOAD).then(|| {
             format!("a UDP datagram over IPv4 carries at most {MAX_PAYLOAD} bytes of payload (65,535 minus the IP and UDP headers): a protocol limit no sysctl raises")
         })

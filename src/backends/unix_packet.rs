@@ -54,7 +54,8 @@ impl Mechanism for UnixPacket {
         self.info
     }
 
-    fn unsupported(&self, size: usize, limits: &Limits) -> Option<String> {
+    fn unsupported(&self, params: &ChannelParams, limits: &Limits) -> Option<String> {
+        let size = params.size;
         sndbuf_limit(size, limits.wmem_max)
     }
 

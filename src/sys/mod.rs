@@ -4,6 +4,7 @@
 pub mod fd;
 pub mod fs;
 pub mod mq;
+pub mod shm;
 pub mod sysv;
 
 use std::io;

@@ -1,0 +1,682 @@
+//! Shared memory: one SPSC ring per direction in one segment, and six ways for a side that
+//! must wait to sleep and be woken (`shm-spin`, `shm-futex`, `shm-eventfd`,
+//! `shm-posix-sem`, `shm-sysv-sem`, `shm-condvar`). The mechanisms differ only in that.
+//! Segments are POSIX (`shm_open`), System V (`shmget`) or anonymous (`memfd`), chosen
+//! with `--shm-segment`; named ones are removed as soon as both processes have mapped them.
+
+mod ring;
+mod wake;
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+use self::ring::{Ring, RingHeader};
+use self::wake::{EventSlot, Prim, Strategy, Waker, EVENTS};
+use super::{AbortHandle, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
+use crate::environment::Limits;
+use crate::error::BackendError;
+use crate::placement::Pin;
+use crate::sys::fs::PREFIX;
+use crate::sys::shm::{self as seg, Mapping, ShmCondvar, ShmSem, SysvSemSet, SysvShm};
+
+/// Default bytes per ring: one 1 MiB message in flight plus room for the next.
+pub const DEFAULT_RING: usize = 2 << 20;
+const PAGE: usize = 4096;
+const MAGIC: u64 = u64::from_le_bytes(*b"ipcbshm1");
+
+/// Which kind of segment holds the rings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Segment {
+    /// `shm_open` with a unique name, unlinked once both processes mapped it.
+    Posix,
+    /// `shmget(IPC_PRIVATE)`, marked for removal once both processes attached it.
+    Sysv,
+    /// `memfd_create`: anonymous, inherited by the peer.
+    Memfd,
+}
+
+impl Segment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Segment::Posix => "posix",
+            Segment::Sysv => "sysv",
+            Segment::Memfd => "memfd",
+        }
+    }
+}
+
+/// The segment's first page.
+#[repr(C)]
+struct Header {
+    magic: u64,
+    capacity: u64,
+    size: u64,
+    strategy: u64,
+}
+
+const SLOTS_AT: usize = 64;
+const PRIMS_AT: usize = 512;
+const PRIM_STRIDE: usize = 128;
+const _: () = assert!(SLOTS_AT + EVENTS * std::mem::size_of::<EventSlot>() <= PRIMS_AT);
+const _: () = assert!(std::mem::size_of::<libc::sem_t>() <= PRIM_STRIDE);
+const _: () = assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= PRIM_STRIDE / 2);
+const _: () = assert!(std::mem::size_of::<libc::pthread_cond_t>() <= PRIM_STRIDE / 2);
+const _: () = assert!(PRIMS_AT + EVENTS * PRIM_STRIDE <= PAGE);
+const _: () = assert!(std::mem::size_of::<RingHeader>() <= PAGE);
+
+/// Ring capacity rounded up to whole pages.
+fn capacity(ring: usize) -> usize {
+    ring.div_ceil(PAGE).max(1) * PAGE
+}
+
+/// Offsets of ring `i`'s header and data.
+fn ring_at(i: usize, cap: usize) -> (usize, usize) {
+    let hdr = PAGE + i * (PAGE + cap);
+    (hdr, hdr + PAGE)
+}
+
+fn segment_len(cap: usize) -> usize {
+    PAGE + 2 * (PAGE + cap)
+}
+
+pub struct Shm {
+    info: &'static MechanismInfo,
+    strategy: Strategy,
+}
+
+macro_rules! shm_mechanism {
+    ($name:ident, $info:ident, $id:literal, $strategy:expr, $summary:literal) => {
+        static $info: MechanismInfo = MechanismInfo {
+            id: $id,
+            family: Family::SharedMemory,
+            summary: $summary,
+            boundaries: true,
+            kernel_copies: 0,
+            lossy: false,
+            named: true,
+            cross_host: false,
+        };
+        pub static $name: Shm = Shm {
+            info: &$info,
+            strategy: $strategy,
+        };
+    };
+}
+
+shm_mechanism!(
+    SHM_SPIN,
+    SPIN_INFO,
+    "shm-spin",
+    Strategy::Spin,
+    "shared-memory rings, waiting by busy-polling (burns a CPU per waiting side)"
+);
+shm_mechanism!(
+    SHM_FUTEX,
+    FUTEX_INFO,
+    "shm-futex",
+    Strategy::Futex,
+    "shared-memory rings, futex wait/wake only when the other side sleeps"
+);
+shm_mechanism!(
+    SHM_EVENTFD,
+    EVENTFD_INFO,
+    "shm-eventfd",
+    Strategy::Eventfd,
+    "shared-memory rings, eventfd per direction and event (inherited)"
+);
+shm_mechanism!(
+    SHM_POSIX_SEM,
+    POSIX_SEM_INFO,
+    "shm-posix-sem",
+    Strategy::PosixSem,
+    "shared-memory rings, unnamed process-shared POSIX semaphores in the segment"
+);
+shm_mechanism!(
+    SHM_SYSV_SEM,
+    SYSV_SEM_INFO,
+    "shm-sysv-sem",
+    Strategy::SysvSem,
+    "shared-memory rings, a System V semaphore set"
+);
+shm_mechanism!(
+    SHM_CONDVAR,
+    CONDVAR_INFO,
+    "shm-condvar",
+    Strategy::Condvar,
+    "shared-memory rings, process-shared pthread mutex + condition variable"
+);
+
+/// Which events a side waits on and signals.
+struct Role {
+    tx_space: usize,
+    tx_data: usize,
+    rx_data: usize,
+    rx_space: usize,
+}
+
+const PARENT: Role = Role {
+    tx_data: 0,
+    tx_space: 1,
+    rx_data: 2,
+    rx_space: 3,
+};
+const PEER: Role = Role {
+    rx_data: 0,
+    rx_space: 1,
+    tx_data: 2,
+    tx_space: 3,
+};
+
+/// Objects to remove once the peer holds them (parent side).
+enum Names {
+    Posix(String),
+    Sysv(Arc<SysvShm>),
+}
+
+struct ShmChannel {
+    tx: Ring,
+    rx: Ring,
+    waker: Waker,
+    role: Role,
+    names: Option<Names>,
+    /// The System V segment and semaphore set live until the channel goes (creator only).
+    _sysv: (Option<Arc<SysvShm>>, Option<Arc<SysvSemSet>>),
+}
+
+impl Channel for ShmChannel {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let tx = &self.tx;
+        self.waker
+            .wait_until(self.role.tx_space, || tx.can_write(msg.len()))?;
+        self.tx.write(msg);
+        self.waker.notify(self.role.tx_data)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let rx = &self.rx;
+        let len = buf.len();
+        self.waker
+            .wait_until(self.role.rx_data, || rx.can_read(len))?;
+        self.rx.read(buf);
+        self.waker.notify(self.role.rx_space)?;
+        Ok(len)
+    }
+
+    fn abort_handle(&self) -> Option<AbortHandle> {
+        Some(self.waker.abort_handle())
+    }
+
+    fn peer_attached(&mut self) -> Result<(), BackendError> {
+        self.remove_names()
+    }
+}
+
+impl ShmChannel {
+    fn remove_names(&mut self) -> Result<(), BackendError> {
+        match self.names.take() {
+            Some(Names::Posix(name)) => {
+                seg::posix_unlink(&name).map_err(|e| BackendError::new("shm", "unlink", name, e))
+            }
+            Some(Names::Sysv(s)) => s.remove().map_err(|e| {
+                BackendError::new("shm", "remove", format!("System V segment {}", s.id()), e)
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ShmChannel {
+    fn drop(&mut self) {
+        let _ = self.remove_names();
+    }
+}
+
+/// What the peer is told: `seg=posix:/name|sysv:ID|memfd;cap=N;yield=0|1;sem=ID`.
+struct Spec {
+    segment: String,
+    cap: usize,
+    spin_yield: bool,
+    sem: Option<libc::c_int>,
+}
+
+impl Spec {
+    fn encode(&self) -> String {
+        let mut s = format!(
+            "seg={};cap={};yield={}",
+            self.segment,
+            self.cap,
+            u8::from(self.spin_yield)
+        );
+        if let Some(id) = self.sem {
+            s.push_str(&format!(";sem={id}"));
+        }
+        s
+    }
+
+    fn decode(s: &str) -> Option<Spec> {
+        let mut spec = Spec {
+            segment: String::new(),
+            cap: 0,
+            spin_yield: false,
+            sem: None,
+        };
+        for part in s.split(';') {
+            let (k, v) = part.split_once('=')?;
+            match k {
+                "seg" => spec.segment = v.to_string(),
+                "cap" => {
+                    spec.cap = v
+                        .parse()
+                        .ok()
+                        .filter(|&c: &usize| c > 0 && c % PAGE == 0 && c <= 1 << 30)?
+                }
+                "yield" => spec.spin_yield = v == "1",
+                "sem" => spec.sem = Some(v.parse().ok().filter(|&i: &libc::c_int| i >= 0)?),
+                _ => return None,
+            }
+        }
+        (!spec.segment.is_empty() && spec.cap > 0).then_some(spec)
+    }
+}
+
+fn valid_shm_name(name: &str) -> bool {
+    name.strip_prefix('/')
+        .and_then(|n| n.strip_prefix(PREFIX))
+        .is_some_and(|rest| {
+            !rest.is_empty()
+                && name.len() < 200
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'-')
+        })
+}
+
+impl Shm {
+    fn err(
+        &self,
+        action: &'static str,
+        what: impl Into<String>,
+        e: impl Into<io::Error>,
+    ) -> BackendError {
+        BackendError::new(self.info.id, action, what, e)
+    }
+
+    /// Builds one side's channel over a mapped, initialised segment.
+    #[allow(clippy::too_many_arguments)]
+    fn channel(
+        &self,
+        map: Arc<Mapping>,
+        cap: usize,
+        role: Role,
+        prim: Prim,
+        names: Option<Names>,
+        sysv: (Option<Arc<SysvShm>>, Option<Arc<SysvSemSet>>),
+    ) -> ShmChannel {
+        let base = map.base();
+        let (h0, d0) = ring_at(0, cap);
+        let (h1, d1) = ring_at(1, cap);
+        // SAFETY: the layout puts both rings, their headers (page aligned) and the event
+        // slots (64-byte aligned) inside the mapping of `segment_len(cap)` bytes, which the
+        // rings and waker keep alive through `map`. The parent writes ring 0 and reads ring
+        // 1; the peer the reverse.
+        unsafe {
+            let r0 = Ring::new(base.add(h0).cast(), base.add(d0), cap);
+            let r1 = Ring::new(base.add(h1).cast(), base.add(d1), cap);
+            let slots: [*const EventSlot; EVENTS] = std::array::from_fn(|i| {
+                base.add(SLOTS_AT + i * std::mem::size_of::<EventSlot>())
+                    .cast_const()
+                    .cast()
+            });
+            let waker = Waker::new(
+                slots,
+                prim,
+                Arc::clone(&map),
+                Arc::new(AtomicBool::new(false)),
+            );
+            let (tx, rx) = if role.tx_data == PARENT.tx_data {
+                (r0, r1)
+            } else {
+                (r1, r0)
+            };
+            ShmChannel {
+                tx,
+                rx,
+                waker,
+                role,
+                names,
+                _sysv: sysv,
+            }
+        }
+    }
+
+    /// The in-segment primitives' addresses.
+    fn prim_ptr(map: &Mapping, i: usize) -> *mut u8 {
+        // SAFETY: PRIMS_AT + i * PRIM_STRIDE + PRIM_STRIDE <= PAGE <= the mapping's length.
+        unsafe { map.base().add(PRIMS_AT + i * PRIM_STRIDE) }
+    }
+
+    /// Creates (parent) or attaches (peer) this strategy's primitive.
+    fn prim(
+        &self,
+        map: &Mapping,
+        create: bool,
+        inherited: &mut Vec<OwnedFd>,
+        sem: Option<Arc<SysvSemSet>>,
+        spin_yield: bool,
+    ) -> Result<(Prim, Vec<OwnedFd>), BackendError> {
+        let mut hand_over = Vec::new();
+        let prim = match self.strategy {
+            Strategy::Spin => Prim::Spin {
+                yield_after: spin_yield.then_some(1000),
+            },
+            Strategy::Futex => Prim::Futex,
+            Strategy::Eventfd => {
+                let mut fds = Vec::new();
+                for _ in 0..EVENTS {
+                    if create {
+                        let fd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC)
+                            .map_err(|e| self.err("create", "an eventfd", e))?;
+                        hand_over.push(
+                            fd.try_clone()
+                                .map_err(|e| self.err("duplicate", "an eventfd", e))?,
+                        );
+                        fds.push(Arc::new(fd));
+                    } else {
+                        if inherited.is_empty() {
+                            return Err(BackendError::invalid(
+                                self.info.id,
+                                "inherited descriptors",
+                                "missing eventfds",
+                            ));
+                        }
+                        fds.push(Arc::new(inherited.remove(0)));
+                    }
+                }
+                Prim::Eventfd(fds)
+            }
+            Strategy::PosixSem => {
+                let sems = std::array::from_fn::<_, EVENTS, _>(|i| {
+                    Self::prim_ptr(map, i).cast::<libc::sem_t>()
+                });
+                let mut out = Vec::new();
+                for p in sems {
+                    // SAFETY: `p` is an aligned slot in the mapping's first page, which the
+                    // waker keeps mapped; the parent initialises it before the peer starts.
+                    out.push(unsafe {
+                        if create {
+                            ShmSem::init(p)
+                                .map_err(|e| self.err("initialise", "a POSIX semaphore", e))?
+                        } else {
+                            ShmSem::attach(p)
+                        }
+                    });
+                }
+                Prim::PosixSem(std::array::from_fn(|i| out[i]))
+            }
+            Strategy::SysvSem => {
+                Prim::SysvSem(sem.ok_or_else(|| {
+                    BackendError::invalid(self.info.id, "spec", "no semaphore set")
+                })?)
+            }
+            Strategy::Condvar => {
+                let mut out = Vec::new();
+                for i in 0..EVENTS {
+                    let m = Self::prim_ptr(map, i).cast::<libc::pthread_mutex_t>();
+                    // SAFETY: the condition variable follows its mutex in the same slot.
+                    let c = unsafe { Self::prim_ptr(map, i).add(PRIM_STRIDE / 2) }
+                        .cast::<libc::pthread_cond_t>();
+                    // SAFETY: as for the semaphores above.
+                    out.push(unsafe {
+                        if create {
+                            ShmCondvar::init(m, c).map_err(|e| {
+                                self.err("initialise", "a process-shared mutex/condvar", e)
+                            })?
+                        } else {
+                            ShmCondvar::attach(m, c)
+                        }
+                    });
+                }
+                Prim::Condvar(std::array::from_fn(|i| out[i]))
+            }
+        };
+        Ok((prim, hand_over))
+    }
+}
+
+fn header(map: &Mapping) -> *mut Header {
+    map.base().cast()
+}
+
+impl Mechanism for Shm {
+    fn info(&self) -> &'static MechanismInfo {
+        self.info
+    }
+
+    fn unsupported(&self, params: &ChannelParams, _limits: &Limits) -> Option<String> {
+        let cap = capacity(params.shm_ring);
+        if params.size > cap {
+            return Some(format!(
+                "a message of {} bytes does not fit the shared-memory ring of {cap} bytes; raise it with --shm-ring",
+                params.size
+            ));
+        }
+        if self.strategy == Strategy::Spin && params.pin == Pin::Same {
+            return Some("spinning needs two CPUs: with --pin same the spinning side holds the CPU the other side needs (use --pin cross, or --pin none to spin with a sched_yield back-off)".into());
+        }
+        None
+    }
+
+    fn offer(&self, params: &ChannelParams) -> Result<Offer, BackendError> {
+        let cap = capacity(params.shm_ring);
+        let len = segment_len(cap);
+        let mut inherit = Vec::new();
+        let mut sysv_seg = None;
+        let (map, segment, names) = match params.shm_segment {
+            Segment::Posix => {
+                let tag =
+                    crate::sys::random_u64().map_err(|e| self.err("read", "/dev/urandom", e))?;
+                let name = format!("/{PREFIX}{}-{tag:016x}", std::process::id());
+                let fd = seg::posix_create(&name, len).map_err(|e| {
+                    self.err("create", name.clone(), e)
+                        .hint("is /dev/shm full or missing?")
+                })?;
+                let map = Mapping::map(&fd, len);
+                let map = match map {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let _ = seg::posix_unlink(&name);
+                        return Err(self.err("map", name, e));
+                    }
+                };
+                (map, format!("posix:{name}"), Some(Names::Posix(name)))
+            }
+            Segment::Sysv => {
+                let s = Arc::new(SysvShm::create(len).map_err(|e| {
+                    self.err("create", format!("a System V segment of {len} bytes"), e)
+                        .hint("see kernel.shmmax and kernel.shmall")
+                })?);
+                let map = Mapping::attach_sysv(s.id(), len)
+                    .map_err(|e| self.err("attach", format!("System V segment {}", s.id()), e))?;
+                let spec = format!("sysv:{}", s.id());
+                sysv_seg = Some(Arc::clone(&s));
+                (map, spec, Some(Names::Sysv(s)))
+            }
+            Segment::Memfd => {
+                let fd = seg::memfd(len).map_err(|e| self.err("create", "a memfd", e))?;
+                let map = Mapping::map(&fd, len).map_err(|e| self.err("map", "a memfd", e))?;
+                inherit.push(fd);
+                (map, "memfd".to_string(), None)
+            }
+        };
+        let map = Arc::new(map);
+        // SAFETY: the header is the start of the fresh, page-aligned, zeroed segment, and
+        // the peer does not exist yet.
+        unsafe {
+            header(&map).write(Header {
+                magic: MAGIC,
+                capacity: cap as u64,
+                size: params.size as u64,
+                strategy: self.strategy as u64,
+            });
+        }
+        let sem = match self.strategy {
+            Strategy::SysvSem => Some(Arc::new(SysvSemSet::create(EVENTS).map_err(|e| {
+                self.err("create", "a System V semaphore set", e)
+                    .hint("see kernel.sem")
+            })?)),
+            _ => None,
+        };
+        let spin_yield = params.pin == Pin::None;
+        let (prim, fds) = self.prim(&map, true, &mut Vec::new(), sem.clone(), spin_yield)?;
+        inherit.extend(fds);
+        let spec = Spec {
+            segment,
+            cap,
+            spin_yield,
+            sem: sem.as_ref().map(|s| s.id()),
+        };
+        let chan = self.channel(map, cap, PARENT, prim, names, (sysv_seg, sem));
+        Ok(Offer {
+            spec: spec.encode(),
+            inherit,
+            connect: Box::new(move |_| Ok(Box::new(chan))),
+        })
+    }
+
+    fn join(
+        &self,
+        spec: &str,
+        mut inherited: Vec<OwnedFd>,
+        params: &ChannelParams,
+    ) -> Result<Box<dyn Channel>, BackendError> {
+        let id = self.info.id;
+        let s = Spec::decode(spec).ok_or_else(|| {
+            BackendError::invalid(id, spec, "malformed shared-memory description")
+        })?;
+        let len = segment_len(s.cap);
+        let map = match s.segment.split_once(':') {
+            Some(("posix", name)) if valid_shm_name(name) => {
+                let fd = seg::posix_open(name, len).map_err(|e| self.err("open", name, e))?;
+                Mapping::map(&fd, len).map_err(|e| self.err("map", name, e))?
+            }
+            Some(("sysv", sid)) => {
+                let sid: libc::c_int = sid
+                    .parse()
+                    .map_err(|_| BackendError::invalid(id, spec, "bad segment id"))?;
+                seg::sysv_check(sid)
+                    .map_err(|e| self.err("use", format!("System V segment {sid}"), e))?;
+                Mapping::attach_sysv(sid, len)
+                    .map_err(|e| self.err("attach", format!("System V segment {sid}"), e))?
+            }
+            None if s.segment == "memfd" => {
+                if inherited.is_empty() {
+                    return Err(BackendError::invalid(
+                        id,
+                        "inherited descriptors",
+                        "missing the memfd",
+                    ));
+                }
+                let fd = inherited.remove(0);
+                let st = nix::sys::stat::fstat(std::os::fd::AsFd::as_fd(&fd))
+                    .map_err(|e| self.err("inspect", "the memfd", e))?;
+                if st.st_size as usize != len {
+                    return Err(BackendError::invalid(
+                        id,
+                        "the memfd",
+                        "its size does not match the description",
+                    ));
+                }
+                Mapping::map(&fd, len).map_err(|e| self.err("map", "the memfd", e))?
+            }
+            _ => return Err(BackendError::invalid(id, spec, "unknown segment")),
+        };
+        // SAFETY: the mapping is at least one page long and page aligned; the header was
+        // written before the peer started and is only read here.
+        let h = unsafe { header(&map).read() };
+        if h.magic != MAGIC
+            || h.capacity != s.cap as u64
+            || h.size != params.size as u64
+            || h.strategy != self.strategy as u64
+        {
+            return Err(BackendError::invalid(
+                id,
+                spec,
+                "the segment was not prepared for this run",
+            ));
+        }
+        let sem = match (self.strategy, s.sem) {
+            (Strategy::SysvSem, Some(sid)) => {
+                Some(Arc::new(SysvSemSet::open(sid, EVENTS).map_err(|e| {
+                    self.err("open", format!("System V semaphore set {sid}"), e)
+                })?))
+            }
+            (Strategy::SysvSem, None) => {
+                return Err(BackendError::invalid(id, spec, "no semaphore set"))
+            }
+            _ => None,
+        };
+        let (prim, _) = self.prim(&map, false, &mut inherited, sem, s.spin_yield)?;
+        if !inherited.is_empty() {
+            return Err(BackendError::invalid(
+                id,
+                "inherited descriptors",
+                "more than this mechanism uses",
+            ));
+        }
+        Ok(Box::new(self.channel(
+            Arc::new(map),
+            s.cap,
+            PEER,
+            prim,
+            None,
+            (None, None),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_fits() {
+        let cap = capacity(DEFAULT_RING);
+        assert_eq!(cap % PAGE, 0);
+        let (h1, d1) = ring_at(1, cap);
+        assert_eq!(d1 + cap, segment_len(cap));
+        assert!(h1 >= ring_at(0, cap).1 + cap);
+        assert_eq!(capacity(1), PAGE);
+    }
+
+    #[test]
+    fn spec_round_trips_and_rejects_junk() {
+        let s = Spec {
+            segment: "posix:/ipcbench-1-ab".into(),
+            cap: 8192,
+            spin_yield: true,
+            sem: Some(7),
+        };
+        let d = Spec::decode(&s.encode()).unwrap();
+        assert_eq!(
+            (d.segment.as_str(), d.cap, d.spin_yield, d.sem),
+            ("posix:/ipcbench-1-ab", 8192, true, Some(7))
+        );
+        for bad in [
+            "",
+            "seg=posix:/x",
+            "seg=memfd;cap=100",
+            "seg=memfd;cap=4096;evil=1",
+            "cap=4096",
+        ] {
+            assert!(Spec::decode(bad).is_none(), "{bad}");
+        }
+        assert!(valid_shm_name("/ipcbench-12-00ff"));
+        assert!(!valid_shm_name("/etc/passwd"));
+    }
+}

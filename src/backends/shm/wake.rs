@@ -1,0 +1,247 @@
+//! How a side that must wait for the ring sleeps and how the other side wakes it: the six
+//! strategies differ only here. Every blocking strategy uses the same protocol around its
+//! primitive, so the comparison is of the primitives alone: a waiter announces itself in
+//! the event's `waiters` count, re-checks the ring, then sleeps; a notifier bumps the
+//! event's sequence word and wakes only if someone announced itself.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use rustix::thread::futex;
+
+use super::super::AbortHandle;
+use crate::sys::shm::{Mapping, ShmCondvar, ShmSem, SysvSemSet};
+
+/// Events 0..4: to-peer data, to-peer space, from-peer data, from-peer space.
+pub const EVENTS: usize = 4;
+
+/// Per-event shared state, one cache line each.
+#[repr(C, align(64))]
+pub struct EventSlot {
+    pub waiters: AtomicU32,
+    /// Bumped by every notification; the futex word.
+    pub seq: AtomicU32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    Spin,
+    Futex,
+    Eventfd,
+    PosixSem,
+    SysvSem,
+    Condvar,
+}
+
+/// The sleeping primitive behind the protocol.
+pub enum Prim {
+    /// Busy-wait; with `yield_after` set, fall back to sched_yield after that many spins.
+    Spin {
+        yield_after: Option<u32>,
+    },
+    Futex,
+    Eventfd(Vec<Arc<OwnedFd>>),
+    PosixSem([ShmSem; EVENTS]),
+    SysvSem(Arc<SysvSemSet>),
+    Condvar([ShmCondvar; EVENTS]),
+}
+
+pub struct Waker {
+    slots: [*const EventSlot; EVENTS],
+    prim: Prim,
+    aborted: Arc<AtomicBool>,
+    /// Keeps the slots and in-segment primitives mapped.
+    _map: Arc<Mapping>,
+}
+
+// SAFETY: the slot pointers refer to the mapping held in `_map`; the shared state is atomics
+// and process-shared primitives meant for concurrent use.
+unsafe impl Send for Waker {}
+
+const FUTEX_SLICE: futex::Timespec = futex::Timespec {
+    tv_sec: 0,
+    tv_nsec: 100_000_000,
+};
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the peer is gone")
+}
+
+impl Waker {
+    /// # Safety
+    /// Each `slots[i]` must point to an aligned `EventSlot` inside `map`.
+    pub unsafe fn new(
+        slots: [*const EventSlot; EVENTS],
+        prim: Prim,
+        map: Arc<Mapping>,
+        aborted: Arc<AtomicBool>,
+    ) -> Waker {
+        Waker {
+            slots,
+            prim,
+            aborted,
+            _map: map,
+        }
+    }
+
+    fn slot(&self, ev: usize) -> &EventSlot {
+        // SAFETY: constructor contract; the mapping lives as long as `self`.
+        unsafe { &*self.slots[ev] }
+    }
+
+    /// Returns once `ready()` holds, sleeping on event `ev` in between.
+    pub fn wait_until(&mut self, ev: usize, ready: impl Fn() -> bool) -> io::Result<()> {
+        if ready() {
+            return Ok(());
+        }
+        if let Prim::Spin { yield_after } = self.prim {
+            let mut spins = 0u32;
+            loop {
+                if ready() {
+                    return Ok(());
+                }
+                spins = spins.wrapping_add(1);
+                match yield_after {
+                    Some(n) if spins >= n => {
+                        let _ = nix::sched::sched_yield();
+                    }
+                    _ => std::hint::spin_loop(),
+                }
+                if spins % 4096 == 0 && self.aborted.load(Ordering::Relaxed) {
+                    return Err(gone());
+                }
+            }
+        }
+        loop {
+            let slot = self.slot(ev);
+            slot.waiters.fetch_add(1, Ordering::SeqCst);
+            let seen = slot.seq.load(Ordering::SeqCst);
+            let result = if ready() {
+                Ok(true)
+            } else if self.aborted.load(Ordering::Acquire) {
+                Err(gone())
+            } else {
+                self.sleep(ev, seen).map(|()| false)
+            };
+            self.slot(ev).waiters.fetch_sub(1, Ordering::SeqCst);
+            if result? || ready() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Tells a waiter of event `ev` that its condition may now hold.
+    pub fn notify(&mut self, ev: usize) -> io::Result<()> {
+        if let Prim::Spin { .. } = self.prim {
+            return Ok(());
+        }
+        let slot = self.slot(ev);
+        slot.seq.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if slot.waiters.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        self.wake(ev)
+    }
+
+    fn sleep(&self, ev: usize, seen: u32) -> io::Result<()> {
+        match &self.prim {
+            Prim::Spin { .. } => Ok(()),
+            Prim::Futex => match futex::wait(
+                &self.slot(ev).seq,
+                futex::Flags::empty(),
+                seen,
+                Some(&FUTEX_SLICE),
+            ) {
+                Ok(()) => Ok(()),
+                Err(e)
+                    if e == rustix::io::Errno::AGAIN
+                        || e == rustix::io::Errno::TIMEDOUT
+                        || e == rustix::io::Errno::INTR =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            },
+            Prim::Eventfd(fds) => {
+                let mut b = [0u8; 8];
+                loop {
+                    match rustix::io::read(&*fds[ev], &mut b) {
+                        Err(rustix::io::Errno::INTR) => continue,
+                        other => return other.map(drop).map_err(io::Error::from),
+                    }
+                }
+            }
+            Prim::PosixSem(sems) => sems[ev].wait(),
+            Prim::SysvSem(set) => set.wait(ev, None).map(drop),
+            Prim::Condvar(cvs) => {
+                let cv = cvs[ev];
+                cv.lock()?;
+                let r = if self.slot(ev).seq.load(Ordering::SeqCst) == seen
+                    && !self.aborted.load(Ordering::Acquire)
+                {
+                    cv.wait()
+                } else {
+                    Ok(())
+                };
+                cv.unlock();
+                r
+            }
+        }
+    }
+
+    fn wake(&self, ev: usize) -> io::Result<()> {
+        match &self.prim {
+            Prim::Spin { .. } => Ok(()),
+            Prim::Futex => futex::wake(&self.slot(ev).seq, futex::Flags::empty(), 1)
+                .map(drop)
+                .map_err(io::Error::from),
+            Prim::Eventfd(fds) => rustix::io::write(&*fds[ev], &1u64.to_ne_bytes())
+                .map(drop)
+                .map_err(io::Error::from),
+            Prim::PosixSem(sems) => sems[ev].post(),
+            Prim::SysvSem(set) => set.post(ev),
+            Prim::Condvar(cvs) => {
+                cvs[ev].lock()?;
+                cvs[ev].broadcast();
+                cvs[ev].unlock();
+                Ok(())
+            }
+        }
+    }
+
+    /// Sets the abort flag and wakes every event, so a side blocked on a peer that died
+    /// returns (with `BrokenPipe`). Owns what it touches.
+    pub fn abort_handle(&self) -> AbortHandle {
+        let aborted = Arc::clone(&self.aborted);
+        let me = Waker {
+            slots: self.slots,
+            prim: match &self.prim {
+                Prim::Spin { yield_after } => Prim::Spin {
+                    yield_after: *yield_after,
+                },
+                Prim::Futex => Prim::Futex,
+                Prim::Eventfd(fds) => Prim::Eventfd(fds.clone()),
+                Prim::PosixSem(s) => Prim::PosixSem(*s),
+                Prim::SysvSem(s) => Prim::SysvSem(Arc::clone(s)),
+                Prim::Condvar(c) => Prim::Condvar(*c),
+            },
+            aborted: Arc::clone(&self.aborted),
+            _map: Arc::clone(&self._map),
+        };
+        Box::new(move || {
+            aborted.store(true, Ordering::Release);
+            for ev in 0..EVENTS {
+                me.slot(ev).seq.fetch_add(1, Ordering::SeqCst);
+                let _ = match &me.prim {
+                    Prim::Futex => futex::wake(&me.slot(ev).seq, futex::Flags::empty(), u32::MAX)
+                        .map(drop)
+                        .map_err(io::Error::from),
+                    _ => me.wake(ev),
+                };
+            }
+        })
+    }
+}

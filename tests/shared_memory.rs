@@ -1,0 +1,305 @@
+//! Shared memory: every wake-up strategy over every segment kind carries messages intact;
+//! the rings survive millions of messages under full verification; spinning on one CPU is
+//! refused, not hung; and no segment, name or semaphore set outlives a run.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{text, Scratch};
+use ipcbench::backends;
+use ipcbench::backends::shm::Segment;
+use ipcbench::message::Verify;
+use ipcbench::placement::{Pin, Placement};
+use ipcbench::session::{Session, SessionOptions};
+
+/// `SHM_DEST` from <linux/shm.h>: the segment is marked for removal (libc lacks it).
+const SHM_DEST: i32 = 0o1000;
+
+const STRATEGIES: [&str; 6] = [
+    "shm-spin",
+    "shm-futex",
+    "shm-eventfd",
+    "shm-posix-sem",
+    "shm-sysv-sem",
+    "shm-condvar",
+];
+
+fn run_ok(s: &Scratch, args: &[&str]) -> serde_json::Value {
+    let json = s.json();
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
+    let out = s.run(&all);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let v = s.results();
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["status"], "ok", "{r}");
+    }
+    v
+}
+
+fn every_strategy_over(segment: &str) {
+    let s = Scratch::new(segment);
+    // --pin none: spinning backs off to sched_yield, so a busy test machine cannot stall it.
+    let v = run_ok(
+        &s,
+        &[
+            "--mechanisms",
+            "shared-memory",
+            "--shm-segment",
+            segment,
+            "--sizes",
+            "1,4K,1M",
+            "--messages",
+            "40",
+            "--verify",
+            "full",
+            "--pin",
+            "none",
+        ],
+    );
+    assert_eq!(
+        v["results"].as_array().unwrap().len(),
+        STRATEGIES.len() * 3 * 2
+    );
+    assert_eq!(v["config"]["shm_segment"], segment);
+    assert_eq!(s.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn every_strategy_over_posix_segments() {
+    every_strategy_over("posix");
+}
+
+#[test]
+fn every_strategy_over_sysv_segments() {
+    every_strategy_over("sysv");
+}
+
+#[test]
+fn every_strategy_over_memfd_segments() {
+    every_strategy_over("memfd");
+}
+
+#[test]
+fn rings_stay_correct_over_millions_of_wrapping_messages() {
+    // 100-byte messages in a one-page ring wrap at every offset; every byte is checked.
+    let s = Scratch::new("stress");
+    let v = run_ok(
+        &s,
+        &[
+            "--mechanisms",
+            "shm-futex",
+            "--workloads",
+            "throughput",
+            "--sizes",
+            "100",
+            "--shm-ring",
+            "4K",
+            "--messages",
+            "2000000",
+            "--verify",
+            "full",
+        ],
+    );
+    assert_eq!(v["results"][0]["messages"], 2_000_000);
+    let v = run_ok(
+        &s,
+        &[
+            "--mechanisms",
+            "shm-spin",
+            "--workloads",
+            "throughput,latency",
+            "--sizes",
+            "100",
+            "--shm-ring",
+            "4K",
+            "--messages",
+            "300000",
+            "--verify",
+            "full",
+            "--pin",
+            "none",
+        ],
+    );
+    assert_eq!(v["results"][0]["messages"], 300_000);
+}
+
+#[test]
+fn spinning_on_one_cpu_is_refused() {
+    let s = Scratch::new("spin-same");
+    let json = s.json();
+    let out = s.run(&[
+        "run",
+        "--mechanisms",
+        "shm-spin",
+        "--pin",
+        "same",
+        "--sizes",
+        "64",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for r in s.results()["results"].as_array().unwrap() {
+        assert_eq!(r["status"], "unsupported");
+        assert!(
+            r["reason"]
+                .as_str()
+                .unwrap()
+                .contains("spinning needs two CPUs"),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn oversized_messages_name_the_ring_option() {
+    let s = Scratch::new("ring-small");
+    let json = s.json();
+    let out = s.run(&[
+        "run",
+        "--mechanisms",
+        "shm-futex",
+        "--shm-ring",
+        "4K",
+        "--sizes",
+        "8K",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let r = &s.results()["results"][0];
+    assert_eq!(r["status"], "unsupported");
+    assert!(r["reason"].as_str().unwrap().contains("--shm-ring"), "{r}");
+}
+
+fn opts(segment: Segment) -> SessionOptions {
+    let mut o = SessionOptions::new(
+        Verify::Full,
+        Placement::plan(Pin::None, None).unwrap(),
+        env!("CARGO_BIN_EXE_ipcbench").into(),
+        Duration::from_secs(10),
+    );
+    o.shm_segment = segment;
+    o.shm_ring = 64 << 10;
+    o
+}
+
+/// (segment name or id, semaphore set id) from the spec the peer was given.
+fn objects(spec: &str) -> (String, Option<i32>) {
+    let mut seg = String::new();
+    let mut sem = None;
+    for part in spec.split(';') {
+        match part.split_once('=') {
+            Some(("seg", v)) => seg = v.to_string(),
+            Some(("sem", v)) => sem = v.parse().ok(),
+            _ => {}
+        }
+    }
+    (seg, sem)
+}
+
+/// Whether anyone could still attach the segment by its name or id: a System V segment
+/// marked for removal (SHM_DEST) lingers only until both processes detach.
+fn segment_exists(seg: &str) -> bool {
+    match seg.split_once(':') {
+        Some(("posix", name)) => nix::sys::mman::shm_open(
+            name,
+            nix::fcntl::OFlag::O_RDONLY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .is_ok(),
+        Some(("sysv", id)) => {
+            // SAFETY: shmid_ds is plain old data and IPC_STAT writes at most one of it.
+            let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+            // SAFETY: `ds` is valid and writable for the call.
+            let found = unsafe { libc::shmctl(id.parse().unwrap(), libc::IPC_STAT, &mut ds) == 0 };
+            found && ds.shm_perm.mode as i32 & SHM_DEST == 0
+        }
+        _ => false,
+    }
+}
+
+/// Whether the segment still exists at all (marked for removal or not).
+fn segment_remains(seg: &str) -> bool {
+    match seg.split_once(':') {
+        Some(("sysv", id)) => {
+            // SAFETY: as in `segment_exists`.
+            let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+            // SAFETY: `ds` is valid and writable for the call.
+            unsafe { libc::shmctl(id.parse().unwrap(), libc::IPC_STAT, &mut ds) == 0 }
+        }
+        _ => false,
+    }
+}
+
+fn sem_set_exists(id: i32) -> bool {
+    // SAFETY: semid_ds is plain old data; IPC_STAT writes at most one of it.
+    let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: IPC_STAT takes a pointer to a semid_ds.
+    unsafe { libc::semctl(id, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) == 0 }
+}
+
+#[test]
+fn named_objects_go_once_attached_and_semaphores_after_the_run() {
+    for segment in [Segment::Posix, Segment::Sysv] {
+        for id in STRATEGIES {
+            let m = backends::by_id(id).unwrap();
+            let mut s = Session::start(m, 4096, &opts(segment)).unwrap_or_else(|e| panic!("{e}"));
+            let (seg, sem) = objects(s.peer_spec());
+            // Both sides hold the segment: its name (or id) is already gone.
+            assert!(!segment_exists(&seg), "{id}: {seg} still visible");
+            s.round_trips(50, None).unwrap_or_else(|e| panic!("{e}"));
+            s.stream(50).unwrap_or_else(|e| panic!("{e}"));
+            s.finish().unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                !segment_exists(&seg) && !segment_remains(&seg),
+                "{id}: {seg} left behind"
+            );
+            if let Some(sem) = sem {
+                assert!(
+                    !sem_set_exists(sem),
+                    "{id}: semaphore set {sem} left behind"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_dead_peer_leaves_no_semaphore_set_and_unblocks_every_strategy() {
+    for id in STRATEGIES {
+        let m = backends::by_id(id).unwrap();
+        let mut s = Session::start(m, 64, &opts(Segment::Sysv)).unwrap_or_else(|e| panic!("{e}"));
+        let (seg, sem) = objects(s.peer_spec());
+        let pid = s.peer_pid().unwrap() as i32;
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        });
+        let err = match s.round_trips(100_000_000, None) {
+            Ok(_) => panic!("{id}: survived its peer"),
+            Err(e) => e.to_string(),
+        };
+        killer.join().unwrap();
+        assert!(err.contains("killed by signal 9"), "{id}: {err}");
+        drop(s);
+        assert!(!segment_remains(&seg), "{id}: {seg} left behind");
+        if let Some(sem) = sem {
+            assert!(
+                !sem_set_exists(sem),
+                "{id}: semaphore set {sem} left behind"
+            );
+        }
+    }
+}
