@@ -470,7 +470,8 @@ impl PhaseReport {
     pub fn encode(&self) -> String {
         let (c, d) = (self.cpu, self.delivery);
         format!(
-            "{} {} {} {} {} {} {}",
+            "{} {} {} {} {} {} {} {}",
+            c.total_ns,
             c.user_ns,
             c.sys_ns,
             c.voluntary,
@@ -489,8 +490,9 @@ impl PhaseReport {
             .collect::<Result<_, _>>()
             .map_err(|_| bad())?;
         match v.as_slice() {
-            [u, s, vo, inv, del, fin @ (0 | 1), last] => Ok(PhaseReport {
+            [t, u, s, vo, inv, del, fin @ (0 | 1), last] => Ok(PhaseReport {
                 cpu: CpuUsage {
+                    total_ns: *t,
                     user_ns: *u,
                     sys_ns: *s,
                     voluntary: *vo,
@@ -671,6 +673,7 @@ mod tests {
     fn reports_round_trip() {
         let r = PhaseReport {
             cpu: CpuUsage {
+                total_ns: 9,
                 user_ns: 1,
                 sys_ns: 2,
                 voluntary: 3,
@@ -683,7 +686,7 @@ mod tests {
             },
         };
         assert_eq!(PhaseReport::decode(&r.encode()).unwrap(), r);
-        for bad in ["1 2 x 4 5 1 7", "1 2 3 4 5 2 7", "1 2 3 4", ""] {
+        for bad in ["9 1 2 x 4 5 1 7", "9 1 2 3 4 5 2 7", "1 2 3 4 5 1 7", ""] {
             assert!(PhaseReport::decode(bad).is_err(), "{bad}");
         }
     }

@@ -86,7 +86,8 @@ pub struct Throughput {
 }
 
 /// CPU spent by both processes during the timed region, per message (per round trip for
-/// latency), from `getrusage`.
+/// latency). The sum is exact (`CLOCK_THREAD_CPUTIME_ID`); its user/system split follows
+/// `getrusage`, which samples at the scheduler tick. Context switches from `getrusage`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CpuCost {
     pub user_ns_per_msg: f64,

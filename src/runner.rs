@@ -55,9 +55,10 @@ enum Measured {
 
 fn per_msg(cpu: CpuUsage, n: u64) -> CpuCost {
     let n = n.max(1) as f64;
+    let (user, sys) = cpu.exact_split();
     CpuCost {
-        user_ns_per_msg: cpu.user_ns as f64 / n,
-        sys_ns_per_msg: cpu.sys_ns as f64 / n,
+        user_ns_per_msg: user / n,
+        sys_ns_per_msg: sys / n,
         ctx_switches_per_msg: (cpu.voluntary + cpu.involuntary) as f64 / n,
         voluntary_ctx_switches_per_msg: cpu.voluntary as f64 / n,
         involuntary_ctx_switches_per_msg: cpu.involuntary as f64 / n,

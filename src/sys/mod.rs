@@ -19,9 +19,12 @@ pub fn random_u64() -> io::Result<u64> {
     Ok(u64::from_le_bytes(b))
 }
 
-/// CPU time and context switches of one thread or process, in nanoseconds and counts.
+/// CPU time and context switches of one thread, in nanoseconds and counts.
+/// `total_ns` is exact (`CLOCK_THREAD_CPUTIME_ID`); the user/system split comes from
+/// `getrusage`, whose split is sampled at the scheduler tick.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CpuUsage {
+    pub total_ns: u64,
     pub user_ns: u64,
     pub sys_ns: u64,
     pub voluntary: u64,
@@ -29,12 +32,15 @@ pub struct CpuUsage {
 }
 
 impl CpuUsage {
-    fn read(who: UsageWho) -> io::Result<CpuUsage> {
-        let u = getrusage(who)?;
+    /// The calling thread only: the parent has helper threads that must not be counted.
+    pub fn thread() -> io::Result<CpuUsage> {
+        let u = getrusage(UsageWho::RUSAGE_THREAD)?;
+        let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)?;
         let ns = |t: nix::sys::time::TimeVal| {
             (t.tv_sec() as u64).saturating_mul(1_000_000_000) + t.tv_usec() as u64 * 1000
         };
         Ok(CpuUsage {
+            total_ns: t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64,
             user_ns: ns(u.user_time()),
             sys_ns: ns(u.system_time()),
             voluntary: u.voluntary_context_switches().max(0) as u64,
@@ -42,13 +48,9 @@ impl CpuUsage {
         })
     }
 
-    /// The calling thread only: the parent has helper threads that must not be counted.
-    pub fn thread() -> io::Result<CpuUsage> {
-        CpuUsage::read(UsageWho::RUSAGE_THREAD)
-    }
-
     pub fn since(self, earlier: CpuUsage) -> CpuUsage {
         CpuUsage {
+            total_ns: self.total_ns.saturating_sub(earlier.total_ns),
             user_ns: self.user_ns.saturating_sub(earlier.user_ns),
             sys_ns: self.sys_ns.saturating_sub(earlier.sys_ns),
             voluntary: self.voluntary.saturating_sub(earlier.voluntary),
@@ -56,8 +58,24 @@ impl CpuUsage {
         }
     }
 
+    /// Rescales the sampled user/system split to the exact total, so that short phases
+    /// (under a scheduler tick) are not reported as free.
+    pub fn exact_split(self) -> (f64, f64) {
+        let sampled = (self.user_ns + self.sys_ns) as f64;
+        let total = self.total_ns as f64;
+        if sampled == 0.0 {
+            (total, 0.0)
+        } else {
+            (
+                total * self.user_ns as f64 / sampled,
+                total * self.sys_ns as f64 / sampled,
+            )
+        }
+    }
+
     pub fn plus(self, o: CpuUsage) -> CpuUsage {
         CpuUsage {
+            total_ns: self.total_ns + o.total_ns,
             user_ns: self.user_ns + o.user_ns,
             sys_ns: self.sys_ns + o.sys_ns,
             voluntary: self.voluntary + o.voluntary,
