@@ -102,6 +102,12 @@ pub fn list() {
             yes(i.cross_host),
             i.summary
         );
+        if let Some(base) = i.built_on {
+            println!(
+                "{:<14} built on {base}: compare the two in the same run",
+                ""
+            );
+        }
     }
     println!("\nboundaries: one send arrives as one receive; copies: payload copies the kernel makes per message;");
     println!("named: unrelated processes can find it by a filesystem name; cross-host: works between machines.\n");

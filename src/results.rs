@@ -100,6 +100,9 @@ pub struct CpuCost {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaseResult {
     pub mechanism: String,
+    /// For crate mechanisms: the raw mechanism it is built on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_on: Option<String>,
     pub workload: Workload,
     pub size: usize,
     /// Recorded round trips (latency) or streamed messages (throughput), warm-up excluded.

@@ -95,6 +95,7 @@ impl Plan {
         let (warmup, n) = self.counts(case);
         let mut r = CaseResult {
             mechanism: case.mechanism.info().id.to_string(),
+            built_on: case.mechanism.info().built_on.map(String::from),
             workload: case.workload,
             size: case.size,
             messages: n,

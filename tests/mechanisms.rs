@@ -59,6 +59,15 @@ fn sweep_sizes(mechanism: &str, sizes: &str) {
             other => panic!("unexpected workload {other}"),
         }
         assert!(r["cpu"]["user_ns_per_msg"].as_f64().is_some());
+        let built_on = ipcbench::backends::by_id(mechanism)
+            .unwrap()
+            .info()
+            .built_on;
+        assert_eq!(
+            r["built_on"].as_str(),
+            built_on,
+            "crates name their raw mechanism"
+        );
     }
     assert_eq!(
         s.leftovers(),
@@ -113,4 +122,14 @@ fn sysv_mq_carries_1_byte_and_its_largest_message() {
     let l = Limits::read();
     let max = l.msgmax.unwrap_or(8192).min(l.msgmnb.unwrap_or(16384));
     sweep_sizes("sysv-mq", &format!("1,{max}"));
+}
+
+#[test]
+fn ipc_channel_carries_every_size_intact_and_leaves_nothing() {
+    sweep("ipc-channel");
+}
+
+#[test]
+fn interprocess_carries_every_size_intact_and_leaves_nothing() {
+    sweep("interprocess");
 }

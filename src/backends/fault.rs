@@ -38,6 +38,7 @@ const fn info(id: &'static str, summary: &'static str) -> MechanismInfo {
         lossy: false,
         named: false,
         cross_host: false,
+        built_on: None,
     }
 }
 

@@ -24,6 +24,7 @@ static INFO: MechanismInfo = MechanismInfo {
     lossy: false,
     named: true,
     cross_host: false,
+    built_on: None,
 };
 
 const TO_PEER: &str = "to-peer";

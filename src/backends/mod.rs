@@ -1,6 +1,7 @@
 //! The mechanism trait and the registry. A mechanism family is one file in this folder;
 //! adding a mechanism means adding its file and one line to `REGISTRY`.
 
+mod crates;
 mod datagram;
 mod fault;
 mod fifo;
@@ -42,6 +43,8 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &shm::SHM_POSIX_SEM,
     &shm::SHM_SYSV_SEM,
     &shm::SHM_CONDVAR,
+    &crates::ipc_channel::IpcChannel,
+    &crates::interprocess::Interprocess,
     &fault::FAULT_DROP,
     &fault::FAULT_CORRUPT,
     &fault::FAULT_CORRUPT_MIDDLE,
@@ -87,6 +90,9 @@ pub struct MechanismInfo {
     /// Whether unrelated processes find the object by a name in the filesystem.
     pub named: bool,
     pub cross_host: bool,
+    /// For a crate's mechanism: the raw mechanism it runs on, measured in the same run so
+    /// the layer's cost can be read off.
+    pub built_on: Option<&'static str>,
 }
 
 /// What a run sizes its channel for.

@@ -23,6 +23,7 @@ static INFO: MechanismInfo = MechanismInfo {
     lossy: false,
     named: false,
     cross_host: false,
+    built_on: None,
 };
 
 /// Two pipes: (parent's read end, parent's write end, peer's read end, peer's write end).

@@ -30,6 +30,7 @@ static INFO: MechanismInfo = MechanismInfo {
     lossy: false,
     named: true,
     cross_host: false,
+    built_on: None,
 };
 
 /// Queue depth used when `fs.mqueue.msg_max` allows it (kept small: it is charged to

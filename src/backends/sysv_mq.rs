@@ -21,6 +21,7 @@ static INFO: MechanismInfo = MechanismInfo {
     lossy: false,
     named: true,
     cross_host: false,
+    built_on: None,
 };
 
 struct SysvChannel {

@@ -20,6 +20,7 @@ static INFO: MechanismInfo = MechanismInfo {
     lossy: false,
     named: false,
     cross_host: true,
+    built_on: None,
 };
 
 fn err(action: &'static str, what: impl Into<String>, e: io::Error) -> BackendError {

@@ -22,6 +22,7 @@ static INFO: MechanismInfo = MechanismInfo {
     lossy: true,
     named: false,
     cross_host: true,
+    built_on: None,
 };
 
 /// 65,535 bytes of IPv4 datagram minus the 20-byte IP and 8-byte UDP headers.

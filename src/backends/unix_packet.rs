@@ -26,6 +26,7 @@ static DGRAM_INFO: MechanismInfo = MechanismInfo {
     lossy: true,
     named: false,
     cross_host: false,
+    built_on: None,
 };
 
 static SEQPACKET_INFO: MechanismInfo = MechanismInfo {
@@ -37,6 +38,7 @@ static SEQPACKET_INFO: MechanismInfo = MechanismInfo {
     lossy: false,
     named: false,
     cross_host: false,
+    built_on: None,
 };
 
 pub static UNIX_DGRAM: UnixPacket = UnixPacket {

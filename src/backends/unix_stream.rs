@@ -20,6 +20,7 @@ static INFO: MechanismInfo = MechanismInfo {
     lossy: false,
     named: true,
     cross_host: false,
+    built_on: None,
 };
 
 const SOCKET: &str = "socket";

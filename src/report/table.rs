@@ -123,6 +123,58 @@ fn cpu_cell(r: &CaseResult) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+fn find<'a>(run: &'a RunFile, mech: &str, w: Workload, size: usize) -> Option<&'a CaseResult> {
+    run.results.iter().find(|r| {
+        r.mechanism == mech && r.workload == w && r.size == size && r.status == Status::Ok
+    })
+}
+
+/// Crate mechanisms against the raw mechanism they are built on, from the same run:
+/// `p50 ratio / throughput ratio` (above 1 / below 1 means the layer costs).
+fn layers(run: &RunFile) -> Option<Grid> {
+    let mut rows = Vec::new();
+    let mut seen = Vec::new();
+    for r in &run.results {
+        let Some(base) = r.built_on.as_deref() else {
+            continue;
+        };
+        if seen.contains(&r.mechanism) {
+            continue;
+        }
+        seen.push(r.mechanism.clone());
+        let cells = run
+            .config
+            .sizes
+            .iter()
+            .map(|&size| {
+                let lat = find(run, &r.mechanism, Workload::Latency, size)
+                    .zip(find(run, base, Workload::Latency, size))
+                    .and_then(|(c, b)| {
+                        Some(c.rtt_ns.as_ref()?.p50 as f64 / b.rtt_ns.as_ref()?.p50.max(1) as f64)
+                    });
+                let tp = find(run, &r.mechanism, Workload::Throughput, size)
+                    .zip(find(run, base, Workload::Throughput, size))
+                    .and_then(|(c, b)| {
+                        Some(
+                            c.throughput.as_ref()?.bytes_per_sec
+                                / b.throughput.as_ref()?.bytes_per_sec,
+                        )
+                    });
+                let show =
+                    |v: Option<f64>| v.map(|v| format!("{v:.2}x")).unwrap_or_else(|| "-".into());
+                format!("{} / {}", show(lat), show(tp))
+            })
+            .collect();
+        rows.push((format!("{} on {base}", r.mechanism), cells));
+    }
+    (!rows.is_empty()).then(|| Grid {
+        title: "Crates against their raw mechanism, same run: p50 latency ratio / throughput ratio"
+            .into(),
+        sizes: run.config.sizes.clone(),
+        rows,
+    })
+}
+
 /// Renders every table for a run, followed by the numbered notes.
 pub fn render(run: &RunFile) -> String {
     let mut out = String::new();
@@ -176,6 +228,9 @@ pub fn render(run: &RunFile) -> String {
         ),
     ];
     for t in tables.iter().flatten() {
+        t.render(&mut out);
+    }
+    if let Some(t) = layers(run) {
         t.render(&mut out);
     }
     if !notes.0.is_empty() {

@@ -101,6 +101,7 @@ macro_rules! shm_mechanism {
             lossy: false,
             named: true,
             cross_host: false,
+            built_on: None,
         };
         pub static $name: Shm = Shm {
             info: &$info,
