@@ -40,7 +40,7 @@ pub enum CommandKind {
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Mechanisms to run, comma-separated: ids from `ipcbench list`, family names
-    /// (message-passing, sockets, shared-memory, crates) or `all`.
+    /// (message-passing, sockets, shm, crates) or `all`.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub mechanisms: Vec<String>,
 
@@ -179,7 +179,7 @@ pub fn resolve_mechanisms(names: &[String]) -> Result<Vec<&'static dyn Mechanism
         } else {
             let known: Vec<&str> = backends::all().map(|m| m.info().id).collect();
             return Err(format!(
-                "unknown mechanism {name:?}; choose from: all, message-passing, sockets, shared-memory, crates, {}",
+                "unknown mechanism {name:?}; choose from: all, message-passing, sockets, shm, crates, {}",
                 known.join(", ")
             ));
         };

@@ -133,3 +133,20 @@ fn ipc_channel_carries_every_size_intact_and_leaves_nothing() {
 fn interprocess_carries_every_size_intact_and_leaves_nothing() {
     sweep("interprocess");
 }
+
+#[cfg(feature = "shared-memory-crate")]
+#[test]
+fn shared_memory_crate_carries_every_size_intact_and_leaves_nothing() {
+    sweep("shared-memory");
+    // The crate's segment is named under /dev/shm: gone as soon as both sides mapped it.
+    let ours = format!("ipcbench-{}", std::process::id());
+    let left: Vec<_> = std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with("-crate") && n.contains(&ours))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}

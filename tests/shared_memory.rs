@@ -51,7 +51,7 @@ fn every_strategy_over(segment: &str) {
         &s,
         &[
             "--mechanisms",
-            "shared-memory",
+            "shm",
             "--shm-segment",
             segment,
             "--sizes",

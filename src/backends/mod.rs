@@ -45,6 +45,8 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &shm::SHM_CONDVAR,
     &crates::ipc_channel::IpcChannel,
     &crates::interprocess::Interprocess,
+    #[cfg(feature = "shared-memory-crate")]
+    &crates::shared_memory::SharedMemoryCrate,
     &fault::FAULT_DROP,
     &fault::FAULT_CORRUPT,
     &fault::FAULT_CORRUPT_MIDDLE,
@@ -56,6 +58,7 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
 pub enum Family {
     MessagePassing,
     Sockets,
+    #[serde(rename = "shm")]
     SharedMemory,
     Crates,
     /// Mechanisms that misbehave on purpose to prove the verifier; never in `all`.
@@ -67,7 +70,7 @@ impl Family {
         match self {
             Family::MessagePassing => "message-passing",
             Family::Sockets => "sockets",
-            Family::SharedMemory => "shared-memory",
+            Family::SharedMemory => "shm",
             Family::Crates => "crates",
             Family::Test => "test",
         }

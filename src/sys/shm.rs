@@ -30,12 +30,25 @@ fn check_pthread(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// Who undoes a mapping.
+enum Owner {
+    Mmap,
+    Sysv,
+    /// A crate's own segment handle, which unmaps when dropped.
+    Foreign(#[allow(dead_code)] Box<dyn Send + Sync>),
+}
+
 /// A shared mapping of a segment, unmapped (or detached) on drop.
-#[derive(Debug)]
 pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
-    sysv: bool,
+    owner: Owner,
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mapping({:p}, {} bytes)", self.ptr, self.len)
+    }
 }
 
 // SAFETY: a mapping is plain memory shared with another process; every access goes through
@@ -63,7 +76,25 @@ impl Mapping {
         Ok(Mapping {
             ptr: p.cast(),
             len,
-            sysv: false,
+            owner: Owner::Mmap,
+        })
+    }
+
+    /// A mapping made by someone else (a crate), kept alive by `owner`.
+    ///
+    /// # Safety
+    /// `ptr..ptr + len` must be a shared, read-write mapping that stays valid until `owner`
+    /// is dropped.
+    pub unsafe fn foreign(
+        ptr: *mut u8,
+        len: usize,
+        owner: Box<dyn Send + Sync>,
+    ) -> io::Result<Mapping> {
+        let ptr = NonNull::new(ptr).ok_or_else(|| io::Error::other("null mapping"))?;
+        Ok(Mapping {
+            ptr,
+            len,
+            owner: Owner::Foreign(owner),
         })
     }
 
@@ -86,7 +117,7 @@ impl Mapping {
         Ok(Mapping {
             ptr,
             len,
-            sysv: true,
+            owner: Owner::Sysv,
         })
     }
 
@@ -105,12 +136,16 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        if self.sysv {
+        match self.owner {
             // SAFETY: `ptr` came from shmat and is detached once.
-            unsafe { libc::shmdt(self.ptr.as_ptr().cast()) };
-        } else {
+            Owner::Sysv => unsafe {
+                libc::shmdt(self.ptr.as_ptr().cast());
+            },
             // SAFETY: `ptr`/`len` came from mmap and are unmapped once.
-            let _ = unsafe { munmap(self.ptr.cast(), self.len) };
+            Owner::Mmap => {
+                let _ = unsafe { munmap(self.ptr.cast(), self.len) };
+            }
+            Owner::Foreign(_) => {}
         }
     }
 }

@@ -3,3 +3,5 @@
 
 pub mod interprocess;
 pub mod ipc_channel;
+#[cfg(feature = "shared-memory-crate")]
+pub mod shared_memory;

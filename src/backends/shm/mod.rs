@@ -175,7 +175,7 @@ const PEER: Role = Role {
 };
 
 /// Objects to remove once the peer holds them (parent side).
-enum Names {
+pub(crate) enum Names {
     Posix(String),
     Sysv(Arc<SysvShm>),
 }
@@ -448,6 +448,129 @@ impl Shm {
         };
         Ok((prim, hand_over))
     }
+
+    /// The parent's side over a fresh, zeroed segment of `segment_len(cap)` bytes: writes
+    /// the header, creates the wake-up primitive and describes it all for the peer.
+    pub(crate) fn offer_over(
+        &self,
+        map: Mapping,
+        segment: String,
+        names: Option<Names>,
+        sysv_seg: Option<Arc<SysvShm>>,
+        mut inherit: Vec<OwnedFd>,
+        params: &ChannelParams,
+    ) -> Result<Offer, BackendError> {
+        let cap = capacity(params.shm_ring);
+        let map = Arc::new(map);
+        // SAFETY: the header is the start of the fresh, page-aligned, zeroed segment, and
+        // the peer does not exist yet.
+        unsafe {
+            header(&map).write(Header {
+                magic: MAGIC,
+                capacity: cap as u64,
+                size: params.size as u64,
+                strategy: self.strategy as u64,
+            });
+        }
+        let sem = match self.strategy {
+            Strategy::SysvSem => Some(Arc::new(SysvSemSet::create(EVENTS).map_err(|e| {
+                self.err("create", "a System V semaphore set", e)
+                    .hint("see kernel.sem")
+            })?)),
+            _ => None,
+        };
+        let spin_yield = params.pin == Pin::None;
+        let (prim, fds) = self.prim(&map, true, &mut Vec::new(), sem.clone(), spin_yield)?;
+        inherit.extend(fds);
+        let spec = Spec {
+            segment,
+            cap,
+            spin_yield,
+            sem: sem.as_ref().map(|s| s.id()),
+        };
+        let chan = self.channel(map, cap, PARENT, prim, names, (sysv_seg, sem));
+        Ok(Offer {
+            spec: spec.encode(),
+            inherit,
+            connect: Box::new(move |_| Ok(Box::new(chan))),
+        })
+    }
+
+    /// The peer's side over a mapped segment: checks the header the parent wrote, attaches
+    /// the wake-up primitive and builds the channel.
+    pub(crate) fn join_over(
+        &self,
+        map: Mapping,
+        spec: &str,
+        mut inherited: Vec<OwnedFd>,
+        params: &ChannelParams,
+    ) -> Result<Box<dyn Channel>, BackendError> {
+        let id = self.info.id;
+        let s = Spec::decode(spec).ok_or_else(|| {
+            BackendError::invalid(id, spec, "malformed shared-memory description")
+        })?;
+        if map.len() < segment_len(s.cap) {
+            return Err(BackendError::invalid(
+                id,
+                spec,
+                "the segment is smaller than described",
+            ));
+        }
+        // SAFETY: the mapping is at least one page long and page aligned; the header was
+        // written before the peer started and is only read here.
+        let h = unsafe { header(&map).read() };
+        if h.magic != MAGIC
+            || h.capacity != s.cap as u64
+            || h.size != params.size as u64
+            || h.strategy != self.strategy as u64
+        {
+            return Err(BackendError::invalid(
+                id,
+                spec,
+                "the segment was not prepared for this run",
+            ));
+        }
+        let sem = match (self.strategy, s.sem) {
+            (Strategy::SysvSem, Some(sid)) => {
+                Some(Arc::new(SysvSemSet::open(sid, EVENTS).map_err(|e| {
+                    self.err("open", format!("System V semaphore set {sid}"), e)
+                })?))
+            }
+            (Strategy::SysvSem, None) => {
+                return Err(BackendError::invalid(id, spec, "no semaphore set"))
+            }
+            _ => None,
+        };
+        let (prim, _) = self.prim(&map, false, &mut inherited, sem, s.spin_yield)?;
+        if !inherited.is_empty() {
+            return Err(BackendError::invalid(
+                id,
+                "inherited descriptors",
+                "more than this mechanism uses",
+            ));
+        }
+        Ok(Box::new(self.channel(
+            Arc::new(map),
+            s.cap,
+            PEER,
+            prim,
+            None,
+            (None, None),
+        )))
+    }
+}
+
+/// The segment a spec names and the bytes it must have (for mechanisms that map it
+/// themselves, such as the shared_memory crate).
+#[cfg_attr(not(feature = "shared-memory-crate"), allow(dead_code))]
+pub(crate) fn spec_segment(spec: &str) -> Option<(String, usize)> {
+    Spec::decode(spec).map(|s| (s.segment, segment_len(s.cap)))
+}
+
+/// Bytes of a segment for rings of `ring` bytes each.
+#[cfg_attr(not(feature = "shared-memory-crate"), allow(dead_code))]
+pub(crate) fn segment_bytes(ring: usize) -> usize {
+    segment_len(capacity(ring))
 }
 
 fn header(map: &Mapping) -> *mut Header {
@@ -515,39 +638,7 @@ impl Mechanism for Shm {
                 (map, "memfd".to_string(), None)
             }
         };
-        let map = Arc::new(map);
-        // SAFETY: the header is the start of the fresh, page-aligned, zeroed segment, and
-        // the peer does not exist yet.
-        unsafe {
-            header(&map).write(Header {
-                magic: MAGIC,
-                capacity: cap as u64,
-                size: params.size as u64,
-                strategy: self.strategy as u64,
-            });
-        }
-        let sem = match self.strategy {
-            Strategy::SysvSem => Some(Arc::new(SysvSemSet::create(EVENTS).map_err(|e| {
-                self.err("create", "a System V semaphore set", e)
-                    .hint("see kernel.sem")
-            })?)),
-            _ => None,
-        };
-        let spin_yield = params.pin == Pin::None;
-        let (prim, fds) = self.prim(&map, true, &mut Vec::new(), sem.clone(), spin_yield)?;
-        inherit.extend(fds);
-        let spec = Spec {
-            segment,
-            cap,
-            spin_yield,
-            sem: sem.as_ref().map(|s| s.id()),
-        };
-        let chan = self.channel(map, cap, PARENT, prim, names, (sysv_seg, sem));
-        Ok(Offer {
-            spec: spec.encode(),
-            inherit,
-            connect: Box::new(move |_| Ok(Box::new(chan))),
-        })
+        self.offer_over(map, segment, names, sysv_seg, inherit, params)
     }
 
     fn join(
@@ -597,47 +688,7 @@ impl Mechanism for Shm {
             }
             _ => return Err(BackendError::invalid(id, spec, "unknown segment")),
         };
-        // SAFETY: the mapping is at least one page long and page aligned; the header was
-        // written before the peer started and is only read here.
-        let h = unsafe { header(&map).read() };
-        if h.magic != MAGIC
-            || h.capacity != s.cap as u64
-            || h.size != params.size as u64
-            || h.strategy != self.strategy as u64
-        {
-            return Err(BackendError::invalid(
-                id,
-                spec,
-                "the segment was not prepared for this run",
-            ));
-        }
-        let sem = match (self.strategy, s.sem) {
-            (Strategy::SysvSem, Some(sid)) => {
-                Some(Arc::new(SysvSemSet::open(sid, EVENTS).map_err(|e| {
-                    self.err("open", format!("System V semaphore set {sid}"), e)
-                })?))
-            }
-            (Strategy::SysvSem, None) => {
-                return Err(BackendError::invalid(id, spec, "no semaphore set"))
-            }
-            _ => None,
-        };
-        let (prim, _) = self.prim(&map, false, &mut inherited, sem, s.spin_yield)?;
-        if !inherited.is_empty() {
-            return Err(BackendError::invalid(
-                id,
-                "inherited descriptors",
-                "more than this mechanism uses",
-            ));
-        }
-        Ok(Box::new(self.channel(
-            Arc::new(map),
-            s.cap,
-            PEER,
-            prim,
-            None,
-            (None, None),
-        )))
+        self.join_over(map, spec, inherited, params)
     }
 }
 
