@@ -150,3 +150,33 @@ fn shared_memory_crate_carries_every_size_intact_and_leaves_nothing() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[cfg(feature = "iceoryx2")]
+#[test]
+fn iceoryx2_carries_every_size_intact_and_leaves_no_node_or_service() {
+    // iceoryx2 keeps one global management segment across runs by design; everything a
+    // run creates (nodes, services, their segments) must be gone afterwards.
+    let ours = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir("/dev/shm")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.retain(|n| n.starts_with("iox2_") && !n.ends_with("global_mgmt"));
+        for dir in ["/tmp/iceoryx2/nodes", "/tmp/iceoryx2/services"] {
+            if let Ok(d) = std::fs::read_dir(dir) {
+                v.extend(
+                    d.filter_map(|e| e.ok())
+                        .map(|e| e.path().display().to_string()),
+                );
+            }
+        }
+        v
+    };
+    let before = ours();
+    sweep("iceoryx2");
+    let after: Vec<String> = ours().into_iter().filter(|n| !before.contains(n)).collect();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}

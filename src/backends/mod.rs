@@ -47,6 +47,8 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &crates::interprocess::Interprocess,
     #[cfg(feature = "shared-memory-crate")]
     &crates::shared_memory::SharedMemoryCrate,
+    #[cfg(feature = "iceoryx2")]
+    &crates::iceoryx2::Iceoryx2,
     &fault::FAULT_DROP,
     &fault::FAULT_CORRUPT,
     &fault::FAULT_CORRUPT_MIDDLE,
@@ -128,8 +130,9 @@ impl ChannelParams {
 /// Makes a blocked send or receive return once the peer is gone; called from another thread.
 pub type AbortHandle = Box<dyn FnOnce() + Send>;
 
-/// One direction-agnostic end of an established channel.
-pub trait Channel: Send {
+/// One direction-agnostic end of an established channel. Used by one thread only (so
+/// crates whose ports are not `Send` fit), except for its `abort_handle`.
+pub trait Channel {
     /// Sends exactly one message of `msg.len()` bytes, handling partial writes.
     fn send(&mut self, msg: &[u8]) -> io::Result<()>;
     /// Receives one message into `buf` and returns its length. Byte-stream mechanisms
@@ -202,8 +205,7 @@ impl Rendezvous<'_> {
 }
 
 /// Finishes the parent's side once the peer runs.
-pub type Connect =
-    Box<dyn FnOnce(&Rendezvous<'_>) -> Result<Box<dyn Channel>, BackendError> + Send>;
+pub type Connect = Box<dyn FnOnce(&Rendezvous<'_>) -> Result<Box<dyn Channel>, BackendError>>;
 
 /// The parent's half-open channel: what to tell the peer, what to hand it, how to finish.
 pub struct Offer {

@@ -1,0 +1,225 @@
+//! `iceoryx2` (cargo feature `iceoryx2`): iceoryx2 0.10 publish-subscribe, one `[u8]`
+//! service per direction, one publisher and one subscriber each, no history, no overflow
+//! (the publisher retries until delivered, so nothing is lost). The subscriber polls, so it
+//! is set beside `shm-spin`. Data path: the publisher writes into a loaned shared-memory
+//! sample (one copy) and the receiver copies the sample into its own buffer (a second copy)
+//! before checking it, like every other mechanism here: not zero-copy as measured.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use iceoryx2::port::backpressure_strategy::BackpressureStrategy;
+use iceoryx2::port::publisher::Publisher;
+use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::port::{BackpressureAction, BackpressureInfo};
+use iceoryx2::prelude::*;
+
+use super::super::{AbortHandle, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
+use crate::environment::Limits;
+use crate::error::BackendError;
+use crate::placement::Pin;
+use crate::sys::fs::PREFIX;
+
+pub struct Iceoryx2;
+
+static INFO: MechanismInfo = MechanismInfo {
+    id: "iceoryx2",
+    family: Family::Crates,
+    summary: "iceoryx2 0.10 publish-subscribe over shared memory, polling subscriber; receiver copies the sample out (not zero-copy as measured)",
+    boundaries: true,
+    kernel_copies: 0,
+    lossy: false,
+    named: true,
+    cross_host: false,
+    built_on: Some("shm-spin"),
+};
+
+/// Samples a subscriber may hold queued: enough for streaming, small enough for memory.
+const DEPTH: usize = 8;
+
+type Svc = ipc::Service;
+
+struct IoxChannel {
+    // Ports before the node: they must go first.
+    tx: Publisher<Svc, [u8], ()>,
+    rx: Subscriber<Svc, [u8], ()>,
+    _node: Node<Svc>,
+    spin_yield: bool,
+    aborted: Arc<AtomicBool>,
+}
+
+fn other(e: impl std::fmt::Debug) -> io::Error {
+    io::Error::other(format!("{e:?}"))
+}
+
+impl Channel for IoxChannel {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let sample = self.tx.loan_slice_uninit(msg.len()).map_err(other)?;
+        let delivered = sample.write_from_slice(msg).send().map_err(other)?;
+        if delivered == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "no subscriber received the sample",
+            ));
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut spins = 0u32;
+        loop {
+            if let Some(sample) = self.rx.receive().map_err(other)? {
+                let p = sample.payload();
+                let n = p.len().min(buf.len());
+                buf[..n].copy_from_slice(&p[..n]);
+                return Ok(p.len());
+            }
+            spins = spins.wrapping_add(1);
+            if self.spin_yield && spins >= 1000 {
+                let _ = nix::sched::sched_yield();
+            } else {
+                std::hint::spin_loop();
+            }
+            if spins % 4096 == 0 && self.aborted.load(Ordering::Relaxed) {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the peer is gone",
+                ));
+            }
+        }
+    }
+
+    fn abort_handle(&self) -> Option<AbortHandle> {
+        let flag = Arc::clone(&self.aborted);
+        Some(Box::new(move || flag.store(true, Ordering::Release)))
+    }
+}
+
+fn err(action: &'static str, what: &str, e: impl std::fmt::Debug) -> BackendError {
+    BackendError::new(INFO.id, action, what.to_string(), other(e))
+}
+
+/// Removes what dead iceoryx2 nodes (for instance a killed earlier run) left behind.
+fn cleanup_dead_nodes() {
+    // iceoryx2 warns on stderr when it runs without a config file: defaults are intended.
+    set_log_level(LogLevel::Error);
+    let _ = Node::<Svc>::list(Config::global_config(), |state| {
+        if let NodeState::<Svc>::Dead(view) = state {
+            let _ = view.try_remove_stale_resources();
+        }
+        CallbackProgression::Continue
+    });
+}
+
+/// Opens this side's node and ports: publish on `out`, subscribe to `inp`.
+fn open(
+    base: &str,
+    out: &str,
+    inp: &str,
+    size: usize,
+    spin_yield: bool,
+) -> Result<IoxChannel, BackendError> {
+    set_log_level(LogLevel::Error);
+    let node = NodeBuilder::new()
+        .signal_handling_mode(SignalHandlingMode::Disabled)
+        .create::<Svc>()
+        .map_err(|e| err("create", "a node", e))?;
+    let service = |suffix: &str| {
+        let name = format!("{base}-{suffix}");
+        let sn: ServiceName = name
+            .as_str()
+            .try_into()
+            .map_err(|e| err("name", &name, e))?;
+        node.service_builder(&sn)
+            .publish_subscribe::<[u8]>()
+            .max_publishers(1)
+            .max_subscribers(1)
+            .history_size(0)
+            .subscriber_max_buffer_size(DEPTH)
+            .enable_safe_overflow(false)
+            .open_or_create()
+            .map_err(|e| err("open", &name, e))
+    };
+    let out_svc = service(out)?;
+    let in_svc = service(inp)?;
+    let aborted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&aborted);
+    // A full subscriber buffer makes the publisher retry; a dead subscriber would make it
+    // retry forever, so the handler gives up once the peer is known to be gone.
+    let tx = out_svc
+        .publisher_builder()
+        .initial_max_slice_len(size)
+        .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
+        .set_backpressure_handler(move |_: &BackpressureInfo| {
+            if flag.load(Ordering::Relaxed) {
+                BackpressureAction::DiscardData
+            } else {
+                if spin_yield {
+                    let _ = nix::sched::sched_yield();
+                }
+                BackpressureAction::Retry
+            }
+        })
+        .create()
+        .map_err(|e| err("create", "a publisher", e))?;
+    let rx = in_svc
+        .subscriber_builder()
+        .create()
+        .map_err(|e| err("create", "a subscriber", e))?;
+    Ok(IoxChannel {
+        tx,
+        rx,
+        _node: node,
+        spin_yield,
+        aborted,
+    })
+}
+
+impl Mechanism for Iceoryx2 {
+    fn info(&self) -> &'static MechanismInfo {
+        &INFO
+    }
+
+    fn unsupported(&self, params: &ChannelParams, _limits: &Limits) -> Option<String> {
+        (params.pin == Pin::Same).then(|| {
+            "the subscriber polls, which needs two CPUs: with --pin same it holds the CPU the publisher needs (use --pin cross or --pin none)".into()
+        })
+    }
+
+    fn offer(&self, params: &ChannelParams) -> Result<Offer, BackendError> {
+        cleanup_dead_nodes();
+        let tag = crate::sys::random_u64().map_err(|e| err("read", "/dev/urandom", e))?;
+        let base = format!("{PREFIX}{}-{tag:016x}", std::process::id());
+        let spin_yield = params.pin == Pin::None;
+        let chan = open(&base, "to", "from", params.size, spin_yield)?;
+        Ok(Offer {
+            spec: format!("{base};yield={}", u8::from(spin_yield)),
+            inherit: Vec::new(),
+            connect: Box::new(move |_| Ok(Box::new(chan))),
+        })
+    }
+
+    fn join(
+        &self,
+        spec: &str,
+        _inherited: Vec<OwnedFd>,
+        params: &ChannelParams,
+    ) -> Result<Box<dyn Channel>, BackendError> {
+        let (base, y) = spec
+            .split_once(";yield=")
+            .ok_or_else(|| BackendError::invalid(INFO.id, spec, "malformed description"))?;
+        let valid = base.starts_with(PREFIX)
+            && base.len() < 100
+            && base.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !valid || !(y == "0" || y == "1") {
+            return Err(BackendError::invalid(
+                INFO.id,
+                spec,
+                "not a service this tool creates",
+            ));
+        }
+        Ok(Box::new(open(base, "from", "to", params.size, y == "1")?))
+    }
+}
