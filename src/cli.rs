@@ -32,6 +32,12 @@ pub enum CommandKind {
     List,
     /// Run the latency and throughput workloads and print a comparison table.
     Run(RunArgs),
+    /// Write a markdown and an HTML report with charts from results files.
+    Report(ReportArgs),
+    /// Compare two results files (for people and CI).
+    Compare(CompareArgs),
+    /// Recommend mechanisms for a message size, pattern and needs, from measured results.
+    Recommend(RecommendArgs),
     /// The peer process (started by `run` itself; not for use by hand).
     #[command(name = "__peer", hide = true)]
     Peer(PeerArgs),
@@ -102,6 +108,71 @@ pub struct RunArgs {
     /// Where to write the JSON results (written atomically).
     #[arg(long, default_value = "results/latest.json")]
     pub json: PathBuf,
+
+    /// Where to write the report (report.md, report.html and SVG charts).
+    #[arg(long, default_value = "results/report")]
+    pub report: PathBuf,
+
+    /// Do not write the report.
+    #[arg(long)]
+    pub no_report: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Results files; several (e.g. `--pin cross` and `--pin same` runs) are merged into one
+    /// report with their differences.
+    #[arg(default_value = "results/latest.json")]
+    pub files: Vec<PathBuf>,
+
+    /// Output directory.
+    #[arg(short, long, default_value = "results/report")]
+    pub output: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    pub old: PathBuf,
+    pub new: PathBuf,
+
+    /// Percent change that counts as better or worse (default: above the run-to-run noise
+    /// of quick runs on a small VM).
+    #[arg(long, default_value_t = crate::report::compare::DEFAULT_THRESHOLD, value_parser = parse_percent)]
+    pub threshold: f64,
+
+    /// Exit 1 if anything got worse by more than the threshold.
+    #[arg(long)]
+    pub fail_on_regression: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RecommendArgs {
+    /// Results to rank from.
+    #[arg(long, default_value = "results/latest.json")]
+    pub results: PathBuf,
+
+    /// Message size; the nearest measured size is used (default: the smallest).
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<usize>,
+
+    /// request-response ranks by round-trip p50, streaming by throughput.
+    #[arg(long, value_enum, default_value = "request-response")]
+    pub pattern: crate::report::recommend::Pattern,
+
+    /// What the application needs, comma-separated or repeated.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub need: Vec<crate::report::recommend::Need>,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage"))?;
+    if !(0.0..=1000.0).contains(&v) {
+        return Err("the threshold must be between 0 and 1000 percent".into());
+    }
+    Ok(v)
 }
 
 /// Parses `64`, `4K`, `4KiB`, `1M`, `1MiB` (binary multiples). Zero and over 256 MiB are refused.

@@ -7,9 +7,13 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends;
-use crate::cli::{check_unique, resolve_mechanisms, RunArgs};
+use crate::cli::{
+    check_unique, resolve_mechanisms, CompareArgs, RecommendArgs, ReportArgs, RunArgs,
+};
 use crate::environment::{Environment, Limits};
 use crate::placement::{default_pin, Placement};
+use crate::report::content::{self, Input};
+use crate::report::load;
 use crate::report::{size_label, table};
 use crate::results::{write_atomically, Status};
 use crate::runner::{Event, Plan};
@@ -72,6 +76,17 @@ pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
         .with_context(|| format!("cannot write the results to {}", args.json.display()))?;
     print!("{}", table::render(&run));
     println!("Results written to {}", args.json.display());
+    if !args.no_report {
+        let inputs = [Input {
+            label: label_of(&args.json),
+            run: run.clone(),
+        }];
+        content::write(&inputs, &args.report)?;
+        println!(
+            "Report written to {}",
+            args.report.join("report.md").display()
+        );
+    }
     let failed = run
         .results
         .iter()
@@ -125,4 +140,49 @@ pub fn list() {
     println!("  net.core.rmem_default   {}", show(l.rmem_default));
     println!("  RLIMIT_MSGQUEUE (soft)  {}", show(l.rlimit_msgqueue));
     println!("  udp payload (protocol)  65507");
+}
+
+fn label_of(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// `ipcbench report`.
+pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
+    let mut inputs = Vec::new();
+    for (i, f) in args.files.iter().enumerate() {
+        let run = load(f)?;
+        let mut label = label_of(f);
+        if inputs.iter().any(|x: &Input| x.label == label) {
+            label = format!("{label} ({})", i + 1);
+        }
+        inputs.push(Input { label, run });
+    }
+    let written = content::write(&inputs, &args.output)?;
+    for p in written {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
+
+/// `ipcbench compare`. Returns false when `--fail-on-regression` should fail the command.
+pub fn compare(args: &CompareArgs) -> anyhow::Result<bool> {
+    let old = load(&args.old)?;
+    let new = load(&args.new)?;
+    let c = crate::report::compare::compare(&old, &new, args.threshold);
+    print!("{}", crate::report::compare::render(&c));
+    Ok(!(args.fail_on_regression && c.regressions() > 0))
+}
+
+/// `ipcbench recommend`.
+pub fn recommend(args: &RecommendArgs) -> anyhow::Result<()> {
+    let run = load(&args.results)?;
+    let advice = crate::report::recommend::advise(&run, args.size, args.pattern, &args.need)
+        .map_err(anyhow::Error::msg)?;
+    print!(
+        "{}",
+        crate::report::recommend::render(&advice, args.pattern, &args.need)
+    );
+    Ok(())
 }

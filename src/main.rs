@@ -14,6 +14,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         CommandKind::Peer(args) => ExitCode::from(peer::serve(&args) as u8),
+        CommandKind::Report(args) => finish(commands::report(&args).map(|()| true)),
+        CommandKind::Compare(args) => finish(commands::compare(&args)),
+        CommandKind::Recommend(args) => finish(commands::recommend(&args).map(|()| true)),
         CommandKind::Run(args) => {
             let exe = match std::env::current_exe() {
                 Ok(p) => p,
@@ -28,14 +31,19 @@ fn main() -> ExitCode {
                     .error(clap::error::ErrorKind::ValueValidation, msg)
                     .exit(),
             };
-            match commands::run(&args, plan) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("ipcbench: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            finish(commands::run(&args, plan))
+        }
+    }
+}
+
+/// Exit 0 on success, 1 on a failed check (a failed case, a regression) or an error.
+fn finish(result: anyhow::Result<bool>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("ipcbench: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

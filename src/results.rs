@@ -100,6 +100,9 @@ pub struct CpuCost {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaseResult {
     pub mechanism: String,
+    /// message-passing, sockets, shm, crates (for reports made without this build's registry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     /// For crate mechanisms: the raw mechanism it is built on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub built_on: Option<String>,

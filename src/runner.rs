@@ -96,6 +96,7 @@ impl Plan {
         let mut r = CaseResult {
             mechanism: case.mechanism.info().id.to_string(),
             built_on: case.mechanism.info().built_on.map(String::from),
+            family: Some(case.mechanism.info().family.as_str().to_string()),
             workload: case.workload,
             size: case.size,
             messages: n,

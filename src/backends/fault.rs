@@ -39,6 +39,10 @@ const fn info(id: &'static str, summary: &'static str) -> MechanismInfo {
         named: false,
         cross_host: false,
         built_on: None,
+        fan_in: false,
+        fd_passing: false,
+        portable: true,
+        trade_off: "deliberately faulty, for tests",
     }
 }
 

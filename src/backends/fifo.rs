@@ -25,6 +25,11 @@ static INFO: MechanismInfo = MechanismInfo {
     named: true,
     cross_host: false,
     built_on: None,
+    fan_in: true,
+    fd_passing: false,
+    portable: true,
+    trade_off:
+        "a pipe with a filesystem name, so unrelated processes can meet; still a byte stream",
 };
 
 const TO_PEER: &str = "to-peer";

@@ -98,6 +98,14 @@ pub struct MechanismInfo {
     /// For a crate's mechanism: the raw mechanism it runs on, measured in the same run so
     /// the layer's cost can be read off.
     pub built_on: Option<&'static str>,
+    /// Whether many senders can feed one receiver (a queue, a listening socket).
+    pub fan_in: bool,
+    /// Whether file descriptors can travel with messages.
+    pub fd_passing: bool,
+    /// Whether it exists beyond Linux (POSIX or the crate's own portability).
+    pub portable: bool,
+    /// One line on what choosing it costs or gives, for `recommend` and reports.
+    pub trade_off: &'static str,
 }
 
 /// What a run sizes its channel for.

@@ -24,6 +24,10 @@ static INFO: MechanismInfo = MechanismInfo {
     named: false,
     cross_host: false,
     built_on: None,
+    fan_in: true,
+    fd_passing: false,
+    portable: true,
+    trade_off: "simplest; a byte stream (no boundaries) between related processes; the 64 KiB pipe buffer makes large messages slow",
 };
 
 /// Two pipes: (parent's read end, parent's write end, peer's read end, peer's write end).

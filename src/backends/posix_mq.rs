@@ -31,6 +31,10 @@ static INFO: MechanismInfo = MechanismInfo {
     named: true,
     cross_host: false,
     built_on: None,
+    fan_in: true,
+    fd_passing: false,
+    portable: false,
+    trade_off: "boundaries and priorities; messages capped by fs.mqueue.msgsize_max (8 KiB by default), 10 per queue; not on macOS",
 };
 
 /// Queue depth used when `fs.mqueue.msg_max` allows it (kept small: it is charged to

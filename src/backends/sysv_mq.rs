@@ -22,6 +22,10 @@ static INFO: MechanismInfo = MechanismInfo {
     named: true,
     cross_host: false,
     built_on: None,
+    fan_in: true,
+    fd_passing: false,
+    portable: true,
+    trade_off: "ubiquitous but old; sizes capped by kernel.msgmax and kernel.msgmnb (8 and 16 KiB by default); queues outlive crashed processes",
 };
 
 struct SysvChannel {

@@ -21,6 +21,10 @@ static INFO: MechanismInfo = MechanismInfo {
     named: false,
     cross_host: true,
     built_on: None,
+    fan_in: true,
+    fd_passing: false,
+    portable: true,
+    trade_off: "works across hosts; on loopback it pays for the whole TCP stack",
 };
 
 fn err(action: &'static str, what: impl Into<String>, e: io::Error) -> BackendError {

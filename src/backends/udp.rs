@@ -23,6 +23,10 @@ static INFO: MechanismInfo = MechanismInfo {
     named: false,
     cross_host: true,
     built_on: None,
+    fan_in: true,
+    fd_passing: false,
+    portable: true,
+    trade_off: "boundaries, across hosts; drops under load and caps datagrams at 65,507 bytes",
 };
 
 /// 65,535 bytes of IPv4 datagram minus the 20-byte IP and 8-byte UDP headers.

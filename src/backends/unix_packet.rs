@@ -27,6 +27,11 @@ static DGRAM_INFO: MechanismInfo = MechanismInfo {
     named: false,
     cross_host: false,
     built_on: None,
+    fan_in: true,
+    fd_passing: true,
+    portable: true,
+    trade_off:
+        "boundaries, many senders, passes file descriptors; one datagram must fit the socket buffer",
 };
 
 static SEQPACKET_INFO: MechanismInfo = MechanismInfo {
@@ -39,6 +44,10 @@ static SEQPACKET_INFO: MechanismInfo = MechanismInfo {
     named: false,
     cross_host: false,
     built_on: None,
+    fan_in: true,
+    fd_passing: true,
+    portable: false,
+    trade_off: "boundaries with connections and reliability; passes file descriptors; Linux (and few others) only",
 };
 
 pub static UNIX_DGRAM: UnixPacket = UnixPacket {

@@ -21,6 +21,10 @@ static INFO: MechanismInfo = MechanismInfo {
     named: true,
     cross_host: false,
     built_on: None,
+    fan_in: true,
+    fd_passing: true,
+    portable: true,
+    trade_off: "the usual choice for local request/response: reliable, passes file descriptors, fast for large messages; a byte stream",
 };
 
 const SOCKET: &str = "socket";

@@ -1,6 +1,80 @@
-//! Presenting results: the terminal comparison table (reports with charts build on this).
+//! Turning results into something a person reads: the terminal table, the markdown and HTML
+//! report with SVG charts, run-to-run comparison, and the guide for choosing a mechanism.
 
+pub mod chart;
+pub mod compare;
+pub mod content;
+pub mod document;
+pub mod recommend;
 pub mod table;
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::results::{RunFile, SCHEMA};
+
+/// Results files larger than this are refused rather than read into memory.
+pub const MAX_RESULTS_BYTES: u64 = 64 << 20;
+
+#[derive(Debug, Error)]
+pub enum ReportError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is {bytes} bytes, more than the {MAX_RESULTS_BYTES} a results file can be")]
+    TooLarge { path: PathBuf, bytes: u64 },
+    #[error("{path} is empty: no results were written to it")]
+    Empty { path: PathBuf },
+    #[error("{path} is not a valid ipcbench results file: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path} has schema {found}, but this ipcbench reads schema {SCHEMA}")]
+    Schema { path: PathBuf, found: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads a results file, refusing with a clear reason anything that is not one.
+pub fn load(path: &Path) -> Result<RunFile, ReportError> {
+    let p = || path.to_path_buf();
+    let md = std::fs::metadata(path).map_err(|source| ReportError::Read { path: p(), source })?;
+    if md.len() > MAX_RESULTS_BYTES {
+        return Err(ReportError::TooLarge {
+            path: p(),
+            bytes: md.len(),
+        });
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ReportError::Read { path: p(), source })?;
+    if text.trim().is_empty() {
+        return Err(ReportError::Empty { path: p() });
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| ReportError::Parse { path: p(), source })?;
+    match value.get("schema") {
+        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(SCHEMA)) => {}
+        other => {
+            return Err(ReportError::Schema {
+                path: p(),
+                found: other
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "missing".into()),
+            })
+        }
+    }
+    serde_json::from_value(value).map_err(|source| ReportError::Parse { path: p(), source })
+}
 
 /// `64 B`, `4 KiB`, `1 MiB`; sizes that are not a whole unit stay in bytes.
 pub fn size_label(size: usize) -> String {
@@ -23,6 +97,15 @@ pub fn micros(ns: f64) -> String {
     } else {
         format!("{us:.0}")
     }
+}
+
+/// The family a result's mechanism belongs to (from the file, else this build's registry).
+pub fn family_of(r: &crate::results::CaseResult) -> String {
+    r.family.clone().unwrap_or_else(|| {
+        crate::backends::by_id(&r.mechanism)
+            .map(|m| m.info().family.as_str().to_string())
+            .unwrap_or_else(|| "other".into())
+    })
 }
 
 #[cfg(test)]

@@ -34,6 +34,10 @@ static INFO: MechanismInfo = MechanismInfo {
     named: true,
     cross_host: false,
     built_on: Some("shm-spin"),
+    fan_in: true,
+    fd_passing: false,
+    portable: true,
+    trade_off: "zero-copy capable publish-subscribe middleware (copied out here); polls; about 70 extra crates",
 };
 
 /// Samples a subscriber may hold queued: enough for streaming, small enough for memory.

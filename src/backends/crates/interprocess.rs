@@ -31,6 +31,10 @@ static INFO: MechanismInfo = MechanismInfo {
     named: true,
     cross_host: false,
     built_on: Some("unix-stream"),
+    fan_in: true,
+    fd_passing: false,
+    portable: true,
+    trade_off: "portable Rust local sockets (named pipes on Windows); thin over unix-stream",
 };
 
 fn err(action: &'static str, what: &str, e: impl Into<io::Error>) -> BackendError {

@@ -29,6 +29,10 @@ static INFO: MechanismInfo = MechanismInfo {
     named: false,
     cross_host: false,
     built_on: Some("unix-seqpacket"),
+    fan_in: true,
+    fd_passing: true,
+    portable: true,
+    trade_off: "typed Rust channels that can carry channels and descriptors; allocates a Vec per message",
 };
 
 /// What the peer sends the parent: the parent's sender and the parent's receiver.

@@ -26,6 +26,10 @@ static INFO: MechanismInfo = MechanismInfo {
     named: true,
     cross_host: false,
     built_on: Some("shm-futex"),
+    fan_in: false,
+    fd_passing: false,
+    portable: true,
+    trade_off: "crate-managed segment with the harness's futex rings; the crate is unmaintained",
 };
 
 /// The crate's handle, kept only to unmap on drop.

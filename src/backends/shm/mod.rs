@@ -91,7 +91,7 @@ pub struct Shm {
 }
 
 macro_rules! shm_mechanism {
-    ($name:ident, $info:ident, $id:literal, $strategy:expr, $summary:literal) => {
+    ($name:ident, $info:ident, $id:literal, $strategy:expr, $summary:literal, $portable:literal, $trade_off:literal) => {
         static $info: MechanismInfo = MechanismInfo {
             id: $id,
             family: Family::SharedMemory,
@@ -102,6 +102,10 @@ macro_rules! shm_mechanism {
             named: true,
             cross_host: false,
             built_on: None,
+            fan_in: false,
+            fd_passing: false,
+            portable: $portable,
+            trade_off: $trade_off,
         };
         pub static $name: Shm = Shm {
             info: &$info,
@@ -115,42 +119,54 @@ shm_mechanism!(
     SPIN_INFO,
     "shm-spin",
     Strategy::Spin,
-    "shared-memory rings, waiting by busy-polling (burns a CPU per waiting side)"
+    "shared-memory rings, waiting by busy-polling (burns a CPU per waiting side)",
+    true,
+    "lowest latency, but each waiting side burns a whole CPU and it needs two CPUs"
 );
 shm_mechanism!(
     SHM_FUTEX,
     FUTEX_INFO,
     "shm-futex",
     Strategy::Futex,
-    "shared-memory rings, futex wait/wake only when the other side sleeps"
+    "shared-memory rings, futex wait/wake only when the other side sleeps",
+    false,
+    "shared memory that sleeps when idle and wakes only sleepers; Linux futex"
 );
 shm_mechanism!(
     SHM_EVENTFD,
     EVENTFD_INFO,
     "shm-eventfd",
     Strategy::Eventfd,
-    "shared-memory rings, eventfd per direction and event (inherited)"
+    "shared-memory rings, eventfd per direction and event (inherited)",
+    false,
+    "shared memory with pollable wake-ups (fits an epoll loop); Linux only"
 );
 shm_mechanism!(
     SHM_POSIX_SEM,
     POSIX_SEM_INFO,
     "shm-posix-sem",
     Strategy::PosixSem,
-    "shared-memory rings, unnamed process-shared POSIX semaphores in the segment"
+    "shared-memory rings, unnamed process-shared POSIX semaphores in the segment",
+    false,
+    "shared memory with POSIX semaphores; unnamed process-shared semaphores are missing on macOS"
 );
 shm_mechanism!(
     SHM_SYSV_SEM,
     SYSV_SEM_INFO,
     "shm-sysv-sem",
     Strategy::SysvSem,
-    "shared-memory rings, a System V semaphore set"
+    "shared-memory rings, a System V semaphore set",
+    true,
+    "shared memory with System V semaphores: ubiquitous, but semaphore sets outlive crashed processes"
 );
 shm_mechanism!(
     SHM_CONDVAR,
     CONDVAR_INFO,
     "shm-condvar",
     Strategy::Condvar,
-    "shared-memory rings, process-shared pthread mutex + condition variable"
+    "shared-memory rings, process-shared pthread mutex + condition variable",
+    true,
+    "shared memory with a robust process-shared mutex and condition variable: recovers from a dead holder"
 );
 
 /// Which events a side waits on and signals.

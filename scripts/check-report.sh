@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Opens a report in headless Chromium, takes a screenshot and checks that the page rendered
+# every chart: the rendered DOM must hold as many <svg> elements as the report has charts,
+# and the screenshot must not be blank.
+# Usage: scripts/check-report.sh [results/report/report.html] [screenshot.png]
+# Needs Debian's `chromium` package (apt-get install chromium).
+set -euo pipefail
+html="$(realpath "${1:-results/report/report.html}")"
+shot="$(realpath -m "${2:-$(dirname "$html")/screenshot.png}")"
+profile="$(mktemp -d)"
+trap 'rm -rf "$profile"' EXIT
+
+# Flags: no sandbox (CI runs as root), and no background networking: the page is a local file.
+flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
+       --disable-background-networking --disable-component-update --disable-sync
+       --user-data-dir="$profile" --window-size=1300,5000 --hide-scrollbars)
+
+expected=$(grep -o '<figure>' "$html" | wc -l)
+rendered=$(chromium "${flags[@]}" --dump-dom "file://$html" 2>/dev/null | grep -o '<svg' | wc -l)
+chromium "${flags[@]}" --screenshot="$shot" "file://$html" >/dev/null 2>&1
+
+python3 - "$shot" "$expected" "$rendered" <<'PY'
+import struct, sys, zlib
+
+path, expected, rendered = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+data = open(path, "rb").read()
+assert data[:8] == b"\x89PNG\r\n\x1a\n", "screenshot is not a PNG"
+pos, idat, width, height, ctype = 8, b"", 0, 0, 0
+while pos < len(data):
+    n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+    body = data[pos + 8:pos + 8 + n]
+    if kind == b"IHDR":
+        width, height, depth, ctype = struct.unpack(">IIBB", body[:10])
+        assert depth == 8, "unexpected bit depth"
+    elif kind == b"IDAT":
+        idat += body
+    pos += 12 + n
+bpp = {2: 3, 6: 4}[ctype]
+raw, stride = zlib.decompress(idat), width * bpp
+prev, colours, ink = bytearray(stride), set(), 0
+for y in range(height):
+    f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+    for i in range(stride):  # undo the PNG row filter
+        a = line[i - bpp] if i >= bpp else 0
+        b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+        if f == 1: line[i] = (line[i] + a) & 255
+        elif f == 2: line[i] = (line[i] + b) & 255
+        elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+        elif f == 4:
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    if y % 4 == 0:
+        for x in range(0, width, 4):
+            px = tuple(line[x * bpp:x * bpp + 3])
+            colours.add(px)
+            ink += px != (255, 255, 255)
+    prev = line
+sampled = (height // 4 + 1) * (width // 4 + 1)
+print(f"screenshot {path}: {width}x{height}, {len(colours)} colours, {100 * ink / sampled:.1f}% non-white")
+print(f"charts: {expected} in the report, {rendered} <svg> elements rendered")
+ok = rendered >= expected > 0 and len(colours) > 20 and ink > sampled // 100
+print("browser check: " + ("OK" if ok else "FAILED"))
+sys.exit(0 if ok else 1)
+PY
