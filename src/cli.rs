@@ -32,6 +32,9 @@ pub enum CommandKind {
     List,
     /// Run the latency and throughput workloads and print a comparison table.
     Run(RunArgs),
+    /// Remove what runs that were killed left behind (System V queues and semaphore sets,
+    /// names of runs that died before removing them); only this tool's, only dead runs'.
+    Clean,
     /// Write a markdown and an HTML report with charts from results files.
     Report(ReportArgs),
     /// Compare two results files (for people and CI).

@@ -72,6 +72,10 @@ pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
         Event::Done(..) => bar.inc(1),
     });
     bar.finish_and_clear();
+    if let Some(sig) = crate::interrupt::interrupted() {
+        // Every case's objects went with its session; an earlier results file stays intact.
+        anyhow::bail!("interrupted by signal {sig}: stopped, cleaned up, no results written");
+    }
     write_atomically(&args.json, &run)
         .with_context(|| format!("cannot write the results to {}", args.json.display()))?;
     print!("{}", table::render(&run));
@@ -184,5 +188,19 @@ pub fn recommend(args: &RecommendArgs) -> anyhow::Result<()> {
         "{}",
         crate::report::recommend::render(&advice, args.pattern, &args.need)
     );
+    Ok(())
+}
+
+/// `ipcbench clean`.
+pub fn clean() -> anyhow::Result<()> {
+    let dir = crate::cleanup::state_dir().context("cannot open the state directory")?;
+    let removed =
+        crate::cleanup::clean().with_context(|| format!("cannot read {}", dir.display()))?;
+    if removed.is_empty() {
+        println!("nothing to clean (records in {})", dir.display());
+    }
+    for r in removed {
+        println!("removed {r}");
+    }
     Ok(())
 }

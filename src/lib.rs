@@ -2,10 +2,12 @@
 //! with every message verified and the machine's facts recorded beside the numbers.
 
 pub mod backends;
+pub mod cleanup;
 pub mod cli;
 pub mod commands;
 pub mod environment;
 pub mod error;
+pub mod interrupt;
 pub mod message;
 pub mod peer;
 pub mod placement;

@@ -8,7 +8,23 @@ use ipcbench::{commands, peer};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, CommandKind::Peer(_)) {
+        if let Err(e) = ipcbench::interrupt::install() {
+            eprintln!("ipcbench: cannot set up signal handling: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let code = dispatch(cli);
+    // A run stopped by SIGINT/SIGTERM exits 128 + the signal, like a shell expects.
+    match ipcbench::interrupt::interrupted() {
+        Some(sig) => ExitCode::from((128 + sig) as u8),
+        None => code,
+    }
+}
+
+fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
+        CommandKind::Clean => finish(commands::clean().map(|()| true)),
         CommandKind::List => {
             commands::list();
             ExitCode::SUCCESS

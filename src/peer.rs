@@ -203,6 +203,7 @@ impl Peer {
         let raw: Vec<_> = launch.inherit.iter().map(|f| f.as_raw_fd()).collect();
         prepare_child(&mut cmd, &raw).map_err(spawn_err)?;
         let mut child = cmd.spawn().map_err(spawn_err)?;
+        crate::interrupt::register_peer(child.id());
         // Our copies of the peer's ends close now, so the peer's death reads as end-of-file.
         drop(launch.inherit);
 
@@ -436,6 +437,7 @@ impl Drop for Peer {
                 let _ = c.kill();
             }
             let _ = c.wait();
+            crate::interrupt::unregister_peer(c.id());
         }
         // The peer is reaped, so its pipes are at end-of-file and these threads end now;
         // joining them means the exit hook has run before the caller goes on.

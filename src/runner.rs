@@ -197,6 +197,9 @@ impl Plan {
         let started_at = now_rfc3339();
         let mut results = Vec::new();
         for case in self.cases() {
+            if crate::interrupt::interrupted().is_some() {
+                break;
+            }
             progress(Event::Start(&case));
             let r = self.run_case(&case, &environment.limits);
             progress(Event::Done(&case, &r));

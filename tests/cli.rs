@@ -63,6 +63,29 @@ fn zero_messages_and_bad_options_are_refused() {
 }
 
 #[test]
+fn every_option_rejects_nonsense() {
+    usage_error(&["run", "--cpus", "a,b"], "not a CPU number");
+    usage_error(&["run", "--cpus", "1"], "PARENT,PEER");
+    usage_error(&["run", "--timeout", "99999999"], "--timeout");
+    usage_error(&["run", "--shm-ring", "0"], "at least 1 byte");
+    usage_error(
+        &["run", "--shm-segment", "floppy"],
+        "possible values: posix, sysv, memfd",
+    );
+    usage_error(&["run", "--socket-rcvbuf", "-1"], "unexpected argument");
+    usage_error(&["run", "--socket-rcvbuf", "1X"], "unknown unit");
+    usage_error(&["run", "--verify", "some"], "possible values: cheap, full");
+    usage_error(&["run", "--workloads", "latency,latency"], "listed twice");
+    usage_error(&["run", "--mechanisms", ""], "unknown mechanism");
+    usage_error(
+        &["compare", "a.json", "b.json", "--threshold=-5"],
+        "between 0 and 1000",
+    );
+    usage_error(&["recommend", "--need", "telepathy"], "possible values");
+    usage_error(&["recommend", "--size", "0"], "at least 1 byte");
+}
+
+#[test]
 fn the_results_file_has_the_documented_shape() {
     let s = Scratch::new("shape");
     let json = s.json();

@@ -69,11 +69,7 @@ fn sweep_sizes(mechanism: &str, sizes: &str) {
             "crates name their raw mechanism"
         );
     }
-    assert_eq!(
-        s.leftovers(),
-        Vec::<String>::new(),
-        "{mechanism} left names behind"
-    );
+    s.audit();
 }
 
 #[test]

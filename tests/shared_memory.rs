@@ -69,7 +69,7 @@ fn every_strategy_over(segment: &str) {
         STRATEGIES.len() * 3 * 2
     );
     assert_eq!(v["config"]["shm_segment"], segment);
-    assert_eq!(s.leftovers(), Vec::<String>::new());
+    s.audit();
 }
 
 #[test]

@@ -36,7 +36,7 @@ fn faulty(mechanism: &str, workload: &str, size: &str, verify: &str) -> serde_js
             text(&out.stdout)
         );
     }
-    assert_eq!(s.leftovers(), Vec::<String>::new());
+    s.audit();
     r
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::mqueue::{mq_getattr, mq_open, mq_timedreceive, mq_unlink, MQ_OFlag, MqAttr, MqdT};
+use nix::mqueue::{mq_getattr, mq_open, mq_timedreceive, MQ_OFlag, MqAttr, MqdT};
 use nix::sys::stat::Mode;
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, ClockId};
@@ -135,6 +135,13 @@ impl Drop for MqChannel {
     }
 }
 
+/// Unlinks a queue name and forgets its record.
+fn mq_unlink(name: &str) -> nix::Result<()> {
+    nix::mqueue::mq_unlink(name)?;
+    crate::cleanup::untrack(&crate::cleanup::Object::PosixMq(name.to_string()));
+    Ok(())
+}
+
 /// Queue names this tool creates: `/ipcbench-<pid>-<16 hex digits>-<to|from>`.
 fn valid_name(name: &str) -> bool {
     let Some(rest) = name.strip_prefix('/').and_then(|n| n.strip_prefix(PREFIX)) else {
@@ -185,6 +192,7 @@ impl Mechanism for PosixMq {
                 Mode::S_IRUSR | Mode::S_IWUSR,
                 Some(&attr),
             )
+            .inspect(|_| crate::cleanup::track(&crate::cleanup::Object::PosixMq(name.to_string())))
             .map_err(|e| {
                 BackendError::new(INFO.id, "create", name.to_string(), e)
                     .hint("see fs.mqueue.queues_max, fs.mqueue.msg_max, fs.mqueue.msgsize_max and `ulimit -q`")

@@ -56,3 +56,119 @@ impl<R: Read + Send, W: Write + Send> Channel for StreamChannel<R, W> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{fill_base, stamp, Checker, Verify};
+    use proptest::prelude::*;
+
+    /// Hands out its bytes in the chunk sizes given, cycling (short reads).
+    struct ShortReader {
+        data: Vec<u8>,
+        at: usize,
+        chunks: Vec<usize>,
+        k: usize,
+    }
+
+    impl Read for ShortReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let want = self.chunks[self.k % self.chunks.len()];
+            self.k += 1;
+            let n = want.min(buf.len()).min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    /// Accepts at most the chunk sizes given per call, cycling (short writes).
+    struct ShortWriter {
+        data: Vec<u8>,
+        chunks: Vec<usize>,
+        k: usize,
+    }
+
+    impl Write for ShortWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = self.chunks[self.k % self.chunks.len()].min(buf.len());
+            self.k += 1;
+            self.data.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Sends `count` messages through short writes; returns the bytes on the "wire".
+    fn wire(size: usize, count: u64, chunks: Vec<usize>) -> Vec<u8> {
+        let w = ShortWriter {
+            data: Vec::new(),
+            chunks,
+            k: 0,
+        };
+        let mut tx = StreamChannel::new("test", io::empty(), w);
+        let mut msg = vec![0u8; size];
+        fill_base(&mut msg);
+        for seq in 0..count {
+            stamp(&mut msg, seq);
+            tx.send(&msg).unwrap();
+        }
+        tx.tx.data
+    }
+
+    fn receive_all(
+        data: Vec<u8>,
+        size: usize,
+        count: u64,
+        chunks: Vec<usize>,
+    ) -> Result<(), (u64, String)> {
+        let r = ShortReader {
+            data,
+            at: 0,
+            chunks,
+            k: 0,
+        };
+        let mut rx = StreamChannel::new("test", r, io::sink());
+        let mut buf = vec![0u8; size];
+        let mut check = Checker::new(size, Verify::Full);
+        for seq in 0..count {
+            let n = rx.recv(&mut buf).map_err(|e| (seq, e.to_string()))?;
+            check
+                .check(&buf[..n], seq)
+                .map_err(|e| (seq, e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn short_reads_and_writes_reassemble_every_message(
+            size in 1usize..3000,
+            count in 1u64..12,
+            wchunks in proptest::collection::vec(1usize..700, 1..8),
+            rchunks in proptest::collection::vec(1usize..700, 1..8),
+        ) {
+            let data = wire(size, count, wchunks);
+            prop_assert_eq!(data.len(), size * count as usize);
+            prop_assert_eq!(receive_all(data, size, count, rchunks), Ok(()));
+        }
+
+        #[test]
+        fn any_corrupted_byte_is_detected(
+            size in 1usize..3000,
+            count in 1u64..6,
+            pick in any::<proptest::sample::Index>(),
+            flip in 1u8..=255,
+            rchunks in proptest::collection::vec(1usize..700, 1..8),
+        ) {
+            let mut data = wire(size, count, vec![4096]);
+            let i = pick.index(data.len());
+            data[i] ^= flip;
+            let (seq, _) = receive_all(data, size, count, rchunks).expect_err("corruption went unnoticed");
+            prop_assert_eq!(seq, (i / size) as u64, "detected in the message that holds the byte");
+        }
+    }
+}

@@ -24,9 +24,18 @@ pub fn prepare_child(cmd: &mut Command, fds: &[RawFd]) -> io::Result<()> {
     srcs[..fds.len()].copy_from_slice(fds);
     let n = fds.len();
     let parent = std::process::id() as libc::pid_t;
+    // The parent blocks SIGINT/SIGTERM for its signal thread; the peer must not inherit that.
+    // SAFETY: sigemptyset/sigaddset initialise a local sigset_t.
+    let unblock = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        set
+    };
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (prctl, getppid, fcntl, dup2) on descriptors the parent
-    // keeps open until `spawn` returns; it allocates nothing.
+    // async-signal-safe system calls (prctl, getppid, sigprocmask, fcntl, dup2) on
+    // descriptors the parent keeps open until `spawn` returns; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
@@ -34,6 +43,9 @@ pub fn prepare_child(cmd: &mut Command, fds: &[RawFd]) -> io::Result<()> {
             }
             if libc::getppid() != parent {
                 return Err(io::Error::other("parent exited during spawn"));
+            }
+            if libc::pthread_sigmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::other("cannot unblock signals"));
             }
             // First move every source above the target range so no dup2 clobbers a source.
             let mut tmp = [-1 as RawFd; MAX_INHERITED_FDS];

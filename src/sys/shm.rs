@@ -173,8 +173,9 @@ pub fn posix_create(name: &str, len: usize) -> io::Result<OwnedFd> {
         OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
         Mode::S_IRUSR | Mode::S_IWUSR,
     )?;
+    crate::cleanup::track(&crate::cleanup::Object::PosixShm(name.to_string()));
     if let Err(e) = nix::unistd::ftruncate(&fd, len as libc::off_t) {
-        let _ = shm_unlink(name);
+        let _ = posix_unlink(name);
         return Err(e.into());
     }
     Ok(fd)
@@ -198,7 +199,9 @@ pub fn posix_open(name: &str, len: usize) -> io::Result<OwnedFd> {
 }
 
 pub fn posix_unlink(name: &str) -> io::Result<()> {
-    shm_unlink(name).map_err(io::Error::from)
+    shm_unlink(name)?;
+    crate::cleanup::untrack(&crate::cleanup::Object::PosixShm(name.to_string()));
+    Ok(())
 }
 
 /// An anonymous segment: a sealed-size memfd, handed to the peer by inheritance.
@@ -226,6 +229,7 @@ impl SysvShm {
                 libc::IPC_CREAT | libc::IPC_EXCL | 0o600,
             )
         })?;
+        crate::cleanup::track(&crate::cleanup::Object::SysvShm(id));
         Ok(SysvShm {
             id,
             removed: AtomicBool::new(false),
@@ -242,7 +246,9 @@ impl SysvShm {
             return Ok(());
         }
         // SAFETY: IPC_RMID takes no buffer.
-        check(unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
+        check(unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })?;
+        crate::cleanup::untrack(&crate::cleanup::Object::SysvShm(self.id));
+        Ok(())
     }
 }
 
@@ -284,6 +290,7 @@ impl SysvSemSet {
                 libc::IPC_CREAT | libc::IPC_EXCL | 0o600,
             )
         })?;
+        crate::cleanup::track(&crate::cleanup::Object::SysvSem(id));
         Ok(SysvSemSet {
             id,
             owned: true,
@@ -370,7 +377,9 @@ impl SysvSemSet {
             return Ok(());
         }
         // SAFETY: IPC_RMID takes no further argument.
-        check(unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) }).map(drop)
+        check(unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) })?;
+        crate::cleanup::untrack(&crate::cleanup::Object::SysvSem(self.id));
+        Ok(())
     }
 }
 

@@ -31,13 +31,41 @@ impl Scratch {
         self.root.join("out.json")
     }
 
-    /// Runs `ipcbench ARGS` with this scratch directory as TMPDIR.
-    pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(EXE)
-            .args(args)
+    /// `ipcbench ARGS` with this scratch directory as TMPDIR, state directory and trace.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(EXE);
+        c.args(args)
             .env("TMPDIR", &self.tmp)
-            .output()
-            .expect("run ipcbench")
+            .env("IPCBENCH_STATE_DIR", self.root.join("state"))
+            .env("IPCBENCH_TRACE", self.root.join("trace"));
+        c
+    }
+
+    /// Runs `ipcbench ARGS` (see `command`) and waits for it.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run ipcbench")
+    }
+
+    /// The leak audit: nothing this test's runs created is left, as the kernel sees it
+    /// (every traced queue, segment, semaphore set and name is gone), no private directory
+    /// remains in TMPDIR and no record is left in the state directory.
+    pub fn audit(&self) {
+        assert_eq!(
+            self.leftovers(),
+            Vec::<String>::new(),
+            "private directories left in TMPDIR"
+        );
+        let trace = std::fs::read_to_string(self.root.join("trace")).unwrap_or_default();
+        for line in trace.lines() {
+            let obj = ipcbench::cleanup::Object::from_trace(line)
+                .unwrap_or_else(|| panic!("bad trace line {line:?}"));
+            assert!(!obj.exists(), "{obj} left behind");
+        }
+        assert_eq!(
+            list(&self.root.join("state")),
+            Vec::<String>::new(),
+            "records left in the state directory"
+        );
     }
 
     /// Entries left in the run's TMPDIR (FIFOs, socket paths, private directories).

@@ -1,0 +1,344 @@
+//! Faults, done for real: signals to the parent, the parent killed outright, the peer killed
+//! mid-run, concurrent runs, and a peer role handed bad arguments. After each, the leak
+//! audit finds nothing left.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{text, Scratch, EXE};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Children of `pid` (the peer of a run), from /proc.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Starts a long run and waits until its peer is up.
+fn long_run(s: &Scratch, mechanism: &str) -> (Child, u32) {
+    let json = s.json();
+    let mut child = s
+        .command(&[
+            "run",
+            "--mechanisms",
+            mechanism,
+            "--sizes",
+            "64",
+            "--messages",
+            "1000000000",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let peer = first_child(&mut child);
+    // Let it get into the timed loop.
+    std::thread::sleep(Duration::from_millis(300));
+    (child, peer)
+}
+
+/// Waits (bounded) for the run's peer to appear; kills and reaps the run if it never does.
+fn first_child(child: &mut Child) -> u32 {
+    let t = Instant::now();
+    loop {
+        if let Some(&peer) = children(child.id()).first() {
+            return peer;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the peer never started");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_bounded(mut child: Child, bound: Duration) -> (Option<i32>, String, String) {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            return (st.code(), text(&out.stdout), text(&out.stderr));
+        }
+        if t.elapsed() > bound {
+            let _ = child.kill();
+            panic!("did not exit within {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+#[test]
+fn sigint_and_sigterm_stop_the_run_clean_up_and_keep_earlier_results() {
+    for (sig, code, mechanism) in [
+        (Signal::SIGINT, 130, "fifo"),
+        (Signal::SIGTERM, 143, "sysv-mq"),
+        (Signal::SIGINT, 130, "shm-sysv-sem"),
+    ] {
+        let s = Scratch::new("signal");
+        std::fs::write(s.json(), "earlier results").unwrap();
+        let (child, peer) = long_run(&s, mechanism);
+        kill(Pid::from_raw(child.id() as i32), sig).unwrap();
+        let (status, _, err) = wait_bounded(child, Duration::from_secs(10));
+        assert_eq!(status, Some(code), "{mechanism}: {err}");
+        assert!(err.contains("interrupted"), "{err}");
+        assert!(gone(peer), "the peer outlived the run");
+        assert_eq!(
+            std::fs::read_to_string(s.json()).unwrap(),
+            "earlier results",
+            "the earlier file is intact"
+        );
+        s.audit();
+    }
+}
+
+#[test]
+fn a_killed_peer_fails_the_case_promptly_naming_its_death() {
+    for mechanism in [
+        "fifo",
+        "sysv-mq",
+        "unix-dgram",
+        "shm-sysv-sem",
+        "ipc-channel",
+    ] {
+        let s = Scratch::new("peer-kill");
+        let (child, peer) = long_run(&s, mechanism);
+        kill(Pid::from_raw(peer as i32), Signal::SIGKILL).unwrap();
+        // The latency case fails; the throughput case then runs its full billion messages,
+        // so the run is interrupted once the first result is in.
+        let t = Instant::now();
+        loop {
+            if s.json().exists() || t.elapsed() > Duration::from_secs(5) {
+                break;
+            }
+            let next = children(child.id());
+            if next.first().is_some_and(|&p| p != peer) {
+                break; // the next case started: the first one has been recorded
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{mechanism}: the death took too long to notice"
+        );
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+        let (status, _, _) = wait_bounded(child, Duration::from_secs(10));
+        assert_eq!(status, Some(130));
+        s.audit();
+    }
+}
+
+#[test]
+fn a_killed_peer_is_named_in_the_result() {
+    let s = Scratch::new("peer-kill-result");
+    let json = s.json();
+    let mut child = s
+        .command(&[
+            "run",
+            "--mechanisms",
+            "unix-stream",
+            "--workloads",
+            "latency",
+            "--sizes",
+            "64",
+            "--messages",
+            "1000000000",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let peer = first_child(&mut child);
+    std::thread::sleep(Duration::from_millis(300));
+    kill(Pid::from_raw(peer as i32), Signal::SIGKILL).unwrap();
+    let (status, out, _) = wait_bounded(child, Duration::from_secs(10));
+    assert_eq!(status, Some(1));
+    let r = &s.results()["results"][0];
+    assert_eq!(r["status"], "error");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("killed by signal 9 (SIGKILL)"),
+        "{r}"
+    );
+    assert!(out.contains("ERROR [1]"));
+    s.audit();
+}
+
+#[test]
+fn a_killed_parent_takes_its_peer_and_clean_removes_only_what_it_left() {
+    let s = Scratch::new("parent-kill");
+    let (child, peer) = long_run(&s, "sysv-mq");
+    let parent = child.id();
+    kill(Pid::from_raw(parent as i32), Signal::SIGKILL).unwrap();
+    let _ = wait_bounded(child, Duration::from_secs(5));
+    let t = Instant::now();
+    while !gone(peer) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the peer outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // System V queues cannot be unlinked early: they are left, and recorded.
+    let trace = std::fs::read_to_string(s.root.join("trace")).unwrap();
+    let left: Vec<_> = trace
+        .lines()
+        .filter_map(ipcbench::cleanup::Object::from_trace)
+        .collect();
+    assert_eq!(left.len(), 2, "{trace}");
+    assert!(left.iter().all(|o| o.exists()));
+    // Someone else's queue, and a record of a run that is still alive: clean leaves both.
+    let foreign = ipcbench::sys::sysv::MsgQueue::create().unwrap();
+    let live_record = s
+        .root
+        .join("state")
+        .join(format!("sysv-msg-{}", foreign.id()));
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &live_record,
+        format!("pid={}\nstart={start}\nctime=0\n", std::process::id()),
+    )
+    .unwrap();
+    let out = s.run(&["clean"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    for o in &left {
+        assert!(said.contains(&format!("removed {o}")), "{said}");
+        assert!(!o.exists(), "{o} survived clean");
+    }
+    assert!(
+        !said.contains(&foreign.id().to_string()),
+        "clean touched another program's queue: {said}"
+    );
+    assert!(ipcbench::cleanup::Object::SysvMsg(foreign.id()).exists());
+    assert!(live_record.exists(), "a live run's record is kept");
+    std::fs::remove_file(&live_record).unwrap();
+    drop(foreign);
+    s.audit();
+}
+
+#[test]
+fn two_concurrent_runs_of_everything_both_succeed() {
+    let (a, b) = (Scratch::new("concurrent-a"), Scratch::new("concurrent-b"));
+    let start = |s: &Scratch| {
+        let json = s.json();
+        s.command(&[
+            "run",
+            "--mechanisms",
+            "all",
+            "--sizes",
+            "64,64K",
+            "--messages",
+            "30",
+            "--pin",
+            "none",
+            "--json",
+            json.to_str().unwrap(),
+            "--no-report",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let (ca, cb) = (start(&a), start(&b));
+    for (c, s) in [(ca, &a), (cb, &b)] {
+        let (status, out, err) = wait_bounded(c, Duration::from_secs(240));
+        assert_eq!(status, Some(0), "{out}\n{err}");
+        let v = s.results();
+        assert!(
+            v["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["status"] != "error"),
+            "{v}"
+        );
+        s.audit();
+    }
+}
+
+#[test]
+fn the_peer_role_refuses_bad_arguments_even_from_a_pipe() {
+    for args in [
+        vec!["--mechanism", "nope", "--size", "64", "--verify", "cheap"],
+        vec!["--mechanism", "pipe", "--size", "0", "--verify", "cheap"],
+        vec![
+            "--mechanism",
+            "pipe",
+            "--size",
+            "64",
+            "--verify",
+            "cheap",
+            "--fds",
+            "99",
+        ],
+        vec![
+            "--mechanism",
+            "fifo",
+            "--size",
+            "64",
+            "--verify",
+            "cheap",
+            "--spec",
+            "/etc",
+        ],
+        vec![
+            "--mechanism",
+            "tcp",
+            "--size",
+            "64",
+            "--verify",
+            "cheap",
+            "--spec",
+            "80:zz",
+        ],
+    ] {
+        let out = std::process::Command::new(EXE)
+            .arg("__peer")
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            matches!(out.status.code(), Some(2) | Some(3)),
+            "{args:?}: {:?}",
+            out.status
+        );
+        assert!(
+            text(&out.stdout).starts_with("error "),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
+    }
+}
