@@ -32,6 +32,9 @@ pub enum CommandKind {
     List,
     /// Run the latency and throughput workloads and print a comparison table.
     Run(RunArgs),
+    /// Measure the machine's floor: clock read cost, cross-core cache-line round trip,
+    /// memcpy bandwidth at each size (also measured before every run).
+    Floor(FloorArgs),
     /// Remove what runs that were killed left behind (System V queues and semaphore sets,
     /// names of runs that died before removing them); only this tool's, only dead runs'.
     Clean,
@@ -69,6 +72,25 @@ pub struct RunArgs {
     /// Fewer messages per case: a full sweep in well under a minute.
     #[arg(long)]
     pub quick: bool,
+
+    /// Runs of every case, each with fresh peers, interleaved (all cases, then all again);
+    /// results then carry each repetition and a 95% interval for the median.
+    /// Default: 1 with --quick, 3 otherwise.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: Option<u32>,
+
+    /// After the sweep, measure one mechanism's 64-byte round trip over every pair of CPUs
+    /// this process may use (a core-to-core map; the report draws it as a heatmap).
+    #[arg(long)]
+    pub pin_matrix: bool,
+
+    /// The mechanism for --pin-matrix.
+    #[arg(long, default_value = "pipe")]
+    pub matrix_mechanism: String,
+
+    /// Seconds --pin-matrix may take in total; pairs not reached are left out and noted.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub matrix_budget: u64,
 
     /// Measured messages per case (round trips for latency), instead of the size-based default.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
@@ -119,6 +141,19 @@ pub struct RunArgs {
     /// Do not write the report.
     #[arg(long)]
     pub no_report: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FloorArgs {
+    /// Sizes for the memcpy bandwidth.
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_value = "64,4K,64K,1M")]
+    pub sizes: Vec<usize>,
+    /// CPU placement, as for `run`.
+    #[arg(long, value_enum)]
+    pub pin: Option<Pin>,
+    /// The two CPUs as PARENT,PEER.
+    #[arg(long, value_parser = parse_cpu_pair)]
+    pub cpus: Option<(usize, usize)>,
 }
 
 #[derive(Args, Debug)]
@@ -298,6 +333,8 @@ mod tests {
     fn mechanisms() {
         let all = resolve_mechanisms(&["all".into()]).unwrap();
         assert!(all.iter().all(|m| m.info().family != Family::Test));
+        assert!(all.iter().any(|m| m.info().id == "pipe-raw"));
+        assert!(!all.iter().any(|m| m.info().id == "cacheline"));
         assert_eq!(
             resolve_mechanisms(&["tcp".into(), "pipe".into()])
                 .unwrap()

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends;
 use crate::cli::{
-    check_unique, resolve_mechanisms, CompareArgs, RecommendArgs, ReportArgs, RunArgs,
+    check_unique, resolve_mechanisms, CompareArgs, FloorArgs, RecommendArgs, ReportArgs, RunArgs,
 };
 use crate::environment::{Environment, Limits};
 use crate::placement::{default_pin, Placement};
@@ -32,6 +32,16 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
         workloads: args.workloads.clone(),
         quick: args.quick,
         messages: args.messages,
+        repeat: args.repeat.unwrap_or(if args.quick { 1 } else { 3 }),
+        matrix: match args.pin_matrix {
+            false => None,
+            true => Some((
+                backends::by_id(&args.matrix_mechanism).ok_or_else(|| {
+                    format!("unknown --matrix-mechanism {:?}", args.matrix_mechanism)
+                })?,
+                Duration::from_secs(args.matrix_budget),
+            )),
+        },
         session: SessionOptions {
             verify: args.verify,
             placement,
@@ -47,7 +57,7 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
 /// `ipcbench run`. Returns whether every case that could run succeeded.
 pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
     let env = Environment::capture();
-    let cases = plan.cases().len() as u64;
+    let cases = plan.steps() as u64;
     let bar = if std::io::stderr().is_terminal() {
         let b = ProgressBar::new(cases);
         if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}") {
@@ -62,7 +72,11 @@ pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
         cases,
         plan.session.placement.describe()
     );
+    for w in &env.warnings {
+        eprintln!("ipcbench: warning: {w}");
+    }
     let run = plan.run(env, |ev| match ev {
+        Event::Floor => bar.set_message("measuring the floor"),
         Event::Start(c) => bar.set_message(format!(
             "{} {} {}",
             c.mechanism.info().id,
@@ -202,5 +216,23 @@ pub fn clean() -> anyhow::Result<()> {
     for r in removed {
         println!("removed {r}");
     }
+    Ok(())
+}
+
+/// `ipcbench floor`.
+pub fn floor(args: &FloorArgs, peer_exe: std::path::PathBuf) -> anyhow::Result<()> {
+    let pin = args.pin.unwrap_or_else(default_pin);
+    let placement = Placement::plan(pin, args.cpus).map_err(anyhow::Error::msg)?;
+    println!("{}", placement.describe());
+    if let Some(p) = placement.pair() {
+        println!("{}", p.describe());
+    }
+    let opts = SessionOptions::new(
+        crate::message::Verify::Cheap,
+        placement,
+        peer_exe,
+        Duration::from_secs(60),
+    );
+    print!("{}", crate::floor::measure(&opts, &args.sizes).render());
     Ok(())
 }

@@ -25,6 +25,10 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         CommandKind::Clean => finish(commands::clean().map(|()| true)),
+        CommandKind::Floor(args) => match std::env::current_exe() {
+            Ok(exe) => finish(commands::floor(&args, exe).map(|()| true)),
+            Err(e) => finish(Err(e.into())),
+        },
         CommandKind::List => {
             commands::list();
             ExitCode::SUCCESS

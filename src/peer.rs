@@ -625,7 +625,7 @@ fn serve_orders(
         let line = line.map_err(|e| format!("control pipe: {e}"))?;
         let order = parse_order(&line)?;
         let before = CpuUsage::thread().map_err(|e| e.to_string())?;
-        let lossy = mechanism.info().lossy;
+        let (lossy, verified) = (mechanism.info().lossy, mechanism.info().verified);
         let all = |n| Delivery {
             delivered: n,
             final_seen: true,
@@ -635,7 +635,9 @@ fn serve_orders(
             Order::Quit => return Ok(()),
             Order::Echo(n) => {
                 say("go")?;
-                if lossy {
+                if !verified {
+                    workload::pong_raw(chan.as_mut(), &mut bufs, n).map(|()| all(n))
+                } else if lossy {
                     lossy::pong(chan.as_mut(), &mut bufs, &mut seq, n)
                 } else {
                     workload::pong(chan.as_mut(), &mut bufs, &mut seq, n).map(|()| all(n))
@@ -643,7 +645,9 @@ fn serve_orders(
             }
             Order::Sink(n) => {
                 say("go")?;
-                if lossy {
+                if !verified {
+                    workload::sink_raw(chan.as_mut(), &mut bufs, n).map(|()| all(n))
+                } else if lossy {
                     lossy::sink(chan.as_mut(), &mut bufs, &mut seq, n)
                 } else {
                     workload::sink(chan.as_mut(), &mut bufs, &mut seq, n).map(|()| all(n))

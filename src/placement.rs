@@ -71,6 +71,15 @@ impl Placement {
     pub fn plan(pin: Pin, cpus: Option<(usize, usize)>) -> Result<Placement, String> {
         let allowed =
             allowed_cpus().map_err(|e| format!("cannot read the CPU affinity mask: {e}"))?;
+        Placement::plan_within(pin, cpus, allowed)
+    }
+
+    /// As `plan`, among `allowed` CPUs (a thread already pinned reads a one-CPU mask).
+    pub fn plan_within(
+        pin: Pin,
+        cpus: Option<(usize, usize)>,
+        allowed: Vec<usize>,
+    ) -> Result<Placement, String> {
         let check = |c: usize| {
             if allowed.contains(&c) {
                 Ok(c)
@@ -120,6 +129,10 @@ impl Placement {
         }
     }
 
+    pub fn pair(&self) -> Option<CpuPair> {
+        Some(CpuPair::of(self.parent_cpu?, self.peer_cpu?))
+    }
+
     pub fn describe(&self) -> String {
         match (self.parent_cpu, self.peer_cpu) {
             (Some(a), Some(b)) => format!(
@@ -128,6 +141,113 @@ impl Placement {
             ),
             _ => "pin none: the scheduler places both processes".to_string(),
         }
+    }
+}
+
+/// How the two CPUs of a run relate, from sysfs topology (null where sysfs says nothing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuPair {
+    pub cpus: [usize; 2],
+    /// Hardware threads of one core.
+    pub smt_siblings: Option<bool>,
+    /// The closest cache level both CPUs share ("L1".."L3"), or "none".
+    pub shared_cache: Option<String>,
+    pub same_numa_node: Option<bool>,
+}
+
+/// Expands a sysfs CPU list such as `0-3,8`.
+pub fn parse_cpu_list(s: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
+                    out.extend(a..=b.min(a + 4096));
+                }
+            }
+            None => out.extend(part.parse::<usize>().ok()),
+        }
+    }
+    out
+}
+
+impl CpuPair {
+    pub fn of(a: usize, b: usize) -> CpuPair {
+        let sys = |cpu: usize, rel: &str| {
+            std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu{cpu}/{rel}")).ok()
+        };
+        let smt_siblings =
+            sys(a, "topology/thread_siblings_list").map(|l| parse_cpu_list(&l).contains(&b));
+        let mut shared: Option<(u32, String)> = None;
+        let mut any_cache = false;
+        for i in 0..8 {
+            let (Some(level), Some(list)) = (
+                sys(a, &format!("cache/index{i}/level")),
+                sys(a, &format!("cache/index{i}/shared_cpu_list")),
+            ) else {
+                continue;
+            };
+            any_cache = true;
+            let Ok(level) = level.trim().parse::<u32>() else {
+                continue;
+            };
+            if parse_cpu_list(&list).contains(&b) && shared.as_ref().is_none_or(|(l, _)| level < *l)
+            {
+                shared = Some((level, format!("L{level}")));
+            }
+        }
+        let node_of = |cpu: usize| -> Option<usize> {
+            std::fs::read_dir("/sys/devices/system/node")
+                .ok()?
+                .flatten()
+                .find_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let n = name.strip_prefix("node")?.parse().ok()?;
+                    let list = std::fs::read_to_string(e.path().join("cpulist")).ok()?;
+                    parse_cpu_list(&list).contains(&cpu).then_some(n)
+                })
+        };
+        CpuPair {
+            cpus: [a, b],
+            smt_siblings: if a == b { Some(true) } else { smt_siblings },
+            shared_cache: shared
+                .map(|(_, l)| l)
+                .or_else(|| any_cache.then(|| "none".to_string())),
+            same_numa_node: node_of(a).zip(node_of(b)).map(|(x, y)| x == y),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let [a, b] = self.cpus;
+        if a == b {
+            return format!("CPU {a} for both");
+        }
+        let mut parts = Vec::new();
+        match self.smt_siblings {
+            Some(true) => parts.push("SMT siblings".to_string()),
+            Some(false) => parts.push("different cores".to_string()),
+            None => {}
+        }
+        if let Some(c) = &self.shared_cache {
+            parts.push(if c == "none" {
+                "no shared cache".into()
+            } else {
+                format!("sharing {c}")
+            });
+        }
+        match self.same_numa_node {
+            Some(true) => parts.push("same NUMA node".into()),
+            Some(false) => parts.push("different NUMA nodes".into()),
+            None => {}
+        }
+        format!(
+            "CPUs {a} and {b}: {}",
+            if parts.is_empty() {
+                "topology unknown".into()
+            } else {
+                parts.join(", ")
+            }
+        )
     }
 }
 
@@ -152,5 +272,14 @@ mod tests {
         }
         assert!(Placement::plan(Pin::Cross, Some((0, 0))).is_err());
         assert!(Placement::plan(Pin::Same, Some((100_000, 100_000))).is_err());
+    }
+
+    #[test]
+    fn cpu_lists_and_pairs() {
+        assert_eq!(parse_cpu_list("0-2,5\n"), vec![0, 1, 2, 5]);
+        assert_eq!(parse_cpu_list(""), Vec::<usize>::new());
+        let p = CpuPair::of(0, 0);
+        assert_eq!(p.smt_siblings, Some(true));
+        assert!(p.describe().contains("CPU 0 for both"));
     }
 }

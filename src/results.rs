@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
 use crate::placement::Pin;
+
 use crate::stats::LatencySummary;
 
 pub const SCHEMA: u32 = 1;
@@ -21,6 +22,12 @@ pub struct RunFile {
     pub started_at: String,
     pub environment: Environment,
     pub config: RunConfig,
+    /// The machine's floor on the run's CPUs, measured before the sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<crate::floor::Floor>,
+    /// With `--pin-matrix`: one mechanism's p50 over every CPU pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<crate::matrix::Matrix>,
     pub results: Vec<CaseResult>,
 }
 
@@ -49,6 +56,9 @@ pub struct RunConfig {
     /// `[parent CPU, peer CPU]` when pinned.
     pub cpus: Option<[usize; 2]>,
     pub placement: String,
+    /// How the two CPUs relate (SMT siblings, shared cache, NUMA node), when pinned.
+    #[serde(default)]
+    pub cpu_pair: Option<crate::placement::CpuPair>,
     pub quick: bool,
     pub verify: String,
     pub mechanisms: Vec<String>,
@@ -57,6 +67,9 @@ pub struct RunConfig {
     /// `--messages` when given; otherwise counts follow the size (see README).
     pub messages: Option<u64>,
     pub timeout_secs: u64,
+    /// Repetitions of every case.
+    #[serde(default = "one")]
+    pub repeat: u32,
     /// `--socket-rcvbuf` when given.
     #[serde(default)]
     pub socket_rcvbuf: Option<usize>,
@@ -65,6 +78,10 @@ pub struct RunConfig {
     pub shm_ring: usize,
     #[serde(default)]
     pub shm_segment: String,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +145,40 @@ pub struct CaseResult {
     pub lost: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
+    /// Latency: p50 divided by the cache-line round trip (how far above the floor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_floor: Option<f64>,
+    /// Throughput: bytes/s divided by single-thread memcpy bandwidth at this size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_copy: Option<f64>,
+    /// With `--repeat K` (K > 1): every repetition's summary. The top-level numbers are
+    /// those of the repetition with the median p50 (latency) or bytes/s (throughput).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeats: Vec<RepeatSummary>,
+    /// The median of the repetitions' p50 (ns) or bytes/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median: Option<f64>,
+    /// Distribution-free interval for that median, at `ci_level` (0.95, or the best a
+    /// small K allows: min..max of 5 repetitions covers 0.9375).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ci95: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_sec_ci95: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_level: Option<f64>,
+}
+
+/// One repetition of a case.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RepeatSummary {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ns: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<Throughput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuCost>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
 }
 
 /// Writes the file atomically: a temporary file beside it, then a rename, so an

@@ -4,10 +4,12 @@
 use crate::backends::Mechanism;
 use crate::environment::{now_rfc3339, Environment, Limits};
 use crate::error::Error;
+use crate::results::RepeatSummary;
 use crate::results::{
     CaseResult, CpuCost, RunConfig, RunFile, Status, Throughput, Workload, SCHEMA,
 };
 use crate::session::{PhaseCost, Session, SessionOptions};
+use crate::stats::median_ci;
 use crate::stats::{new_histogram, summarize, LatencySummary};
 use crate::sys::CpuUsage;
 use crate::workload::{default_count, warmup_count};
@@ -20,6 +22,10 @@ pub struct Plan {
     pub quick: bool,
     /// Overrides the size-dependent message counts.
     pub messages: Option<u64>,
+    /// Repetitions of every case (`--repeat`), each with fresh peers.
+    pub repeat: u32,
+    /// `--pin-matrix`: the mechanism for the core-to-core map and its time budget.
+    pub matrix: Option<(&'static dyn Mechanism, std::time::Duration)>,
     pub session: SessionOptions,
 }
 
@@ -32,8 +38,58 @@ pub struct Case {
 
 /// What a sweep reports as it goes.
 pub enum Event<'a> {
+    /// Measuring the floor, before the first case.
+    Floor,
     Start(&'a Case),
     Done(&'a Case, &'a CaseResult),
+}
+
+/// One case's repetitions as one result: the repetition with the median headline metric
+/// carries the top-level numbers; every repetition's summary is kept in `repeats`, with the
+/// median and a distribution-free 95% interval for it. Any failed repetition fails the case.
+fn combine(mut reps: Vec<CaseResult>) -> CaseResult {
+    if reps.len() == 1 {
+        return reps.remove(0);
+    }
+    if let Some(i) = reps.iter().position(|r| r.status != Status::Ok) {
+        let mut r = reps.swap_remove(i);
+        r.reason = Some(format!(
+            "repetition {} of {}: {}",
+            i + 1,
+            reps.len() + 1,
+            r.reason.as_deref().unwrap_or("failed")
+        ));
+        return r;
+    }
+    let key = |r: &CaseResult| match (&r.rtt_ns, &r.throughput) {
+        (Some(s), _) => s.p50 as f64,
+        (_, Some(t)) => t.bytes_per_sec,
+        _ => 0.0,
+    };
+    let values: Vec<f64> = reps.iter().map(key).collect();
+    let ci = median_ci(&values);
+    let summaries: Vec<RepeatSummary> = reps
+        .iter()
+        .map(|r| RepeatSummary {
+            rtt_ns: r.rtt_ns.clone(),
+            throughput: r.throughput.clone(),
+            cpu: r.cpu.clone(),
+            lost: r.lost,
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..reps.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut r = reps.swap_remove(order[(order.len() - 1) / 2]);
+    let interval = Some([ci.lo, ci.hi]);
+    if r.rtt_ns.is_some() {
+        r.p50_ci95 = interval;
+    } else {
+        r.bytes_per_sec_ci95 = interval;
+    }
+    r.median = Some(ci.median);
+    r.ci_level = Some(ci.level);
+    r.repeats = summaries;
+    r
 }
 
 fn nothing_arrived(case: &Case, n: u64) -> Error {
@@ -83,6 +139,11 @@ impl Plan {
         out
     }
 
+    /// Number of progress events a run makes (cases times repetitions).
+    pub fn steps(&self) -> usize {
+        self.cases().len() * self.repeat.max(1) as usize
+    }
+
     /// (warm-up, measured) message counts of a case.
     pub fn counts(&self, case: &Case) -> (u64, u64) {
         let n = self
@@ -109,6 +170,13 @@ impl Plan {
             delivered: None,
             lost: None,
             loss: None,
+            x_floor: None,
+            x_copy: None,
+            repeats: Vec::new(),
+            median: None,
+            p50_ci95: None,
+            bytes_per_sec_ci95: None,
+            ci_level: None,
         };
         if let Some(why) = case
             .mechanism
@@ -173,7 +241,11 @@ impl Plan {
         RunConfig {
             pin: p.pin,
             cpus: p.parent_cpu.zip(p.peer_cpu).map(|(a, b)| [a, b]),
-            placement: p.describe(),
+            placement: match p.pair() {
+                Some(pair) => format!("{} ({})", p.describe(), pair.describe()),
+                None => p.describe(),
+            },
+            cpu_pair: p.pair(),
             quick: self.quick,
             verify: self.session.verify.as_str().to_string(),
             mechanisms: self
@@ -185,6 +257,7 @@ impl Plan {
             workloads: self.workloads.clone(),
             messages: self.messages,
             timeout_secs: self.session.timeout.as_secs(),
+            repeat: self.repeat.max(1),
             socket_rcvbuf: self.session.rcvbuf,
             shm_ring: self.session.shm_ring,
             shm_segment: self.session.shm_segment.as_str().to_string(),
@@ -195,15 +268,35 @@ impl Plan {
     /// timing).
     pub fn run(&self, environment: Environment, mut progress: impl FnMut(Event<'_>)) -> RunFile {
         let started_at = now_rfc3339();
-        let mut results = Vec::new();
-        for case in self.cases() {
-            if crate::interrupt::interrupted().is_some() {
-                break;
+        progress(Event::Floor);
+        let floor = crate::floor::measure(&self.session, &self.sizes);
+        // Repetitions interleave (every case once, then every case again) so drift in the
+        // machine hits all mechanisms alike; each repetition starts fresh peers.
+        let cases = self.cases();
+        let mut reps: Vec<Vec<CaseResult>> = vec![Vec::new(); cases.len()];
+        'sweep: for _ in 0..self.repeat.max(1) {
+            for (i, case) in cases.iter().enumerate() {
+                if crate::interrupt::interrupted().is_some() {
+                    break 'sweep;
+                }
+                progress(Event::Start(case));
+                let r = self.run_case(case, &environment.limits);
+                progress(Event::Done(case, &r));
+                reps[i].push(r);
             }
-            progress(Event::Start(&case));
-            let r = self.run_case(&case, &environment.limits);
-            progress(Event::Done(&case, &r));
-            results.push(r);
+        }
+        let mut results: Vec<CaseResult> = reps
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .map(combine)
+            .collect();
+        for r in &mut results {
+            if let (Some(s), Some(f)) = (&r.rtt_ns, floor.cacheline_rtt_ns) {
+                r.x_floor = Some(s.p50 as f64 / f.max(1.0));
+            }
+            if let (Some(t), Some(c)) = (&r.throughput, floor.copy_bytes_per_sec.get(&r.size)) {
+                r.x_copy = Some(t.bytes_per_sec / c);
+            }
         }
         RunFile {
             schema: SCHEMA,
@@ -212,6 +305,11 @@ impl Plan {
             started_at,
             environment,
             config: self.config(),
+            floor: Some(floor),
+            matrix: self.matrix.as_ref().map(|(m, budget)| {
+                let cpus = self.session.placement.allowed.clone();
+                crate::matrix::measure(*m, 64, &self.session, &cpus, *budget)
+            }),
             results,
         }
     }

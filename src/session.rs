@@ -64,6 +64,8 @@ impl SessionOptions {
 
 pub struct Session {
     mechanism: &'static str,
+    /// False for calibration loops that skip framing and checks (`pipe-raw`).
+    verified: bool,
     /// What the peer was told to open (names, ids, ports): for leak checks and diagnostics.
     peer_spec: String,
     lossy: bool,
@@ -138,6 +140,7 @@ impl Session {
         chan.peer_attached()?;
         Ok(Session {
             mechanism: id,
+            verified: info.verified,
             peer_spec,
             lossy: info.lossy,
             size,
@@ -164,9 +167,11 @@ impl Session {
         n: u64,
         hist: Option<&mut Histogram<u64>>,
     ) -> Result<PhaseCost, Error> {
-        let lossy = self.lossy;
+        let (lossy, verified) = (self.lossy, self.verified);
         let (elapsed, lost, cpu, _) = self.phase(&format!("echo {n}"), |chan, bufs, seq| {
-            if lossy {
+            if !verified {
+                workload::ping_raw(chan, bufs, n, hist).map(|d| (d, 0))
+            } else if lossy {
                 lossy::ping(chan, bufs, seq, n, hist)
             } else {
                 workload::ping(chan, bufs, seq, n, hist).map(|d| (d, 0))
@@ -185,8 +190,13 @@ impl Session {
     /// arrival of the last message that did (both processes share `CLOCK_MONOTONIC`).
     pub fn stream(&mut self, n: u64) -> Result<PhaseCost, Error> {
         if !self.lossy {
+            let verified = self.verified;
             let (elapsed, _, cpu, _) = self.phase(&format!("sink {n}"), |chan, bufs, seq| {
-                workload::stream(chan, bufs, seq, n).map(|d| (d, 0))
+                if verified {
+                    workload::stream(chan, bufs, seq, n).map(|d| (d, 0))
+                } else {
+                    workload::stream_raw(chan, bufs, n).map(|d| (d, 0))
+                }
             })?;
             return Ok(PhaseCost {
                 elapsed,

@@ -36,9 +36,83 @@ pub fn summarize(h: &Histogram<u64>) -> LatencySummary {
     }
 }
 
+/// A median with a distribution-free confidence interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MedianCi {
+    pub median: f64,
+    pub lo: f64,
+    pub hi: f64,
+    /// The interval's actual coverage.
+    pub level: f64,
+}
+
+/// Median of `values` and the order-statistic interval around it: the narrowest
+/// [x(j), x(n+1-j)] whose coverage, from the binomial distribution, is at least 95%; with
+/// fewer than 6 values no such pair exists and the interval is [min, max] with its lower
+/// coverage (1 - 2 * 0.5^n).
+pub fn median_ci(values: &[f64]) -> MedianCi {
+    let mut v: Vec<f64> = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return MedianCi {
+            median: f64::NAN,
+            lo: f64::NAN,
+            hi: f64::NAN,
+            level: 0.0,
+        };
+    }
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    // P(X <= k) for X ~ Binomial(n, 1/2).
+    let cdf = |k: usize| -> f64 {
+        let mut c = 1.0f64; // C(n, 0)
+        let mut sum = 0.0;
+        for i in 0..=k {
+            if i > 0 {
+                c = c * (n - i + 1) as f64 / i as f64;
+            }
+            sum += c;
+        }
+        sum / 2f64.powi(n as i32)
+    };
+    // Largest j (1-based) with coverage 1 - 2 P(X <= j-1) >= 0.95.
+    let mut best = (1usize, 1.0 - 2.0 * cdf(0));
+    for j in 1..=n / 2 {
+        let level = 1.0 - 2.0 * cdf(j - 1);
+        if level >= 0.95 {
+            best = (j, level);
+        }
+    }
+    let (j, level) = best;
+    MedianCi {
+        median,
+        lo: v[j - 1],
+        hi: v[n - j],
+        level,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_intervals_follow_the_binomial() {
+        let c = median_ci(&[5.0, 1.0, 3.0]);
+        assert_eq!((c.median, c.lo, c.hi), (3.0, 1.0, 5.0));
+        assert!((c.level - 0.75).abs() < 1e-12);
+        let c = median_ci(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert!((c.level - 0.9375).abs() < 1e-12);
+        // n = 10: [x(2), x(9)] covers 97.9%; [x(3), x(8)] only 89%.
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        let c = median_ci(&v);
+        assert_eq!((c.lo, c.hi, c.median), (2.0, 9.0, 5.5));
+        assert!(c.level >= 0.95);
+    }
 
     #[test]
     fn percentiles_of_a_known_distribution() {

@@ -43,6 +43,8 @@ const fn info(id: &'static str, summary: &'static str) -> MechanismInfo {
         fd_passing: false,
         portable: true,
         trade_off: "deliberately faulty, for tests",
+        verified: true,
+        in_all: false,
     }
 }
 

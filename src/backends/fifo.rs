@@ -30,6 +30,8 @@ static INFO: MechanismInfo = MechanismInfo {
     portable: true,
     trade_off:
         "a pipe with a filesystem name, so unrelated processes can meet; still a byte stream",
+    verified: true,
+    in_all: true,
 };
 
 const TO_PEER: &str = "to-peer";

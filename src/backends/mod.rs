@@ -1,6 +1,7 @@
 //! The mechanism trait and the registry. A mechanism family is one file in this folder;
 //! adding a mechanism means adding its file and one line to `REGISTRY`.
 
+mod calibration;
 mod crates;
 mod datagram;
 mod fault;
@@ -29,6 +30,7 @@ use crate::placement::Pin;
 /// Every mechanism the tool knows, in the order sweeps run and tables list them.
 pub static REGISTRY: &[&dyn Mechanism] = &[
     &pipe::Pipe,
+    &calibration::PIPE_RAW,
     &fifo::Fifo,
     &posix_mq::PosixMq,
     &sysv_mq::SysvMq,
@@ -49,6 +51,7 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &crates::shared_memory::SharedMemoryCrate,
     #[cfg(feature = "iceoryx2")]
     &crates::iceoryx2::Iceoryx2,
+    &calibration::CACHELINE,
     &fault::FAULT_DROP,
     &fault::FAULT_CORRUPT,
     &fault::FAULT_CORRUPT_MIDDLE,
@@ -63,6 +66,9 @@ pub enum Family {
     #[serde(rename = "shm")]
     SharedMemory,
     Crates,
+    /// Measuring the measurement: `pipe-raw` (no framing, no checks) and the cache-line
+    /// floor. `pipe-raw` is in `all` so reports can set it beside `pipe`.
+    Calibration,
     /// Mechanisms that misbehave on purpose to prove the verifier; never in `all`.
     Test,
 }
@@ -74,6 +80,7 @@ impl Family {
             Family::Sockets => "sockets",
             Family::SharedMemory => "shm",
             Family::Crates => "crates",
+            Family::Calibration => "calibration",
             Family::Test => "test",
         }
     }
@@ -106,6 +113,10 @@ pub struct MechanismInfo {
     pub portable: bool,
     /// One line on what choosing it costs or gives, for `recommend` and reports.
     pub trade_off: &'static str,
+    /// Whether messages are framed and checked (false only for calibration loops).
+    pub verified: bool,
+    /// Whether `all` includes it.
+    pub in_all: bool,
 }
 
 /// What a run sizes its channel for.
@@ -257,10 +268,7 @@ pub fn by_id(id: &str) -> Option<&'static dyn Mechanism> {
 
 /// The mechanisms `all` stands for: everything but the deliberately faulty ones.
 pub fn all() -> impl Iterator<Item = &'static dyn Mechanism> {
-    REGISTRY
-        .iter()
-        .copied()
-        .filter(|m| m.info().family != Family::Test)
+    REGISTRY.iter().copied().filter(|m| m.info().in_all)
 }
 
 /// Checks that the peer received exactly `n` descriptors and returns them.

@@ -28,6 +28,8 @@ static INFO: MechanismInfo = MechanismInfo {
     fd_passing: false,
     portable: true,
     trade_off: "simplest; a byte stream (no boundaries) between related processes; the 64 KiB pipe buffer makes large messages slow",
+    verified: true,
+    in_all: true,
 };
 
 /// Two pipes: (parent's read end, parent's write end, peer's read end, peer's write end).

@@ -35,6 +35,8 @@ static INFO: MechanismInfo = MechanismInfo {
     fd_passing: false,
     portable: false,
     trade_off: "boundaries and priorities; messages capped by fs.mqueue.msgsize_max (8 KiB by default), 10 per queue; not on macOS",
+    verified: true,
+    in_all: true,
 };
 
 /// Queue depth used when `fs.mqueue.msg_max` allows it (kept small: it is charged to

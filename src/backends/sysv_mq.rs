@@ -26,6 +26,8 @@ static INFO: MechanismInfo = MechanismInfo {
     fd_passing: false,
     portable: true,
     trade_off: "ubiquitous but old; sizes capped by kernel.msgmax and kernel.msgmnb (8 and 16 KiB by default); queues outlive crashed processes",
+    verified: true,
+    in_all: true,
 };
 
 struct SysvChannel {

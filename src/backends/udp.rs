@@ -27,6 +27,8 @@ static INFO: MechanismInfo = MechanismInfo {
     fd_passing: false,
     portable: true,
     trade_off: "boundaries, across hosts; drops under load and caps datagrams at 65,507 bytes",
+    verified: true,
+    in_all: true,
 };
 
 /// 65,535 bytes of IPv4 datagram minus the 20-byte IP and 8-byte UDP headers.

@@ -32,6 +32,8 @@ static DGRAM_INFO: MechanismInfo = MechanismInfo {
     portable: true,
     trade_off:
         "boundaries, many senders, passes file descriptors; one datagram must fit the socket buffer",
+    verified: true,
+    in_all: true,
 };
 
 static SEQPACKET_INFO: MechanismInfo = MechanismInfo {
@@ -48,6 +50,8 @@ static SEQPACKET_INFO: MechanismInfo = MechanismInfo {
     fd_passing: true,
     portable: false,
     trade_off: "boundaries with connections and reliability; passes file descriptors; Linux (and few others) only",
+    verified: true,
+    in_all: true,
 };
 
 pub static UNIX_DGRAM: UnixPacket = UnixPacket {

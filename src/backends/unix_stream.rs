@@ -25,6 +25,8 @@ static INFO: MechanismInfo = MechanismInfo {
     fd_passing: true,
     portable: true,
     trade_off: "the usual choice for local request/response: reliable, passes file descriptors, fast for large messages; a byte stream",
+    verified: true,
+    in_all: true,
 };
 
 const SOCKET: &str = "socket";

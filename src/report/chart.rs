@@ -199,3 +199,93 @@ pub fn rate_axis(bps: f64) -> String {
         format!("{:.0} kB/s", bps / 1e3)
     }
 }
+
+/// A core-to-core heatmap: rows are the parent's CPU, columns the peer's; colour from
+/// pale (fast) to dark (slow) on a log scale, each cell labelled with its p50.
+pub fn heatmap(m: &crate::matrix::Matrix) -> Option<String> {
+    let n = m.cpus.len();
+    let vals: Vec<f64> = m
+        .p50_ns
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|&v| v as f64)
+        .collect();
+    let (lo, hi) = (
+        vals.iter().cloned().fold(f64::INFINITY, f64::min),
+        vals.iter().cloned().fold(0.0, f64::max),
+    );
+    if n == 0 || vals.is_empty() {
+        return None;
+    }
+    let cell = (480 / n as u32).clamp(24, 120);
+    let (w, h) = (120 + cell * n as u32 + 40, 90 + cell * n as u32 + 40);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        root.draw(&Text::new(
+            format!(
+                "{} round-trip p50 at {} by CPU pair",
+                m.mechanism,
+                size_label(m.size)
+            ),
+            (10, 10),
+            ("sans-serif", 16),
+        ))
+        .ok()?;
+        root.draw(&Text::new(
+            "rows: parent CPU, columns: peer CPU",
+            (10, 32),
+            ("sans-serif", 12),
+        ))
+        .ok()?;
+        let (x0, y0) = (100i32, 70i32);
+        for (j, cpu) in m.cpus.iter().enumerate() {
+            let x = x0 + (j as i32) * cell as i32 + cell as i32 / 2 - 6;
+            root.draw(&Text::new(
+                format!("{cpu}"),
+                (x, y0 - 16),
+                ("sans-serif", 12),
+            ))
+            .ok()?;
+            let y = y0 + (j as i32) * cell as i32 + cell as i32 / 2 - 6;
+            root.draw(&Text::new(
+                format!("CPU {cpu}"),
+                (x0 - 60, y),
+                ("sans-serif", 12),
+            ))
+            .ok()?;
+        }
+        for (i, row) in m.p50_ns.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                let (x, y) = (x0 + (j as i32) * cell as i32, y0 + (i as i32) * cell as i32);
+                let (fill, label) = match v {
+                    Some(v) => {
+                        let t = if hi > lo {
+                            ((*v as f64).ln() - lo.ln()) / (hi.ln() - lo.ln())
+                        } else {
+                            0.5
+                        };
+                        let c = (235.0 - 170.0 * t) as u8;
+                        (RGBColor(c, c, 255), super::micros(*v as f64))
+                    }
+                    None => (RGBColor(230, 230, 230), "-".to_string()),
+                };
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell as i32 - 2, y + cell as i32 - 2)],
+                    fill.filled(),
+                ))
+                .ok()?;
+                root.draw(&Text::new(
+                    label,
+                    (x + 4, y + cell as i32 / 2 - 6),
+                    ("sans-serif", 11),
+                ))
+                .ok()?;
+            }
+        }
+        root.present().ok()?;
+    }
+    Some(svg)
+}

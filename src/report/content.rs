@@ -381,17 +381,65 @@ fn machine(run: &RunFile, out: &mut Vec<Block>) {
     let e = &run.environment;
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
     out.push(Block::Heading(3, "Machine".into()));
+    let num = |v: Option<usize>| v.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into());
+    let yes = |v: Option<bool>| {
+        v.map(|b| if b { "yes" } else { "no" }.to_string())
+            .unwrap_or_else(|| "unknown".into())
+    };
     out.push(Block::List(vec![
         format!("kernel: {}", show(&e.kernel)),
-        format!("CPU: {}", show(&e.cpu_model)),
         format!(
-            "logical CPUs: {}",
-            e.logical_cpus
-                .map(|n| n.to_string())
+            "CPU: {} ({} MHz)",
+            show(&e.cpu_model),
+            e.cpu_mhz
+                .map(|m| format!("{m:.0}"))
+                .unwrap_or_else(|| "?".into())
+        ),
+        format!(
+            "logical CPUs: {}, physical: {}, SMT: {}, NUMA nodes: {}",
+            num(e.logical_cpus),
+            num(e.physical_cpus),
+            yes(e.smt),
+            num(e.numa_nodes)
+        ),
+        format!(
+            "governor: {}, boost: {}, clocksource: {}",
+            show(&e.governor),
+            yes(e.boost),
+            show(&e.clocksource)
+        ),
+        format!(
+            "virtualization: {}",
+            e.virtualization
+                .clone()
+                .unwrap_or_else(|| "none detected".into())
+        ),
+        format!(
+            "isolated CPUs: {}",
+            e.isolated_cpus
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "none".into())
+        ),
+        format!(
+            "mitigations: {}",
+            e.mitigations
+                .as_ref()
+                .map(|m| format!("{} active", m.len()))
+                .unwrap_or_else(|| "unknown".into())
+        ),
+        format!(
+            "load average at start: {}",
+            e.load_average
+                .map(|l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]))
                 .unwrap_or_else(|| "unknown".into())
         ),
         format!("host: {}", show(&e.hostname)),
     ]));
+    if !e.warnings.is_empty() {
+        out.push(Block::Para("**Warnings about this machine:**".into()));
+        out.push(Block::List(e.warnings.clone()));
+    }
     let l = &e.limits;
     let n = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into());
     let rows = [
@@ -424,6 +472,8 @@ fn machine(run: &RunFile, out: &mut Vec<Block>) {
                 .unwrap_or_else(|| "by size (see `messages` per result)".into())
         ),
         format!("verification: {}", c.verify),
+        format!("repetitions per case: {}", c.repeat),
+        format!("repetitions per case: {}", c.repeat),
         format!(
             "shared memory: {} segments, {}-byte rings",
             c.shm_segment, c.shm_ring
@@ -431,9 +481,67 @@ fn machine(run: &RunFile, out: &mut Vec<Block>) {
     ]));
 }
 
+/// The floor, the harness's own cost, and how intervals were made.
+fn measurement(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
+    out.push(Block::Heading(3, "The floor and the harness".into()));
+    let mut items = Vec::new();
+    if let Some(f) = &run.floor {
+        items.push(format!("clock read: {:.0} ns", f.clock_read_ns));
+        match (f.cacheline_rtt_ns, &f.cacheline_reason) {
+            (Some(v), _) => items.push(format!("cross-core cache-line round trip: {v:.0} ns (the lower bound for any notification; latency cells show p50 as a multiple of it, xN)")),
+            (None, Some(r)) => items.push(format!("cache-line round trip not measured: {r}")),
+            _ => {}
+        }
+        for (size, bps) in &f.copy_bytes_per_sec {
+            items.push(format!(
+                "memcpy at {}: {:.1} GB/s (throughput cells show their fraction of it, xN)",
+                size_label(*size),
+                bps / 1e9
+            ));
+        }
+    }
+    for s in sizes(run) {
+        let p50 = |m: &str| {
+            find(run, m, Workload::Latency, s)
+                .filter(|r| r.status == Status::Ok)
+                .and_then(|r| Some(r.rtt_ns.as_ref()?.p50 as f64))
+        };
+        if let (Some(a), Some(b)) = (p50("pipe"), p50("pipe-raw")) {
+            items.push(format!(
+                "harness cost at {}: `pipe` p50 {} µs against `pipe-raw` (no framing, no checks) {} µs: {:+.1}%",
+                size_label(s),
+                micros(a),
+                micros(b),
+                (a - b) / b * 100.0
+            ));
+        }
+    }
+    let c = &run.config;
+    items.push(if c.repeat > 1 {
+        format!("{} repetitions per case, interleaved, fresh peers each time; intervals are distribution-free 95% intervals for the median (with 5 repetitions, min..max, 93.75%)", c.repeat)
+    } else {
+        "one repetition per case: no intervals (use --repeat)".into()
+    });
+    out.push(Block::List(items));
+    if let Some(m) = &run.matrix {
+        out.push(Block::Heading(3, "Core-to-core map".into()));
+        if let Some(svg) = chart::heatmap(m) {
+            out.push(Block::Chart {
+                file: format!("matrix{suffix}.svg"),
+                title: format!("{} p50 by CPU pair", m.mechanism),
+                svg,
+            });
+        }
+        if !m.notes.is_empty() {
+            out.push(Block::List(m.notes.clone()));
+        }
+    }
+}
+
 fn one_run(input: &Input, suffix: &str, out: &mut Vec<Block>) {
     let run = &input.run;
     machine(run, out);
+    measurement(run, suffix, out);
     out.push(Block::Heading(3, "Charts".into()));
     charts(run, suffix, out);
     out.push(Block::Heading(3, "Rankings".into()));
@@ -446,18 +554,22 @@ fn one_run(input: &Input, suffix: &str, out: &mut Vec<Block>) {
     out.push(grid(run, Workload::Latency, |r| {
         let s = r.rtt_ns.as_ref()?;
         Some(format!(
-            "{} / {} / {}{}",
+            "{} / {} / {}{}{}{}",
             micros(s.p50 as f64),
             micros(s.p99 as f64),
             micros(s.p999 as f64),
+            super::table::ci_us(r),
+            super::table::floor_suffix(r),
             loss_note(r)
         ))
     }));
     out.push(Block::Heading(3, "Throughput, one way (MB/s)".into()));
     out.push(grid(run, Workload::Throughput, |r| {
         Some(format!(
-            "{:.1}{}",
+            "{:.1}{}{}{}",
             r.throughput.as_ref()?.bytes_per_sec / 1e6,
+            super::table::ci_mb(r),
+            super::table::copy_suffix(r),
             loss_note(r)
         ))
     }));

@@ -112,7 +112,12 @@ pub fn advise(
             Need::Portable => i.portable,
             Need::LowestLatency | Need::LowestCpu => true,
         });
-        if fits && i.family != backends::Family::Test {
+        if fits
+            && !matches!(
+                i.family,
+                backends::Family::Test | backends::Family::Calibration
+            )
+        {
             cands.push((r, i));
         }
     }

@@ -108,6 +108,30 @@ fn grid(
     })
 }
 
+/// ` [lo-hi]`: the 95% interval of the median p50 over repetitions, in µs.
+pub fn ci_us(r: &CaseResult) -> String {
+    r.p50_ci95
+        .map(|[lo, hi]| format!(" [{}-{}]", micros(lo), micros(hi)))
+        .unwrap_or_default()
+}
+
+/// ` [lo-hi]`: the 95% interval of the median throughput over repetitions, in MB/s.
+pub fn ci_mb(r: &CaseResult) -> String {
+    r.bytes_per_sec_ci95
+        .map(|[lo, hi]| format!(" [{:.0}-{:.0}]", lo / 1e6, hi / 1e6))
+        .unwrap_or_default()
+}
+
+/// ` x120`: p50 as a multiple of the cache-line round trip.
+pub fn floor_suffix(r: &CaseResult) -> String {
+    r.x_floor.map(|x| format!(" x{x:.0}")).unwrap_or_default()
+}
+
+/// ` x0.25`: throughput as a fraction of memcpy bandwidth at this size.
+pub fn copy_suffix(r: &CaseResult) -> String {
+    r.x_copy.map(|x| format!(" x{x:.2}")).unwrap_or_default()
+}
+
 /// ` (lost 1.2%)` for lossy mechanisms that lost anything.
 fn loss_suffix(r: &CaseResult) -> String {
     match (r.lost, r.loss) {
@@ -179,21 +203,38 @@ fn layers(run: &RunFile) -> Option<Grid> {
 pub fn render(run: &RunFile) -> String {
     let mut out = String::new();
     let mut notes = Notes::default();
-    let _ = writeln!(out, "{}\n", run.config.placement);
+    let _ = writeln!(out, "{}", run.config.placement);
+    if let Some(f) = &run.floor {
+        let line = f
+            .cacheline_rtt_ns
+            .map(|v| format!("cache-line round trip {v:.0} ns"))
+            .unwrap_or_else(|| "cache-line round trip not measured".into());
+        let _ = writeln!(out, "floor: {line}, clock read {:.0} ns", f.clock_read_ns);
+    }
+    if run.config.repeat > 1 {
+        let _ = writeln!(
+            out,
+            "{} repetitions per case, interleaved, fresh peers each time",
+            run.config.repeat
+        );
+    }
+    out.push('\n');
     let tables = [
         grid(
             run,
             Workload::Latency,
-            "Round-trip latency, p50 / p99 (µs)",
+            "Round-trip latency, p50 / p99 (µs); [95% interval of the median p50 over repetitions]; xN: p50 over the cache-line round trip",
             &mut notes,
             |r| {
                 r.rtt_ns
                     .as_ref()
                     .map(|s| {
                         format!(
-                            "{} / {}{}",
+                            "{} / {}{}{}{}",
                             micros(s.p50 as f64),
                             micros(s.p99 as f64),
+                            ci_us(r),
+                            floor_suffix(r),
                             loss_suffix(r)
                         )
                     })
@@ -203,12 +244,12 @@ pub fn render(run: &RunFile) -> String {
         grid(
             run,
             Workload::Throughput,
-            "Throughput, one way (MB/s, 1 MB = 10^6 bytes)",
+            "Throughput, one way (MB/s, 1 MB = 10^6 bytes); [95% interval]; xN: fraction of memcpy bandwidth",
             &mut notes,
             |r| {
                 r.throughput
                     .as_ref()
-                    .map(|t| format!("{:.1}{}", t.bytes_per_sec / 1e6, loss_suffix(r)))
+                    .map(|t| format!("{:.1}{}{}{}", t.bytes_per_sec / 1e6, ci_mb(r), copy_suffix(r), loss_suffix(r)))
                     .unwrap_or_else(|| "-".into())
             },
         ),

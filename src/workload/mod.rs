@@ -170,6 +170,61 @@ pub fn sink(
     bufs.send(chan, reply_seq(*seq - 1))
 }
 
+/// Calibration (`pipe-raw`): the parent's round trip with no framing and no checks, as
+/// plain as a hand-written pipe ping-pong.
+pub fn ping_raw(
+    chan: &mut dyn Channel,
+    bufs: &mut Buffers,
+    n: u64,
+    mut hist: Option<&mut Histogram<u64>>,
+) -> Result<Duration, DataError> {
+    let start = Instant::now();
+    for i in 0..n {
+        let t0 = Instant::now();
+        chan.send(&bufs.tx).map_err(DataError::io("send", i))?;
+        chan.recv(&mut bufs.rx)
+            .map_err(DataError::io("receive", i))?;
+        if let Some(h) = hist.as_deref_mut() {
+            h.saturating_record(t0.elapsed().as_nanos().min(u64::MAX as u128) as u64);
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// Calibration: the peer's echo with no checks.
+pub fn pong_raw(chan: &mut dyn Channel, bufs: &mut Buffers, n: u64) -> Result<(), DataError> {
+    for i in 0..n {
+        chan.recv(&mut bufs.rx)
+            .map_err(DataError::io("receive", i))?;
+        chan.send(&bufs.rx).map_err(DataError::io("send", i))?;
+    }
+    Ok(())
+}
+
+/// Calibration: streaming with no framing and no checks.
+pub fn stream_raw(
+    chan: &mut dyn Channel,
+    bufs: &mut Buffers,
+    n: u64,
+) -> Result<Duration, DataError> {
+    let t0 = Instant::now();
+    for i in 0..n {
+        chan.send(&bufs.tx).map_err(DataError::io("send", i))?;
+    }
+    chan.recv(&mut bufs.rx)
+        .map_err(DataError::io("receive", n))?;
+    Ok(t0.elapsed())
+}
+
+/// Calibration: the peer's side of `stream_raw`.
+pub fn sink_raw(chan: &mut dyn Channel, bufs: &mut Buffers, n: u64) -> Result<(), DataError> {
+    for i in 0..n {
+        chan.recv(&mut bufs.rx)
+            .map_err(DataError::io("receive", i))?;
+    }
+    chan.send(&bufs.tx).map_err(DataError::io("send", n))
+}
+
 /// How many messages a case uses when `--messages` is not given: enough bytes to
 /// measure, bounded in count so small sizes do not run for minutes.
 pub fn default_count(workload: crate::results::Workload, size: usize, quick: bool) -> u64 {

@@ -38,6 +38,8 @@ static INFO: MechanismInfo = MechanismInfo {
     fd_passing: false,
     portable: true,
     trade_off: "zero-copy capable publish-subscribe middleware (copied out here); polls; about 70 extra crates",
+    verified: true,
+    in_all: true,
 };
 
 /// Samples a subscriber may hold queued: enough for streaming, small enough for memory.

@@ -35,6 +35,8 @@ static INFO: MechanismInfo = MechanismInfo {
     fd_passing: false,
     portable: true,
     trade_off: "portable Rust local sockets (named pipes on Windows); thin over unix-stream",
+    verified: true,
+    in_all: true,
 };
 
 fn err(action: &'static str, what: &str, e: impl Into<io::Error>) -> BackendError {

@@ -33,6 +33,8 @@ static INFO: MechanismInfo = MechanismInfo {
     fd_passing: true,
     portable: true,
     trade_off: "typed Rust channels that can carry channels and descriptors; allocates a Vec per message",
+    verified: true,
+    in_all: true,
 };
 
 /// What the peer sends the parent: the parent's sender and the parent's receiver.

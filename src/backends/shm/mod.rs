@@ -106,6 +106,8 @@ macro_rules! shm_mechanism {
             fd_passing: false,
             portable: $portable,
             trade_off: $trade_off,
+            verified: true,
+            in_all: true,
         };
         pub static $name: Shm = Shm {
             info: &$info,

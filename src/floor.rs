@@ -1,0 +1,114 @@
+//! The machine's physical floor, measured on the CPUs the run uses: what reading the clock
+//! costs, the cross-core cache-line round trip (the lower bound for any notification between
+//! two processes), and single-thread memcpy bandwidth at each message size. Results are
+//! expressed against it (`x_floor`, `x_copy`) so a reader knows whether 2 µs is fast.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backends;
+use crate::error::Error;
+use crate::session::{Session, SessionOptions};
+use crate::stats::{new_histogram, summarize};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Floor {
+    /// Nanoseconds per `Instant::now()` (a vDSO clock read).
+    pub clock_read_ns: f64,
+    /// p50 of the cache-line round trip between the run's two CPUs; null when it cannot be
+    /// measured (one CPU, `--pin same`), with the reason.
+    pub cacheline_rtt_ns: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacheline_reason: Option<String>,
+    /// Bytes per second of one thread copying a message of each size (keys are sizes).
+    pub copy_bytes_per_sec: BTreeMap<usize, f64>,
+}
+
+fn clock_read_ns() -> f64 {
+    let n = 200_000u32;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        black_box(Instant::now());
+    }
+    t0.elapsed().as_nanos() as f64 / f64::from(n)
+}
+
+/// Copies `size` bytes repeatedly (cache-resident for small sizes, as messages are) for
+/// at least 20 ms.
+pub fn copy_bandwidth(size: usize) -> f64 {
+    let src = vec![0x5Au8; size];
+    let mut dst = vec![0u8; size];
+    let mut copied = 0u64;
+    let t0 = Instant::now();
+    let mut reps = 1u64;
+    loop {
+        for _ in 0..reps {
+            dst.copy_from_slice(black_box(&src));
+            black_box(&mut dst);
+        }
+        copied += reps * size as u64;
+        if t0.elapsed() >= Duration::from_millis(20) {
+            break;
+        }
+        reps = (reps * 2).min(1 << 20);
+    }
+    copied as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// The round trip of one 8-byte word between the run's CPUs (p50 of 20,000, after 2,000).
+fn cacheline(opts: &SessionOptions) -> Result<f64, Error> {
+    let m =
+        backends::by_id("cacheline").expect("the cacheline calibration mechanism is registered");
+    let mut s = Session::start(m, 8, opts)?;
+    s.round_trips(2_000, None)?;
+    let mut h = new_histogram();
+    s.round_trips(20_000, Some(&mut h))?;
+    s.finish()?;
+    Ok(summarize(&h).p50 as f64)
+}
+
+/// Measures the floor on the CPUs `opts` places the processes on.
+pub fn measure(opts: &SessionOptions, sizes: &[usize]) -> Floor {
+    let _ = opts.placement.apply_parent();
+    let clock = clock_read_ns();
+    let copy = sizes.iter().map(|&s| (s, copy_bandwidth(s))).collect();
+    let limits = crate::environment::Limits::read();
+    let why = backends::by_id("cacheline").and_then(|m| m.unsupported(&opts.params(8), &limits));
+    let (rtt, reason) = match why {
+        Some(w) => (None, Some(w)),
+        None => match cacheline(opts) {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+    };
+    Floor {
+        clock_read_ns: clock,
+        cacheline_rtt_ns: rtt,
+        cacheline_reason: reason,
+        copy_bytes_per_sec: copy,
+    }
+}
+
+impl Floor {
+    pub fn render(&self) -> String {
+        let mut out = format!("clock read: {:.1} ns\n", self.clock_read_ns);
+        match (self.cacheline_rtt_ns, &self.cacheline_reason) {
+            (Some(v), _) => out.push_str(&format!("cache-line round trip: {v:.0} ns\n")),
+            (None, Some(r)) => {
+                out.push_str(&format!("cache-line round trip: not measured ({r})\n"))
+            }
+            _ => {}
+        }
+        for (size, bps) in &self.copy_bytes_per_sec {
+            out.push_str(&format!(
+                "memcpy {:>8}: {:.1} GB/s\n",
+                crate::report::size_label(*size),
+                bps / 1e9
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,212 @@
+//! The measurement itself: the floor and the ratios against it, repetitions with intervals,
+//! results that do not depend on the order mechanisms run in, and the core-to-core map.
+
+mod common;
+
+use common::{text, Scratch, EXE};
+use std::process::Command;
+
+fn run(s: &Scratch, args: &[&str]) -> serde_json::Value {
+    let json = s.json();
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
+    let out = s.run(&all);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    s.results()
+}
+
+#[test]
+fn the_floor_is_plausible_and_every_result_is_set_against_it() {
+    let s = Scratch::new("floor");
+    let v = run(
+        &s,
+        &[
+            "--mechanisms",
+            "pipe,shm-futex",
+            "--sizes",
+            "64,4K",
+            "--messages",
+            "50",
+            "--no-report",
+        ],
+    );
+    let f = &v["floor"];
+    let clock = f["clock_read_ns"].as_f64().unwrap();
+    assert!(clock > 0.0 && clock < 10_000.0, "{f}");
+    let line = f["cacheline_rtt_ns"].as_f64().unwrap();
+    assert!(line > 1.0 && line < 1_000_000.0, "{f}");
+    for size in ["64", "4096"] {
+        let bw = f["copy_bytes_per_sec"][size].as_f64().unwrap();
+        assert!(bw > 1e7, "memcpy at {size}: {bw}");
+    }
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["status"], "ok", "{r}");
+        match r["workload"].as_str().unwrap() {
+            "latency" => assert!(r["x_floor"].as_f64().unwrap() > 0.0, "{r}"),
+            _ => assert!(r["x_copy"].as_f64().unwrap() > 0.0, "{r}"),
+        }
+    }
+    s.audit();
+}
+
+#[test]
+fn repetitions_keep_every_summary_and_an_interval() {
+    let s = Scratch::new("repeat");
+    let v = run(
+        &s,
+        &[
+            "--mechanisms",
+            "pipe",
+            "--sizes",
+            "64",
+            "--messages",
+            "50",
+            "--repeat",
+            "3",
+            "--no-report",
+        ],
+    );
+    assert_eq!(v["config"]["repeat"], 3);
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["repeats"].as_array().unwrap().len(), 3, "{r}");
+        let key = if r["workload"] == "latency" {
+            "p50_ci95"
+        } else {
+            "bytes_per_sec_ci95"
+        };
+        let ci = r[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key} missing: {r}"));
+        let (lo, hi, mid) = (
+            ci[0].as_f64().unwrap(),
+            ci[1].as_f64().unwrap(),
+            r["median"].as_f64().unwrap(),
+        );
+        assert!(lo <= mid && mid <= hi, "{r}");
+        assert!(
+            (r["ci_level"].as_f64().unwrap() - 0.75).abs() < 1e-9,
+            "three values: min..max covers 75%"
+        );
+    }
+    s.audit();
+}
+
+/// What a run's results say, without the timings: which cases, their status and counts.
+fn shape(v: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} {} {} {}",
+                r["mechanism"],
+                r["workload"],
+                r["size"],
+                r["status"],
+                r["messages"],
+                r["warmup"],
+                r["reason"]
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn results_do_not_depend_on_the_order_mechanisms_run_in() {
+    // fault-corrupt fails deterministically at message #5; pipe-raw never checks: both
+    // orders must give the same cases, statuses, counts and reasons.
+    let (a, b) = (Scratch::new("order-a"), Scratch::new("order-b"));
+    let args = |m: &'static str| {
+        vec![
+            "--mechanisms",
+            m,
+            "--sizes",
+            "64,4K",
+            "--messages",
+            "40",
+            "--no-report",
+        ]
+    };
+    let one = a.run(
+        &[
+            &["run", "--json", a.json().to_str().unwrap()][..],
+            &args("fault-corrupt,pipe-raw")[..],
+        ]
+        .concat(),
+    );
+    let two = b.run(
+        &[
+            &["run", "--json", b.json().to_str().unwrap()][..],
+            &args("pipe-raw,fault-corrupt")[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(one.status.code(), Some(1));
+    assert_eq!(two.status.code(), Some(1));
+    assert_eq!(shape(&a.results()), shape(&b.results()));
+    a.audit();
+    b.audit();
+}
+
+#[test]
+fn the_floor_command_prints_the_floor() {
+    let out = Command::new(EXE)
+        .args(["floor", "--sizes", "64"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    for line in ["clock read:", "cache-line round trip", "memcpy     64 B:"] {
+        assert!(t.contains(line), "{line} missing:\n{t}");
+    }
+}
+
+#[test]
+fn the_pin_matrix_covers_every_cpu_pair_and_is_drawn() {
+    let s = Scratch::new("matrix");
+    let report = s.root.join("report");
+    let v = run(
+        &s,
+        &[
+            "--mechanisms",
+            "pipe",
+            "--workloads",
+            "latency",
+            "--sizes",
+            "64",
+            "--messages",
+            "20",
+            "--pin-matrix",
+            "--matrix-budget",
+            "60",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    let m = &v["matrix"];
+    let n = m["cpus"].as_array().unwrap().len();
+    assert!(n >= 1);
+    let rows = m["p50_ns"].as_array().unwrap();
+    assert_eq!(rows.len(), n);
+    for row in rows {
+        assert_eq!(row.as_array().unwrap().len(), n);
+        assert!(
+            row.as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c.as_u64().is_some_and(|v| v > 0)),
+            "{m}"
+        );
+    }
+    assert!(report.join("matrix.svg").exists());
+    s.audit();
+}
