@@ -83,7 +83,7 @@ pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
             c.workload.as_str(),
             size_label(c.size)
         )),
-        Event::Done(..) => bar.inc(1),
+        Event::Done(..) | Event::Skip(_) => bar.inc(1),
     });
     bar.finish_and_clear();
     if let Some(sig) = crate::interrupt::interrupted() {

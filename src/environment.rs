@@ -340,7 +340,10 @@ mod tests {
         assert_eq!(env.mitigations, None);
         assert_eq!(env.load_average, None);
         // Everything but the rlimit (a system call, not a file) is read from the tree.
-        let limits = Limits { rlimit_msgqueue: None, ..env.limits.clone() };
+        let limits = Limits {
+            rlimit_msgqueue: None,
+            ..env.limits.clone()
+        };
         assert_eq!(limits, Limits::default());
         let json = serde_json::to_value(&env).unwrap();
         assert!(json["kernel"].is_null() && json["limits"]["msgmax"].is_null());

@@ -41,6 +41,8 @@ pub enum Event<'a> {
     /// Measuring the floor, before the first case.
     Floor,
     Start(&'a Case),
+    /// A repetition not run because an earlier one of the case failed or was unsupported.
+    Skip(&'a Case),
     Done(&'a Case, &'a CaseResult),
 }
 
@@ -52,11 +54,11 @@ fn combine(mut reps: Vec<CaseResult>) -> CaseResult {
         return reps.remove(0);
     }
     if let Some(i) = reps.iter().position(|r| r.status != Status::Ok) {
+        // Later repetitions of a failed case are skipped, so the failure is the last one.
         let mut r = reps.swap_remove(i);
         r.reason = Some(format!(
-            "repetition {} of {}: {}",
+            "repetition {}: {}",
             i + 1,
-            reps.len() + 1,
             r.reason.as_deref().unwrap_or("failed")
         ));
         return r;
@@ -278,6 +280,11 @@ impl Plan {
             for (i, case) in cases.iter().enumerate() {
                 if crate::interrupt::interrupted().is_some() {
                     break 'sweep;
+                }
+                // A case that failed or cannot run here is not tried again.
+                if reps[i].iter().any(|r| r.status != Status::Ok) {
+                    progress(Event::Skip(case));
+                    continue;
                 }
                 progress(Event::Start(case));
                 let r = self.run_case(case, &environment.limits);

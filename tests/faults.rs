@@ -11,12 +11,18 @@ use common::{text, Scratch, EXE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// Children of `pid` (the peer of a run), from /proc.
+/// Children of `pid` that are peers of a case (not the floor measurement's, nor a child
+/// still between fork and exec), from /proc.
 fn children(pid: u32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
+        .filter(|p| {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            cmd.contains("__peer") && !cmd.contains("cacheline")
+        })
         .collect()
 }
 

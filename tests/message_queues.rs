@@ -100,3 +100,14 @@ fn queues_are_removed_and_the_parent_unblocked_when_the_peer_dies() {
         }
     }
 }
+
+#[test]
+fn posix_queue_descriptors_are_closed_so_many_runs_fit_the_rlimit() {
+    // Each run charges two 10 x 8 KiB queues to RLIMIT_MSGQUEUE (800 KiB by default) until
+    // every descriptor is closed: ten runs in one process only fit if nothing leaks.
+    for _ in 0..10 {
+        let mut s = start("posix-mq", 8192);
+        s.round_trips(10, None).unwrap();
+        s.finish().unwrap();
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::mqueue::{mq_getattr, mq_open, mq_timedreceive, MQ_OFlag, MqAttr, MqdT};
+use nix::mqueue::{mq_getattr, mq_open, mq_timedreceive, MQ_OFlag, MqAttr};
 use nix::sys::stat::Mode;
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, ClockId};
@@ -18,6 +18,7 @@ use super::{AbortHandle, Channel, ChannelParams, Family, Mechanism, MechanismInf
 use crate::environment::Limits;
 use crate::error::BackendError;
 use crate::sys::fs::PREFIX;
+use crate::sys::mq::OwnedMq;
 
 pub struct PosixMq;
 
@@ -56,8 +57,8 @@ fn charge(depth: u64, size: usize) -> u64 {
 }
 
 struct MqChannel {
-    tx: MqdT,
-    rx: MqdT,
+    tx: OwnedMq,
+    rx: OwnedMq,
     aborted: Arc<AtomicBool>,
     /// Parent only: the names, unlinked once the peer has opened both queues.
     names: Option<[String; 2]>,
@@ -79,7 +80,7 @@ impl Channel for MqChannel {
     // since a blocked mq_send/mq_receive does not notice the peer's death.
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         loop {
-            match crate::sys::mq::timed_send(&self.tx, msg, &deadline()?) {
+            match crate::sys::mq::timed_send(self.tx.get(), msg, &deadline()?) {
                 Err(e)
                     if e.raw_os_error() == Some(libc::ETIMEDOUT)
                         || e.kind() == io::ErrorKind::Interrupted =>
@@ -96,7 +97,7 @@ impl Channel for MqChannel {
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut prio = 0;
         loop {
-            match mq_timedreceive(&self.rx, buf, &mut prio, &deadline()?) {
+            match mq_timedreceive(self.rx.get(), buf, &mut prio, &deadline()?) {
                 Ok(n) => return Ok(n),
                 Err(Errno::ETIMEDOUT | Errno::EINTR) => {
                     if self.aborted.load(Ordering::Acquire) {
@@ -194,7 +195,10 @@ impl Mechanism for PosixMq {
                 Mode::S_IRUSR | Mode::S_IWUSR,
                 Some(&attr),
             )
-            .inspect(|_| crate::cleanup::track(&crate::cleanup::Object::PosixMq(name.to_string())))
+            .map(|q| {
+                crate::cleanup::track(&crate::cleanup::Object::PosixMq(name.to_string()));
+                OwnedMq::new(q)
+            })
             .map_err(|e| {
                 BackendError::new(INFO.id, "create", name.to_string(), e)
                     .hint("see fs.mqueue.queues_max, fs.mqueue.msg_max, fs.mqueue.msgsize_max and `ulimit -q`")
@@ -234,7 +238,7 @@ impl Mechanism for PosixMq {
                 "not a queue name this tool creates",
             ));
         }
-        let open = |suffix: &str, dir: MQ_OFlag| -> Result<MqdT, BackendError> {
+        let open = |suffix: &str, dir: MQ_OFlag| -> Result<OwnedMq, BackendError> {
             let name = format!("{spec}-{suffix}");
             let mq = mq_open(
                 name.as_str(),
@@ -242,11 +246,12 @@ impl Mechanism for PosixMq {
                 Mode::empty(),
                 None,
             )
+            .map(OwnedMq::new)
             .map_err(|e| BackendError::new(INFO.id, "open", name.clone(), e))?;
             // The queue must be the parent's: ours, private, sized for this run.
-            let st = nix::sys::stat::fstat(mq.as_fd())
+            let st = nix::sys::stat::fstat(mq.get().as_fd())
                 .map_err(|e| BackendError::new(INFO.id, "inspect", name.clone(), e))?;
-            let attr = mq_getattr(&mq)
+            let attr = mq_getattr(mq.get())
                 .map_err(|e| BackendError::new(INFO.id, "inspect", name.clone(), e))?;
             if st.st_uid != nix::unistd::geteuid().as_raw()
                 || st.st_mode & 0o777 != 0o600

@@ -25,3 +25,29 @@ pub fn timed_send(mq: &MqdT, msg: &[u8], deadline: &TimeSpec) -> io::Result<()> 
         Ok(())
     }
 }
+
+/// A queue descriptor closed on drop (nix's `MqdT` leaves closing to the caller, and an
+/// unclosed descriptor keeps the queue's bytes charged to RLIMIT_MSGQUEUE).
+#[derive(Debug)]
+pub struct OwnedMq(Option<MqdT>);
+
+impl OwnedMq {
+    pub fn new(q: MqdT) -> OwnedMq {
+        OwnedMq(Some(q))
+    }
+
+    pub fn get(&self) -> &MqdT {
+        // Always Some until drop.
+        self.0
+            .as_ref()
+            .expect("queue descriptor present until drop")
+    }
+}
+
+impl Drop for OwnedMq {
+    fn drop(&mut self) {
+        if let Some(q) = self.0.take() {
+            let _ = nix::mqueue::mq_close(q);
+        }
+    }
+}
