@@ -19,6 +19,7 @@ pub enum Object {
     SysvShm(i32),
     PosixMq(String),
     PosixShm(String),
+    PosixSem(String),
 }
 
 impl Object {
@@ -29,13 +30,14 @@ impl Object {
             Object::SysvShm(_) => "sysv-shm",
             Object::PosixMq(_) => "posix-mq",
             Object::PosixShm(_) => "posix-shm",
+            Object::PosixSem(_) => "posix-sem",
         }
     }
 
     fn ident(&self) -> String {
         match self {
             Object::SysvMsg(i) | Object::SysvSem(i) | Object::SysvShm(i) => i.to_string(),
-            Object::PosixMq(n) | Object::PosixShm(n) => n.clone(),
+            Object::PosixMq(n) | Object::PosixShm(n) | Object::PosixSem(n) => n.clone(),
         }
     }
 
@@ -56,6 +58,7 @@ impl Object {
             "sysv-shm" => Object::SysvShm(id()?),
             "posix-mq" => Object::PosixMq(name()?),
             "posix-shm" => Object::PosixShm(name()?),
+            "posix-sem" => Object::PosixSem(name()?),
             _ => return None,
         })
     }
@@ -126,6 +129,7 @@ impl Object {
             }
             Object::PosixMq(n) => nix::mqueue::mq_unlink(n.as_str()).map_err(io::Error::from),
             Object::PosixShm(n) => nix::sys::mman::shm_unlink(n.as_str()).map_err(io::Error::from),
+            Object::PosixSem(n) => crate::sys::shm::NamedSem::unlink(n),
         }
     }
 }
@@ -226,14 +230,20 @@ pub fn clean() -> io::Result<Vec<String>> {
     for entry in std::fs::read_dir(&dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((kind, ident)) = ["sysv-msg", "sysv-sem", "sysv-shm", "posix-mq", "posix-shm"]
-            .iter()
-            .find_map(|k| {
-                name.strip_prefix(k)
-                    .and_then(|r| r.strip_prefix('-'))
-                    .map(|r| (*k, r))
-            })
-        else {
+        let Some((kind, ident)) = [
+            "sysv-msg",
+            "sysv-sem",
+            "sysv-shm",
+            "posix-mq",
+            "posix-shm",
+            "posix-sem",
+        ]
+        .iter()
+        .find_map(|k| {
+            name.strip_prefix(k)
+                .and_then(|r| r.strip_prefix('-'))
+                .map(|r| (*k, r))
+        }) else {
             continue;
         };
         let Some(obj) = Object::parse(kind, ident) else {

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::backends::{self, Family, Mechanism};
+use crate::backends::{self, Family};
 use crate::message::Verify;
 use crate::peer::{PeerArgs, MAX_SIZE};
 use crate::placement::Pin;
 use crate::results::Workload;
+use crate::runner::Subject;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,7 +53,7 @@ pub enum CommandKind {
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Mechanisms to run, comma-separated: ids from `ipcbench list`, family names
-    /// (message-passing, sockets, shm, crates) or `all`.
+    /// (message-passing, sockets, shm, crates, calibration, sync) or `all`.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub mechanisms: Vec<String>,
 
@@ -271,29 +272,43 @@ fn family_by_name(name: &str) -> Option<Family> {
 
 /// Resolves `--mechanisms` into registry entries, in registry order. Unknown or repeated
 /// names are refused.
-pub fn resolve_mechanisms(names: &[String]) -> Result<Vec<&'static dyn Mechanism>, String> {
-    let mut chosen: Vec<&'static dyn Mechanism> = Vec::new();
+pub fn resolve_mechanisms(names: &[String]) -> Result<Vec<Subject>, String> {
+    let channels = || backends::all().map(Subject::Channel);
+    let primitives = || {
+        backends::sync::REGISTRY
+            .iter()
+            .filter(|p| !p.info().hidden)
+            .map(|p| Subject::Sync(*p))
+    };
+    let mut chosen: Vec<Subject> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for raw in names {
         let name = raw.trim();
         if !seen.insert(name) {
             return Err(format!("{name:?} is listed twice in --mechanisms"));
         }
-        let picked: Vec<&'static dyn Mechanism> = if name == "all" {
-            backends::all().collect()
+        let picked: Vec<Subject> = if name == "all" {
+            channels().chain(primitives()).collect()
+        } else if name == "sync" {
+            primitives().collect()
         } else if let Some(f) = family_by_name(name) {
-            backends::all().filter(|m| m.info().family == f).collect()
+            backends::all()
+                .filter(|m| m.info().family == f)
+                .map(Subject::Channel)
+                .collect()
         } else if let Some(m) = backends::by_id(name) {
-            vec![m]
+            vec![Subject::Channel(m)]
+        } else if let Some(p) = backends::sync::by_id(name) {
+            vec![Subject::Sync(p)]
         } else {
-            let known: Vec<&str> = backends::all().map(|m| m.info().id).collect();
+            let known: Vec<&str> = channels().chain(primitives()).map(|s| s.id()).collect();
             return Err(format!(
-                "unknown mechanism {name:?}; choose from: all, message-passing, sockets, shm, crates, {}",
+                "unknown mechanism {name:?}; choose from: all, message-passing, sockets, shm, crates, calibration, sync, {}",
                 known.join(", ")
             ));
         };
         for m in picked {
-            if !chosen.iter().any(|c| c.info().id == m.info().id) {
+            if !chosen.iter().any(|c| c.id() == m.id()) {
                 chosen.push(m);
             }
         }
@@ -332,9 +347,10 @@ mod tests {
     #[test]
     fn mechanisms() {
         let all = resolve_mechanisms(&["all".into()]).unwrap();
-        assert!(all.iter().all(|m| m.info().family != Family::Test));
-        assert!(all.iter().any(|m| m.info().id == "pipe-raw"));
-        assert!(!all.iter().any(|m| m.info().id == "cacheline"));
+        assert!(all.iter().all(|m| m.family() != "test"));
+        assert!(all.iter().any(|m| m.id() == "pipe-raw"));
+        assert!(all.iter().any(|m| m.id() == "pthread-mutex"));
+        assert!(!all.iter().any(|m| m.id() == "cacheline"));
         assert_eq!(
             resolve_mechanisms(&["tcp".into(), "pipe".into()])
                 .unwrap()
@@ -346,6 +362,12 @@ mod tests {
             .unwrap_err()
             .contains("choose from"));
         let sockets = resolve_mechanisms(&["sockets".into()]).unwrap();
-        assert!(sockets.iter().all(|m| m.info().family == Family::Sockets));
+        assert!(sockets.iter().all(|m| m.family() == "sockets"));
+        let sync = resolve_mechanisms(&["sync".into()]).unwrap();
+        assert_eq!(
+            sync.len(),
+            backends::sync::REGISTRY.len() - 1,
+            "all but no-lock"
+        );
     }
 }

@@ -79,7 +79,7 @@ pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
         Event::Floor => bar.set_message("measuring the floor"),
         Event::Start(c) => bar.set_message(format!(
             "{} {} {}",
-            c.mechanism.info().id,
+            c.subject.id(),
             c.workload.as_str(),
             size_label(c.size)
         )),

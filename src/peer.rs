@@ -528,6 +528,77 @@ pub struct PeerArgs {
     pub spec: String,
 }
 
+/// The peer side of a synchronisation primitive: hand-off and lock phases on order.
+fn serve_sync(
+    primitive: &'static dyn backends::sync::Primitive,
+    args: &PeerArgs,
+) -> Result<(), String> {
+    if let Some(cpu) = args.cpu {
+        crate::placement::bind_current_thread(&[cpu])
+            .map_err(|e| format!("cannot pin the peer to CPU {cpu}: {e}"))?;
+    }
+    let fds = take_inherited(args.fds).map_err(|e| format!("{}: {e}", primitive.info().id))?;
+    let mut end = backends::sync::join(primitive, &args.spec, fds).map_err(|e| e.to_string())?;
+    let write_one_in = primitive.info().write_one_in;
+    let mut out = io::stdout().lock();
+    let mut say = |s: &str| -> Result<(), String> {
+        writeln!(out, "{s}")
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("control pipe: {e}"))
+    };
+    say("ready")?;
+    for line in io::stdin().lock().lines() {
+        let line = line.map_err(|e| format!("control pipe: {e}"))?;
+        let mut words = line.split(' ');
+        let (verb, arg) = (
+            words.next().unwrap_or(""),
+            words.next().map(str::parse::<u64>),
+        );
+        if words.next().is_some() {
+            return Err(format!("unknown command {line:?}"));
+        }
+        let before = CpuUsage::thread().map_err(|e| e.to_string())?;
+        // For the lock phase the delivery fields carry (acquisitions, writes).
+        let delivery = match (verb, arg) {
+            ("quit", None) => return Ok(()),
+            ("handoff", Some(Ok(n))) => {
+                say("go")?;
+                workload::sync::handoff_peer(end.as_mut(), n).map_err(|e| e.to_string())?;
+                Delivery {
+                    delivered: n,
+                    final_seen: true,
+                    last_arrival_ns: 0,
+                }
+            }
+            ("lock", Some(Ok(ms))) if ms <= 3_600_000 => {
+                say("go")?;
+                let (n, writes) = workload::sync::lock_loop(
+                    end.as_mut(),
+                    std::time::Duration::from_millis(ms),
+                    write_one_in,
+                )
+                .map_err(|e| e.to_string())?;
+                Delivery {
+                    delivered: n,
+                    final_seen: true,
+                    last_arrival_ns: writes,
+                }
+            }
+            ("hold", None) => {
+                end.lock(true).map_err(|e| e.to_string())?;
+                say("holding")?;
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
+            }
+            _ => return Err(format!("unknown command {line:?}")),
+        };
+        let cpu = CpuUsage::thread().map_err(|e| e.to_string())?.since(before);
+        say(&format!("done {}", PhaseReport { cpu, delivery }.encode()))?;
+    }
+    Err("the parent closed the control pipe".into())
+}
+
 /// A command from the parent.
 enum Order {
     Echo(u64),
@@ -562,14 +633,18 @@ pub fn serve(args: &PeerArgs) -> i32 {
         eprintln!("ipcbench: {ROLE} is the peer role that `ipcbench run` starts itself; it is not for use by hand");
         return 2;
     }
-    let mechanism = match validate(args) {
+    let subject = match validate(args) {
         Ok(m) => m,
         Err(e) => {
             println!("error refused: {e}");
             return 2;
         }
     };
-    match serve_orders(mechanism, args) {
+    let served = match subject {
+        Subject::Channel(m) => serve_orders(m, args),
+        Subject::Sync(p) => serve_sync(p, args),
+    };
+    match served {
         Ok(()) => 0,
         Err(e) => {
             // The parent reads this line; a broken stdout means it is gone anyway.
@@ -580,9 +655,21 @@ pub fn serve(args: &PeerArgs) -> i32 {
     }
 }
 
-fn validate(args: &PeerArgs) -> Result<&'static dyn backends::Mechanism, String> {
-    let m = backends::by_id(&args.mechanism)
-        .ok_or_else(|| format!("unknown mechanism {:?}", args.mechanism))?;
+/// What the peer was asked to serve.
+enum Subject {
+    Channel(&'static dyn backends::Mechanism),
+    Sync(&'static dyn backends::sync::Primitive),
+}
+
+fn validate(args: &PeerArgs) -> Result<Subject, String> {
+    let m = match (
+        backends::by_id(&args.mechanism),
+        backends::sync::by_id(&args.mechanism),
+    ) {
+        (Some(m), _) => Subject::Channel(m),
+        (None, Some(p)) => Subject::Sync(p),
+        _ => return Err(format!("unknown mechanism {:?}", args.mechanism)),
+    };
     if args.size == 0 || args.size > MAX_SIZE {
         return Err(format!("size {} is outside 1..={MAX_SIZE}", args.size));
     }

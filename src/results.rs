@@ -38,6 +38,10 @@ pub enum Workload {
     Latency,
     /// One-way streaming of N messages, then one acknowledgement.
     Throughput,
+    /// Synchronisation: two processes take turns through a primitive (round trip per turn pair).
+    Handoff,
+    /// Synchronisation: both processes take the lock and increment a shared counter.
+    Lock,
 }
 
 impl Workload {
@@ -45,7 +49,14 @@ impl Workload {
         match self {
             Workload::Latency => "latency",
             Workload::Throughput => "throughput",
+            Workload::Handoff => "handoff",
+            Workload::Lock => "lock",
         }
+    }
+
+    /// Whether it moves messages (and so takes message sizes) or synchronises.
+    pub fn is_sync(self) -> bool {
+        matches!(self, Workload::Handoff | Workload::Lock)
     }
 }
 
@@ -137,6 +148,9 @@ pub struct CaseResult {
     pub throughput: Option<Throughput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<CpuCost>,
+    /// The lock workload's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockResult>,
     /// Lossy (datagram) mechanisms only: messages (round trips) that completed, those
     /// lost, and the lost fraction. Reliable mechanisms fail on any loss instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -166,6 +180,23 @@ pub struct CaseResult {
     pub bytes_per_sec_ci95: Option<[f64; 2]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_level: Option<f64>,
+}
+
+/// Both processes took the lock for `duration_ns` and incremented a shared counter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LockResult {
+    pub duration_ns: u64,
+    /// Acquisitions per second, both processes together and each.
+    pub ops_per_sec: f64,
+    pub parent_ops_per_sec: f64,
+    pub peer_ops_per_sec: f64,
+    /// The parent's share of all acquisitions (0.5 is perfectly fair).
+    pub fairness: f64,
+    /// The counter equalled the number of write acquisitions (no lost update).
+    pub counter: u64,
+    pub writes: u64,
+    /// One process alone: lock plus unlock, nanoseconds.
+    pub uncontended_ns_per_pair: f64,
 }
 
 /// One repetition of a case.

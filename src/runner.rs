@@ -1,22 +1,66 @@
 //! The sweep: every (mechanism, workload, size) case with a fresh peer, each turned into a
 //! result (ok, unsupported or error) so that one failing mechanism never stops the sweep.
 
+use crate::backends::sync::Primitive;
 use crate::backends::Mechanism;
 use crate::environment::{now_rfc3339, Environment, Limits};
 use crate::error::Error;
 use crate::results::RepeatSummary;
 use crate::results::{
-    CaseResult, CpuCost, RunConfig, RunFile, Status, Throughput, Workload, SCHEMA,
+    CaseResult, CpuCost, LockResult, RunConfig, RunFile, Status, Throughput, Workload, SCHEMA,
 };
-use crate::session::{PhaseCost, Session, SessionOptions};
+use crate::session::{PhaseCost, Session, SessionOptions, SyncSession};
 use crate::stats::median_ci;
 use crate::stats::{new_histogram, summarize, LatencySummary};
 use crate::sys::CpuUsage;
 use crate::workload::{default_count, warmup_count};
 
+/// What a case measures: a channel mechanism (latency, throughput) or a synchronisation
+/// primitive (hand-off, lock).
+#[derive(Clone, Copy)]
+pub enum Subject {
+    Channel(&'static dyn Mechanism),
+    Sync(&'static dyn Primitive),
+}
+
+impl std::fmt::Debug for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl Subject {
+    pub fn id(&self) -> &'static str {
+        match self {
+            Subject::Channel(m) => m.info().id,
+            Subject::Sync(p) => p.info().id,
+        }
+    }
+
+    pub fn family(&self) -> &'static str {
+        match self {
+            Subject::Channel(m) => m.info().family.as_str(),
+            Subject::Sync(_) => "sync",
+        }
+    }
+
+    /// Whether this subject runs this workload at all (sync primitives do not move messages,
+    /// channels do not synchronise, a condition variable is not a lock).
+    pub fn runs(&self, w: Workload) -> bool {
+        match self {
+            Subject::Channel(_) => !w.is_sync(),
+            Subject::Sync(p) => match w {
+                Workload::Handoff => p.info().handoff,
+                Workload::Lock => p.info().lock,
+                _ => false,
+            },
+        }
+    }
+}
+
 /// Everything a sweep needs to know.
 pub struct Plan {
-    pub mechanisms: Vec<&'static dyn Mechanism>,
+    pub mechanisms: Vec<Subject>,
     pub sizes: Vec<usize>,
     pub workloads: Vec<Workload>,
     pub quick: bool,
@@ -31,8 +75,9 @@ pub struct Plan {
 
 #[derive(Clone, Copy)]
 pub struct Case {
-    pub mechanism: &'static dyn Mechanism,
+    pub subject: Subject,
     pub workload: Workload,
+    /// Message size; 0 for synchronisation workloads.
     pub size: usize,
 }
 
@@ -96,7 +141,7 @@ fn combine(mut reps: Vec<CaseResult>) -> CaseResult {
 
 fn nothing_arrived(case: &Case, n: u64) -> Error {
     Error::DataPath {
-        mechanism: case.mechanism.info().id,
+        mechanism: case.subject.id(),
         op: "delivery",
         seq: 0,
         source: std::io::Error::new(
@@ -109,6 +154,7 @@ fn nothing_arrived(case: &Case, n: u64) -> Error {
 enum Measured {
     Latency(LatencySummary),
     Throughput(Throughput),
+    Lock(LockResult),
 }
 
 fn per_msg(cpu: CpuUsage, n: u64) -> CpuCost {
@@ -127,11 +173,19 @@ impl Plan {
     /// Cases in the order they run: mechanism by mechanism, so a table fills row by row.
     pub fn cases(&self) -> Vec<Case> {
         let mut out = Vec::new();
-        for &mechanism in &self.mechanisms {
-            for &workload in &self.workloads {
+        for &subject in &self.mechanisms {
+            for &workload in self.workloads.iter().filter(|w| subject.runs(**w)) {
+                if workload.is_sync() {
+                    out.push(Case {
+                        subject,
+                        workload,
+                        size: 0,
+                    });
+                    continue;
+                }
                 for &size in &self.sizes {
                     out.push(Case {
-                        mechanism,
+                        subject,
                         workload,
                         size,
                     });
@@ -156,10 +210,14 @@ impl Plan {
 
     pub fn run_case(&self, case: &Case, limits: &Limits) -> CaseResult {
         let (warmup, n) = self.counts(case);
+        let channel = match case.subject {
+            Subject::Channel(m) => Some(m),
+            Subject::Sync(_) => None,
+        };
         let mut r = CaseResult {
-            mechanism: case.mechanism.info().id.to_string(),
-            built_on: case.mechanism.info().built_on.map(String::from),
-            family: Some(case.mechanism.info().family.as_str().to_string()),
+            mechanism: case.subject.id().to_string(),
+            built_on: channel.and_then(|m| m.info().built_on).map(String::from),
+            family: Some(case.subject.family().to_string()),
             workload: case.workload,
             size: case.size,
             messages: n,
@@ -169,6 +227,7 @@ impl Plan {
             rtt_ns: None,
             throughput: None,
             cpu: None,
+            lock: None,
             delivered: None,
             lost: None,
             loss: None,
@@ -180,9 +239,8 @@ impl Plan {
             bytes_per_sec_ci95: None,
             ci_level: None,
         };
-        if let Some(why) = case
-            .mechanism
-            .unsupported(&self.session.params(case.size), limits)
+        if let Some(why) =
+            channel.and_then(|m| m.unsupported(&self.session.params(case.size), limits))
         {
             r.status = Status::Unsupported;
             r.reason = Some(why);
@@ -190,12 +248,19 @@ impl Plan {
         }
         match self.measure(case, warmup, n) {
             Ok((m, cost)) => {
+                let mut per = n;
                 match m {
                     Measured::Latency(s) => r.rtt_ns = Some(s),
                     Measured::Throughput(t) => r.throughput = Some(t),
+                    Measured::Lock(l) => {
+                        per = cost.delivered;
+                        r.messages = cost.delivered;
+                        r.warmup = 0;
+                        r.lock = Some(l);
+                    }
                 }
-                r.cpu = Some(per_msg(cost.cpu, n));
-                if case.mechanism.info().lossy {
+                r.cpu = Some(per_msg(cost.cpu, per));
+                if channel.is_some_and(|m| m.info().lossy) {
                     r.delivered = Some(cost.delivered);
                     r.lost = Some(cost.lost);
                     r.loss = Some(cost.lost as f64 / n.max(1) as f64);
@@ -210,7 +275,11 @@ impl Plan {
     }
 
     fn measure(&self, case: &Case, warmup: u64, n: u64) -> Result<(Measured, PhaseCost), Error> {
-        let mut s = Session::start(case.mechanism, case.size, &self.session)?;
+        let mechanism = match case.subject {
+            Subject::Channel(m) => m,
+            Subject::Sync(p) => return self.measure_sync(p, case.workload, warmup, n),
+        };
+        let mut s = Session::start(mechanism, case.size, &self.session)?;
         let out = match case.workload {
             Workload::Latency => {
                 s.round_trips(warmup, None)?;
@@ -233,6 +302,56 @@ impl Plan {
                 };
                 (Measured::Throughput(t), cost)
             }
+            Workload::Handoff | Workload::Lock => {
+                unreachable!("channels run no synchronisation workload")
+            }
+        };
+        s.finish()?;
+        Ok(out)
+    }
+
+    /// Hand-off: like latency, one turn pair per recorded value. Lock: `n` milliseconds of
+    /// contention, then the uncontended cost with the peer idle.
+    fn measure_sync(
+        &self,
+        p: &'static dyn Primitive,
+        w: Workload,
+        warmup: u64,
+        n: u64,
+    ) -> Result<(Measured, PhaseCost), Error> {
+        let mut s = SyncSession::start(p, &self.session)?;
+        let out = match w {
+            Workload::Handoff => {
+                s.handoff(warmup, None)?;
+                let mut hist = new_histogram();
+                let cost = s.handoff(n, Some(&mut hist))?;
+                (Measured::Latency(summarize(&hist)), cost)
+            }
+            _ => {
+                let duration = std::time::Duration::from_millis(n);
+                s.lock(std::time::Duration::from_millis(warmup.min(n)))?;
+                let (c, cpu) = s.lock(duration)?;
+                let uncontended = s.uncontended(100_000)?;
+                let secs = duration.as_secs_f64();
+                let total = c.ours.0 + c.theirs.0;
+                let l = LockResult {
+                    duration_ns: duration.as_nanos() as u64,
+                    ops_per_sec: total as f64 / secs,
+                    parent_ops_per_sec: c.ours.0 as f64 / secs,
+                    peer_ops_per_sec: c.theirs.0 as f64 / secs,
+                    fairness: c.ours.0 as f64 / total.max(1) as f64,
+                    counter: c.counter,
+                    writes: c.ours.1 + c.theirs.1,
+                    uncontended_ns_per_pair: uncontended,
+                };
+                let cost = PhaseCost {
+                    elapsed: duration,
+                    cpu,
+                    delivered: total,
+                    lost: 0,
+                };
+                (Measured::Lock(l), cost)
+            }
         };
         s.finish()?;
         Ok(out)
@@ -250,11 +369,7 @@ impl Plan {
             cpu_pair: p.pair(),
             quick: self.quick,
             verify: self.session.verify.as_str().to_string(),
-            mechanisms: self
-                .mechanisms
-                .iter()
-                .map(|m| m.info().id.to_string())
-                .collect(),
+            mechanisms: self.mechanisms.iter().map(|m| m.id().to_string()).collect(),
             sizes: self.sizes.clone(),
             workloads: self.workloads.clone(),
             messages: self.messages,

@@ -303,3 +303,223 @@ impl Session {
         }
     }
 }
+
+/// A synchronisation primitive shared with a live peer: the same start, bounded waits and
+/// error reporting as `Session`, driving the hand-off and lock workloads.
+pub struct SyncSession {
+    primitive: &'static dyn crate::backends::sync::Primitive,
+    end: Box<dyn crate::backends::sync::SyncEnd>,
+    peer: Peer,
+}
+
+/// The lock workload's counts: acquisitions and writes of this process and of the peer.
+#[derive(Clone, Copy, Debug)]
+pub struct LockCounts {
+    pub ours: (u64, u64),
+    pub theirs: (u64, u64),
+    pub counter: u64,
+}
+
+impl SyncSession {
+    pub fn start(
+        primitive: &'static dyn crate::backends::sync::Primitive,
+        opts: &SessionOptions,
+    ) -> Result<SyncSession, Error> {
+        let id = primitive.info().id;
+        if let Err(source) = opts.placement.apply_parent() {
+            return Err(Error::Pin {
+                cpu: opts.placement.parent_cpu.unwrap_or(0),
+                source,
+            });
+        }
+        let offer = crate::backends::sync::offer(primitive)?;
+        let mut end = offer.end;
+        let launch = Launch {
+            exe: &opts.peer_exe,
+            mechanism: id,
+            size: 1,
+            verify: opts.verify,
+            cpu: opts.placement.peer_cpu,
+            spec: offer.spec,
+            inherit: offer.inherit,
+        };
+        let peer_err = |source| Error::Peer {
+            mechanism: id,
+            source,
+        };
+        let mut peer = Peer::spawn(launch, opts.timeout).map_err(peer_err)?;
+        if let Some(pid) = peer.pid() {
+            end.set_peer(pid as i32);
+        }
+        peer.on_exit(end.abort_handle());
+        peer.expect("ready").map_err(peer_err)?;
+        end.peer_attached()?;
+        Ok(SyncSession {
+            primitive,
+            end,
+            peer,
+        })
+    }
+
+    pub fn peer_pid(&self) -> Option<u32> {
+        self.peer.pid()
+    }
+
+    fn id(&self) -> &'static str {
+        self.primitive.info().id
+    }
+
+    fn failure(&mut self, e: DataError) -> Error {
+        let id = self.id();
+        match e {
+            DataError::Verify(source) => Error::Verify {
+                mechanism: id,
+                side: "parent",
+                source,
+            },
+            DataError::Io { op, seq, source } => match self.peer.diagnose() {
+                Some(pe) => Error::Peer {
+                    mechanism: id,
+                    source: pe,
+                },
+                None => Error::DataPath {
+                    mechanism: id,
+                    op,
+                    seq,
+                    source,
+                },
+            },
+        }
+    }
+
+    /// `n` turn pairs, each timed into `hist` when given.
+    pub fn handoff(
+        &mut self,
+        n: u64,
+        hist: Option<&mut Histogram<u64>>,
+    ) -> Result<PhaseCost, Error> {
+        let id = self.id();
+        let peer_err = |source| Error::Peer {
+            mechanism: id,
+            source,
+        };
+        self.peer
+            .command(&format!("handoff {n}"))
+            .map_err(peer_err)?;
+        self.peer.expect("go").map_err(peer_err)?;
+        self.peer.arm();
+        let before = CpuUsage::thread();
+        let result = workload::sync::handoff_parent(self.end.as_mut(), n, hist);
+        let after = CpuUsage::thread();
+        self.peer.disarm();
+        let elapsed = result.map_err(|e| self.failure(e))?;
+        let report =
+            PhaseReport::decode(&self.peer.expect("done").map_err(peer_err)?).map_err(peer_err)?;
+        let ours = match (before, after) {
+            (Ok(b), Ok(a)) => a.since(b),
+            _ => CpuUsage::default(),
+        };
+        Ok(PhaseCost {
+            elapsed,
+            cpu: ours.plus(report.cpu),
+            delivered: n,
+            lost: 0,
+        })
+    }
+
+    /// Both processes contend for `duration`; the counter must equal all their writes.
+    pub fn lock(&mut self, duration: Duration) -> Result<(LockCounts, CpuUsage), Error> {
+        let id = self.id();
+        let write_one_in = self.primitive.info().write_one_in;
+        let peer_err = |source| Error::Peer {
+            mechanism: id,
+            source,
+        };
+        let start = self
+            .end
+            .page()
+            .counter()
+            .load(std::sync::atomic::Ordering::Acquire);
+        self.peer
+            .command(&format!("lock {}", duration.as_millis()))
+            .map_err(peer_err)?;
+        self.peer.expect("go").map_err(peer_err)?;
+        self.peer.arm();
+        let before = CpuUsage::thread();
+        let result = workload::sync::lock_loop(self.end.as_mut(), duration, write_one_in);
+        let after = CpuUsage::thread();
+        self.peer.disarm();
+        let ours = result.map_err(|e| self.failure(e))?;
+        let report =
+            PhaseReport::decode(&self.peer.expect("done").map_err(peer_err)?).map_err(peer_err)?;
+        // The peer's done line carries its acquisitions and writes in the delivery fields.
+        let theirs = (report.delivery.delivered, report.delivery.last_arrival_ns);
+        let counter = self
+            .end
+            .page()
+            .counter()
+            .load(std::sync::atomic::Ordering::Acquire)
+            - start;
+        let cpu = match (before, after) {
+            (Ok(b), Ok(a)) => a.since(b),
+            _ => CpuUsage::default(),
+        };
+        let counts = LockCounts {
+            ours,
+            theirs,
+            counter,
+        };
+        if counter != ours.1 + theirs.1 {
+            return Err(Error::DataPath {
+                mechanism: id,
+                op: "lock",
+                seq: counter,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "lost updates: the counter reads {counter} after {} writes under the lock",
+                        ours.1 + theirs.1
+                    ),
+                ),
+            });
+        }
+        Ok((counts, cpu.plus(report.cpu)))
+    }
+
+    /// One process alone (the peer idles): nanoseconds per lock/unlock pair.
+    pub fn uncontended(&mut self, n: u64) -> Result<f64, Error> {
+        workload::sync::uncontended(self.end.as_mut(), n).map_err(|e| self.failure(e))
+    }
+
+    /// Test hook: the peer takes the lock and keeps it until killed.
+    pub fn peer_holds_lock(&mut self) -> Result<(), Error> {
+        let id = self.id();
+        let peer_err = |source| Error::Peer {
+            mechanism: id,
+            source,
+        };
+        self.peer.command("hold").map_err(peer_err)?;
+        self.peer.expect("holding").map_err(peer_err)?;
+        Ok(())
+    }
+
+    /// Takes and releases the lock once (to observe a dead holder's recovery).
+    pub fn lock_once(&mut self) -> Result<(), Error> {
+        let r = self.end.lock(true).and_then(|()| self.end.unlock(true));
+        r.map_err(|source| Error::DataPath {
+            mechanism: self.id(),
+            op: "lock",
+            seq: 0,
+            source,
+        })
+    }
+
+    pub fn finish(self) -> Result<(), Error> {
+        let id = self.id();
+        drop(self.end);
+        self.peer.quit().map_err(|source| Error::Peer {
+            mechanism: id,
+            source,
+        })
+    }
+}

@@ -10,6 +10,7 @@ mod pipe;
 mod posix_mq;
 pub mod shm;
 mod stream;
+pub mod sync;
 mod sysv_mq;
 mod tcp;
 mod udp;

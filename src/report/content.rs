@@ -538,6 +538,69 @@ fn measurement(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
     }
 }
 
+/// The synchronisation table: one row per primitive, hand-off and lock side by side.
+pub fn sync_table(run: &RunFile) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+    let header = [
+        "primitive",
+        "hand-off p50 / p99 (µs)",
+        "lock: acquisitions/s",
+        "parent share",
+        "uncontended ns/pair",
+        "counter",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut rows = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for r in run.results.iter().filter(|r| r.workload.is_sync()) {
+        if seen.contains(&r.mechanism.as_str()) {
+            continue;
+        }
+        seen.push(&r.mechanism);
+        let get = |w| {
+            run.results
+                .iter()
+                .find(|x| x.mechanism == r.mechanism && x.workload == w)
+        };
+        let hand = match get(Workload::Handoff) {
+            None => "-".to_string(),
+            Some(h) if h.status == Status::Ok => h
+                .rtt_ns
+                .as_ref()
+                .map(|s| {
+                    format!(
+                        "{} / {}{}",
+                        micros(s.p50 as f64),
+                        micros(s.p99 as f64),
+                        super::table::ci_us(h)
+                    )
+                })
+                .unwrap_or_default(),
+            Some(h) => gap(h),
+        };
+        let (ops, share, unc, counter) = match get(Workload::Lock) {
+            None => (
+                "-".to_string(),
+                "-".to_string(),
+                "-".to_string(),
+                "-".to_string(),
+            ),
+            Some(l) if l.status == Status::Ok => match &l.lock {
+                Some(k) => (
+                    format!("{:.0}", k.ops_per_sec),
+                    format!("{:.0}%", k.fairness * 100.0),
+                    format!("{:.0}", k.uncontended_ns_per_pair),
+                    format!("{} = {} writes", k.counter, k.writes),
+                ),
+                None => Default::default(),
+            },
+            Some(l) => (gap(l), String::new(), String::new(), String::new()),
+        };
+        rows.push(vec![r.mechanism.clone(), hand, ops, share, unc, counter]);
+    }
+    (!rows.is_empty()).then_some((header, rows))
+}
+
 fn one_run(input: &Input, suffix: &str, out: &mut Vec<Block>) {
     let run = &input.run;
     machine(run, out);
@@ -582,6 +645,11 @@ fn one_run(input: &Input, suffix: &str, out: &mut Vec<Block>) {
     header.extend(sz.iter().map(|s| size_label(*s)));
     let rows = mechanisms(run)
         .into_iter()
+        .filter(|(m, _)| {
+            run.results
+                .iter()
+                .any(|r| &r.mechanism == m && !r.workload.is_sync())
+        })
         .map(|(m, _)| {
             let mut row = vec![m.clone()];
             for &s in &sz {
@@ -603,6 +671,16 @@ fn one_run(input: &Input, suffix: &str, out: &mut Vec<Block>) {
         .collect();
     out.push(Block::Table { header, rows });
     layers(run, out);
+    if let Some((header, rows)) = sync_table(run) {
+        out.push(Block::Heading(
+            3,
+            "Synchronisation between processes".into(),
+        ));
+        out.push(Block::Para(
+            "Hand-off: two processes take turns through the primitive (the time for the turn to go and come back). Lock: both processes take the lock and increment a shared counter for the same time; the counter must equal the writes (no lost update). Mutexes and file locks cannot signal, so their hand-off polls a turn word under the lock.".into(),
+        ));
+        out.push(Block::Table { header, rows });
+    }
 }
 
 fn differences(inputs: &[Input], out: &mut Vec<Block>) {
@@ -629,8 +707,11 @@ fn differences(inputs: &[Input], out: &mut Vec<Block>) {
                 let value = |run: &RunFile| -> Option<f64> {
                     let r = find(run, &m, w, s).filter(|r| r.status == Status::Ok)?;
                     match w {
-                        Workload::Latency => Some(r.rtt_ns.as_ref()?.p50 as f64 / 1000.0),
+                        Workload::Latency | Workload::Handoff => {
+                            Some(r.rtt_ns.as_ref()?.p50 as f64 / 1000.0)
+                        }
                         Workload::Throughput => Some(r.throughput.as_ref()?.bytes_per_sec / 1e6),
+                        Workload::Lock => Some(r.lock.as_ref()?.ops_per_sec),
                     }
                 };
                 let Some(b) = value(&base.run) else { continue };

@@ -274,6 +274,36 @@ pub fn render(run: &RunFile) -> String {
     if let Some(t) = layers(run) {
         t.render(&mut out);
     }
+    if let Some((header, rows)) = super::content::sync_table(run) {
+        let _ = writeln!(out, "Synchronisation between processes");
+        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        for r in &rows {
+            for (i, c) in r.iter().enumerate() {
+                widths[i] = widths[i].max(c.chars().count().min(60));
+            }
+        }
+        let line = |cells: &[String]| {
+            cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let c: String = c.chars().take(60).collect();
+                    if i == 0 {
+                        format!("{c:<w$}", w = widths[i])
+                    } else {
+                        format!("{c:>w$}", w = widths[i])
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("  ")
+        };
+        let head = line(&header);
+        let _ = writeln!(out, "{head}\n{}", "-".repeat(head.chars().count()));
+        for r in &rows {
+            let _ = writeln!(out, "{}", line(r));
+        }
+        out.push('\n');
+    }
     if !notes.0.is_empty() {
         let _ = writeln!(out, "Notes:");
         for (i, n) in notes.0.iter().enumerate() {

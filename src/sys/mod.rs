@@ -3,6 +3,7 @@
 
 pub mod fd;
 pub mod fs;
+pub mod lock;
 pub mod mq;
 pub mod shm;
 pub mod sysv;

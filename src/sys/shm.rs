@@ -402,7 +402,14 @@ impl ShmSem {
     /// returned handle, and not yet initialised.
     pub unsafe fn init(p: *mut libc::sem_t) -> io::Result<ShmSem> {
         // SAFETY: guaranteed by the caller.
-        check(unsafe { libc::sem_init(p, 1, 0) })?;
+        unsafe { ShmSem::init_with(p, 0) }
+    }
+
+    /// # Safety
+    /// As for `init`.
+    pub unsafe fn init_with(p: *mut libc::sem_t, value: u32) -> io::Result<ShmSem> {
+        // SAFETY: guaranteed by the caller.
+        check(unsafe { libc::sem_init(p, 1, value) })?;
         Ok(ShmSem(p))
     }
 
@@ -535,5 +542,147 @@ impl ShmCondvar {
     pub fn broadcast(&self) {
         // SAFETY: the handle's contract keeps the condition variable valid.
         unsafe { libc::pthread_cond_broadcast(self.cond) };
+    }
+}
+
+// POSIX functions the libc crate does not declare (glibc and musl both provide them).
+extern "C" {
+    fn pthread_rwlock_timedwrlock(
+        lock: *mut libc::pthread_rwlock_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+    fn pthread_rwlock_timedrdlock(
+        lock: *mut libc::pthread_rwlock_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// A process-shared pthread read-write lock inside a shared mapping. Waits are taken in
+/// slices (`timed`) so a dead holder, which rwlocks cannot report, never blocks forever.
+#[derive(Clone, Copy, Debug)]
+pub struct ShmRwLock(*mut libc::pthread_rwlock_t);
+
+// SAFETY: the lock lives in shared memory and is process-shared by construction.
+unsafe impl Send for ShmRwLock {}
+
+impl ShmRwLock {
+    /// # Safety
+    /// `p` must be aligned, inside a live shared mapping that outlives every use of the
+    /// handle, and not yet initialised.
+    pub unsafe fn init(p: *mut libc::pthread_rwlock_t) -> io::Result<ShmRwLock> {
+        // SAFETY: the attribute object is initialised before use and destroyed after.
+        unsafe {
+            let mut a: libc::pthread_rwlockattr_t = std::mem::zeroed();
+            check_pthread(libc::pthread_rwlockattr_init(&mut a))?;
+            check_pthread(libc::pthread_rwlockattr_setpshared(
+                &mut a,
+                libc::PTHREAD_PROCESS_SHARED,
+            ))?;
+            let r = libc::pthread_rwlock_init(p, &a);
+            libc::pthread_rwlockattr_destroy(&mut a);
+            check_pthread(r)?;
+        }
+        Ok(ShmRwLock(p))
+    }
+
+    /// # Safety
+    /// As for `init`, but initialised (by either process).
+    pub unsafe fn attach(p: *mut libc::pthread_rwlock_t) -> ShmRwLock {
+        ShmRwLock(p)
+    }
+
+    /// Takes the lock for writing (or reading) within `slice`; false on timeout.
+    pub fn timed(&self, write: bool, slice: Duration) -> io::Result<bool> {
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)?;
+        let end = now + nix::sys::time::TimeSpec::from_duration(slice);
+        // SAFETY: the handle's contract keeps the lock valid; `end` lives for the call.
+        let r = unsafe {
+            if write {
+                pthread_rwlock_timedwrlock(self.0, end.as_ref())
+            } else {
+                pthread_rwlock_timedrdlock(self.0, end.as_ref())
+            }
+        };
+        match r {
+            0 => Ok(true),
+            libc::ETIMEDOUT => Ok(false),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+
+    pub fn unlock(&self) {
+        // SAFETY: called only by the holder.
+        unsafe { libc::pthread_rwlock_unlock(self.0) };
+    }
+}
+
+impl ShmCondvar {
+    pub fn signal(&self) {
+        self.broadcast();
+    }
+}
+
+/// A named POSIX semaphore (`sem_open`), closed on drop.
+#[derive(Debug)]
+pub struct NamedSem(*mut libc::sem_t);
+
+// SAFETY: a named semaphore is designed for concurrent use by processes and threads.
+unsafe impl Send for NamedSem {}
+// SAFETY: as above.
+unsafe impl Sync for NamedSem {}
+
+impl NamedSem {
+    /// Creates `name` exclusively with mode 0600 and value `value`.
+    pub fn create(name: &str, value: u32) -> io::Result<NamedSem> {
+        let c = std::ffi::CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))?;
+        // SAFETY: `c` is a valid C string; O_CREAT takes the mode and value as variadic args.
+        let p = unsafe {
+            libc::sem_open(
+                c.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL,
+                0o600 as libc::c_uint,
+                value,
+            )
+        };
+        if p == libc::SEM_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        crate::cleanup::track(&crate::cleanup::Object::PosixSem(name.to_string()));
+        Ok(NamedSem(p))
+    }
+
+    pub fn open(name: &str) -> io::Result<NamedSem> {
+        let c = std::ffi::CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))?;
+        // SAFETY: `c` is a valid C string; without O_CREAT no further arguments are read.
+        let p = unsafe { libc::sem_open(c.as_ptr(), 0) };
+        if p == libc::SEM_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(NamedSem(p))
+    }
+
+    pub fn unlink(name: &str) -> io::Result<()> {
+        let c = std::ffi::CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))?;
+        // SAFETY: `c` is a valid C string.
+        check(unsafe { libc::sem_unlink(c.as_ptr()) })?;
+        crate::cleanup::untrack(&crate::cleanup::Object::PosixSem(name.to_string()));
+        Ok(())
+    }
+
+    /// The semaphore as the in-memory handle type (same operations).
+    pub fn handle(&self) -> ShmSem {
+        // SAFETY: the pointer stays valid until this NamedSem is dropped, which the caller's
+        // ownership of `self` outlives.
+        unsafe { ShmSem::attach(self.0) }
+    }
+}
+
+impl Drop for NamedSem {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from sem_open and is closed once.
+        unsafe { libc::sem_close(self.0) };
     }
 }

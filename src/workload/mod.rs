@@ -2,6 +2,7 @@
 //! and print nothing; statistics and presentation happen after them.
 
 pub mod lossy;
+pub mod sync;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -234,6 +235,11 @@ pub fn default_count(workload: crate::results::Workload, size: usize, quick: boo
         (Latency, false) => (2 << 30, 1_000, 100_000),
         (Throughput, true) => (256 << 20, 100, 50_000),
         (Throughput, false) => (4 << 30, 1_000, 1_000_000),
+        // Turn pairs; for the lock workload, milliseconds of contention.
+        (Handoff, true) => return 5_000,
+        (Handoff, false) => return 100_000,
+        (Lock, true) => return 200,
+        (Lock, false) => return 2_000,
     };
     (budget / size.max(1) as u64).clamp(lo, hi)
 }

@@ -1,0 +1,150 @@
+//! `futex`: raw futex wait/wake on words in the shared page. The lock is the classic
+//! three-state futex mutex (0 free, 1 held, 2 held with waiters); the hand-off stores the
+//! turn and wakes the other side. Waits are taken in 100 ms slices so a dead peer is noticed.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use rustix::thread::futex;
+
+use super::{gone, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
+use crate::backends::AbortHandle;
+use crate::error::BackendError;
+
+pub struct Futex;
+
+pub static FUTEX: Futex = Futex;
+
+static INFO: PrimitiveInfo = PrimitiveInfo {
+    id: "futex",
+    summary: "raw futex wait/wake on shared words (three-state mutex, turn word for hand-off)",
+    handoff: true,
+    lock: true,
+    handoff_by: "store the turn word and FUTEX_WAKE the other side",
+    write_one_in: 1,
+    hidden: false,
+};
+
+const SLICE: futex::Timespec = futex::Timespec {
+    tv_sec: 0,
+    tv_nsec: 100_000_000,
+};
+
+struct End {
+    page: SharedPage,
+    role: Role,
+    aborted: Arc<AtomicBool>,
+}
+
+fn wait(word: &AtomicU32, seen: u32) -> io::Result<()> {
+    match futex::wait(word, futex::Flags::empty(), seen, Some(&SLICE)) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e == rustix::io::Errno::AGAIN
+                || e == rustix::io::Errno::TIMEDOUT
+                || e == rustix::io::Errno::INTR =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl SyncEnd for End {
+    fn lock(&mut self, _write: bool) -> io::Result<()> {
+        let w = self.page.word(0);
+        if w.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Ok(());
+        }
+        while w.swap(2, Ordering::Acquire) != 0 {
+            if self.aborted.load(Ordering::Relaxed) {
+                return Err(gone());
+            }
+            wait(w, 2)?;
+        }
+        Ok(())
+    }
+
+    fn unlock(&mut self, _write: bool) -> io::Result<()> {
+        let w = self.page.word(0);
+        if w.fetch_sub(1, Ordering::Release) != 1 {
+            w.store(0, Ordering::Release);
+            futex::wake(w, futex::Flags::empty(), 1).map_err(io::Error::from)?;
+        }
+        Ok(())
+    }
+
+    fn page(&self) -> &SharedPage {
+        &self.page
+    }
+
+    fn role(&self) -> Role {
+        self.role
+    }
+
+    fn aborted(&self) -> &AtomicBool {
+        &self.aborted
+    }
+
+    fn give(&mut self) -> io::Result<()> {
+        let t = self.page.turn();
+        t.store(self.role.other() as u32, Ordering::Release);
+        futex::wake(t, futex::Flags::empty(), 1)
+            .map(drop)
+            .map_err(io::Error::from)
+    }
+
+    fn take(&mut self) -> io::Result<()> {
+        let t = self.page.turn();
+        loop {
+            let v = t.load(Ordering::Acquire);
+            if v == self.role as u32 {
+                return Ok(());
+            }
+            if self.aborted.load(Ordering::Relaxed) {
+                return Err(gone());
+            }
+            wait(t, v)?;
+        }
+    }
+
+    fn abort_handle(&self) -> AbortHandle {
+        let flag = Arc::clone(&self.aborted);
+        Box::new(move || flag.store(true, Ordering::Release))
+    }
+}
+
+impl Primitive for Futex {
+    fn info(&self) -> &'static PrimitiveInfo {
+        &INFO
+    }
+
+    fn create(&self, page: SharedPage) -> Result<Created, BackendError> {
+        let end = End {
+            page,
+            role: Role::Parent,
+            aborted: Arc::new(AtomicBool::new(false)),
+        };
+        Ok((Box::new(end), String::new(), Vec::new()))
+    }
+
+    fn attach(
+        &self,
+        page: SharedPage,
+        spec: &str,
+        fds: Vec<OwnedFd>,
+    ) -> Result<Box<dyn SyncEnd>, BackendError> {
+        if !spec.is_empty() || !fds.is_empty() {
+            return Err(BackendError::invalid(INFO.id, spec, "takes no argument"));
+        }
+        Ok(Box::new(End {
+            page,
+            role: Role::Peer,
+            aborted: Arc::new(AtomicBool::new(false)),
+        }))
+    }
+}
