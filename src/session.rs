@@ -278,29 +278,33 @@ impl Session {
         Ok((value, lost, ours.plus(report.cpu), report))
     }
 
-    /// Turns a data-path failure into the most precise error: a peer that detected bad
-    /// data, died or hung explains an I/O error on our side better than the error itself.
+    /// Turns a data-path failure into the most precise error.
     fn failure(&mut self, e: DataError) -> Error {
-        let id = self.mechanism;
-        match e {
-            DataError::Verify(source) => Error::Verify {
+        explain(self.mechanism, &mut self.peer, e)
+    }
+}
+
+/// Turns a data-path failure into the most precise error: a peer that detected bad data,
+/// died or hung explains an I/O error on our side better than the error itself.
+fn explain(id: &'static str, peer: &mut Peer, e: DataError) -> Error {
+    match e {
+        DataError::Verify(source) => Error::Verify {
+            mechanism: id,
+            side: "parent",
+            source,
+        },
+        DataError::Io { op, seq, source } => match peer.diagnose() {
+            Some(pe) => Error::Peer {
                 mechanism: id,
-                side: "parent",
+                source: pe,
+            },
+            None => Error::DataPath {
+                mechanism: id,
+                op,
+                seq,
                 source,
             },
-            DataError::Io { op, seq, source } => match self.peer.diagnose() {
-                Some(pe) => Error::Peer {
-                    mechanism: id,
-                    source: pe,
-                },
-                None => Error::DataPath {
-                    mechanism: id,
-                    op,
-                    seq,
-                    source,
-                },
-            },
-        }
+        },
     }
 }
 
@@ -369,27 +373,32 @@ impl SyncSession {
         self.primitive.info().id
     }
 
-    fn failure(&mut self, e: DataError) -> Error {
+    /// Runs one timed phase: the order to the peer, the loop, the peer's report.
+    fn phase<T>(
+        &mut self,
+        order: &str,
+        run: impl FnOnce(&mut dyn crate::backends::sync::SyncEnd) -> Result<T, DataError>,
+    ) -> Result<(T, CpuUsage, PhaseReport), Error> {
         let id = self.id();
-        match e {
-            DataError::Verify(source) => Error::Verify {
-                mechanism: id,
-                side: "parent",
-                source,
-            },
-            DataError::Io { op, seq, source } => match self.peer.diagnose() {
-                Some(pe) => Error::Peer {
-                    mechanism: id,
-                    source: pe,
-                },
-                None => Error::DataPath {
-                    mechanism: id,
-                    op,
-                    seq,
-                    source,
-                },
-            },
-        }
+        let peer_err = |source| Error::Peer {
+            mechanism: id,
+            source,
+        };
+        self.peer.command(order).map_err(peer_err)?;
+        self.peer.expect("go").map_err(peer_err)?;
+        self.peer.arm();
+        let before = CpuUsage::thread();
+        let result = run(self.end.as_mut());
+        let after = CpuUsage::thread();
+        self.peer.disarm();
+        let value = result.map_err(|e| explain(id, &mut self.peer, e))?;
+        let report =
+            PhaseReport::decode(&self.peer.expect("done").map_err(peer_err)?).map_err(peer_err)?;
+        let ours = match (before, after) {
+            (Ok(b), Ok(a)) => a.since(b),
+            _ => CpuUsage::default(),
+        };
+        Ok((value, ours.plus(report.cpu), report))
     }
 
     /// `n` turn pairs, each timed into `hist` when given.
@@ -398,30 +407,12 @@ impl SyncSession {
         n: u64,
         hist: Option<&mut Histogram<u64>>,
     ) -> Result<PhaseCost, Error> {
-        let id = self.id();
-        let peer_err = |source| Error::Peer {
-            mechanism: id,
-            source,
-        };
-        self.peer
-            .command(&format!("handoff {n}"))
-            .map_err(peer_err)?;
-        self.peer.expect("go").map_err(peer_err)?;
-        self.peer.arm();
-        let before = CpuUsage::thread();
-        let result = workload::sync::handoff_parent(self.end.as_mut(), n, hist);
-        let after = CpuUsage::thread();
-        self.peer.disarm();
-        let elapsed = result.map_err(|e| self.failure(e))?;
-        let report =
-            PhaseReport::decode(&self.peer.expect("done").map_err(peer_err)?).map_err(peer_err)?;
-        let ours = match (before, after) {
-            (Ok(b), Ok(a)) => a.since(b),
-            _ => CpuUsage::default(),
-        };
+        let (elapsed, cpu, _) = self.phase(&format!("handoff {n}"), |end| {
+            workload::sync::handoff_parent(end, n, hist)
+        })?;
         Ok(PhaseCost {
             elapsed,
-            cpu: ours.plus(report.cpu),
+            cpu,
             delivered: n,
             lost: 0,
         })
@@ -431,27 +422,14 @@ impl SyncSession {
     pub fn lock(&mut self, duration: Duration) -> Result<(LockCounts, CpuUsage), Error> {
         let id = self.id();
         let write_one_in = self.primitive.info().write_one_in;
-        let peer_err = |source| Error::Peer {
-            mechanism: id,
-            source,
-        };
         let start = self
             .end
             .page()
             .counter()
             .load(std::sync::atomic::Ordering::Acquire);
-        self.peer
-            .command(&format!("lock {}", duration.as_millis()))
-            .map_err(peer_err)?;
-        self.peer.expect("go").map_err(peer_err)?;
-        self.peer.arm();
-        let before = CpuUsage::thread();
-        let result = workload::sync::lock_loop(self.end.as_mut(), duration, write_one_in);
-        let after = CpuUsage::thread();
-        self.peer.disarm();
-        let ours = result.map_err(|e| self.failure(e))?;
-        let report =
-            PhaseReport::decode(&self.peer.expect("done").map_err(peer_err)?).map_err(peer_err)?;
+        let (ours, cpu, report) = self.phase(&format!("lock {}", duration.as_millis()), |end| {
+            workload::sync::lock_loop(end, duration, write_one_in)
+        })?;
         // The peer's done line carries its acquisitions and writes in the delivery fields.
         let theirs = (report.delivery.delivered, report.delivery.last_arrival_ns);
         let counter = self
@@ -460,15 +438,6 @@ impl SyncSession {
             .counter()
             .load(std::sync::atomic::Ordering::Acquire)
             - start;
-        let cpu = match (before, after) {
-            (Ok(b), Ok(a)) => a.since(b),
-            _ => CpuUsage::default(),
-        };
-        let counts = LockCounts {
-            ours,
-            theirs,
-            counter,
-        };
         if counter != ours.1 + theirs.1 {
             return Err(Error::DataPath {
                 mechanism: id,
@@ -483,12 +452,21 @@ impl SyncSession {
                 ),
             });
         }
-        Ok((counts, cpu.plus(report.cpu)))
+        Ok((
+            LockCounts {
+                ours,
+                theirs,
+                counter,
+            },
+            cpu,
+        ))
     }
 
     /// One process alone (the peer idles): nanoseconds per lock/unlock pair.
     pub fn uncontended(&mut self, n: u64) -> Result<f64, Error> {
-        workload::sync::uncontended(self.end.as_mut(), n).map_err(|e| self.failure(e))
+        let id = self.id();
+        workload::sync::uncontended(self.end.as_mut(), n)
+            .map_err(|e| explain(id, &mut self.peer, e))
     }
 
     /// Test hook: the peer takes the lock and keeps it until killed.
