@@ -24,6 +24,9 @@ fn signals() -> SigSet {
 pub fn install() -> std::io::Result<()> {
     let set = signals();
     nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    // The `signal` primitive's real-time signal is taken with sigtimedwait by the main
+    // thread; blocked in every thread (all start after this), it can never kill the process.
+    crate::backends::sync::block_handoff_signal()?;
     std::thread::Builder::new()
         .name("ipcbench-signals".into())
         .spawn(move || loop {

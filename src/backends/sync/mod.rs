@@ -36,6 +36,11 @@ pub static REGISTRY: &[&dyn Primitive] = &[
     &broken::NO_LOCK,
 ];
 
+/// Blocks the `signal` primitive's signal in the calling thread and the threads it starts.
+pub fn block_handoff_signal() -> io::Result<()> {
+    signal::block()
+}
+
 pub fn by_id(id: &str) -> Option<&'static dyn Primitive> {
     REGISTRY.iter().copied().find(|p| p.info().id == id)
 }
