@@ -66,7 +66,7 @@ pub struct RunArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "latency,throughput"
+        default_value = "latency,throughput,handoff,lock"
     )]
     pub workloads: Vec<Workload>,
 

@@ -63,6 +63,7 @@ pub fn colour(family: &str, index: usize) -> RGBColor {
             (190, 150, 230),
         ],
         "sync" => &[(90, 90, 90), (140, 140, 140), (50, 50, 50), (170, 170, 120)],
+        "calibration" => &[(120, 100, 70), (160, 140, 100)],
         _ => &[(0, 0, 0)],
     };
     let (r, g, b) = shades[index % shades.len()];

@@ -35,8 +35,14 @@ fn mechanisms(run: &RunFile) -> Vec<(String, String)> {
     seen
 }
 
+/// Message sizes of the run (synchronisation results carry no size).
 fn sizes(run: &RunFile) -> Vec<usize> {
-    let mut s: Vec<usize> = run.results.iter().map(|r| r.size).collect();
+    let mut s: Vec<usize> = run
+        .results
+        .iter()
+        .filter(|r| !r.workload.is_sync())
+        .map(|r| r.size)
+        .collect();
     s.sort_unstable();
     s.dedup();
     s
@@ -472,7 +478,6 @@ fn machine(run: &RunFile, out: &mut Vec<Block>) {
                 .unwrap_or_else(|| "by size (see `messages` per result)".into())
         ),
         format!("verification: {}", c.verify),
-        format!("repetitions per case: {}", c.repeat),
         format!("repetitions per case: {}", c.repeat),
         format!(
             "shared memory: {} segments, {}-byte rings",

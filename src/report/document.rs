@@ -77,14 +77,21 @@ pub fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Markdown-style `code` spans become <code> in HTML; everything else is escaped.
+/// Markdown-style `code` and **bold** spans become <code> and <strong> in HTML;
+/// everything else is escaped.
 fn inline(s: &str) -> String {
     let mut out = String::new();
     for (i, part) in s.split('`').enumerate() {
         if i % 2 == 1 {
             let _ = write!(out, "<code>{}</code>", escape(part));
-        } else {
-            out.push_str(&escape(part));
+            continue;
+        }
+        for (j, piece) in escape(part).split("**").enumerate() {
+            if j % 2 == 1 {
+                let _ = write!(out, "<strong>{piece}</strong>");
+            } else {
+                out.push_str(piece);
+            }
         }
     }
     out
