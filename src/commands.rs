@@ -142,6 +142,20 @@ pub fn list() {
             );
         }
     }
+    println!();
+    for p in backends::sync::REGISTRY.iter().filter(|p| !p.info().hidden) {
+        let i = p.info();
+        let runs = match (i.handoff, i.lock) {
+            (true, true) => "handoff, lock",
+            (true, false) => "handoff",
+            (false, true) => "lock",
+            (false, false) => "-",
+        };
+        println!("{:<22} {:<5} {:<14} {}", i.id, "sync", runs, i.summary);
+        if i.handoff {
+            println!("{:<22} hand-off: {}", "", i.handoff_by);
+        }
+    }
     println!("\nboundaries: one send arrives as one receive; copies: payload copies the kernel makes per message;");
     println!("named: unrelated processes can find it by a filesystem name; cross-host: works between machines.\n");
     let l = Limits::read();

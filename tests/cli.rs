@@ -160,7 +160,16 @@ fn list_shows_every_mechanism_and_the_limits() {
     let out = Command::new(EXE).arg("list").output().unwrap();
     assert!(out.status.success());
     let t = text(&out.stdout);
-    for id in ["pipe", "fifo", "unix-stream", "tcp", "kernel.msgmnb"] {
+    for id in [
+        "pipe",
+        "fifo",
+        "unix-stream",
+        "tcp",
+        "kernel.msgmnb",
+        "pipe-raw",
+        "pthread-mutex",
+        "signal",
+    ] {
         assert!(t.contains(id), "{id} missing from:\n{t}");
     }
     assert!(!t.contains("fault-"), "test mechanisms are not listed");
