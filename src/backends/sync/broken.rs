@@ -3,11 +3,8 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use super::{Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
-use crate::backends::AbortHandle;
+use super::{Base, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
 use crate::error::BackendError;
 
 pub struct NoLock;
@@ -25,9 +22,7 @@ static INFO: PrimitiveInfo = PrimitiveInfo {
 };
 
 struct End {
-    page: SharedPage,
-    role: Role,
-    aborted: Arc<AtomicBool>,
+    base: Base,
 }
 
 impl SyncEnd for End {
@@ -39,21 +34,8 @@ impl SyncEnd for End {
         Ok(())
     }
 
-    fn page(&self) -> &SharedPage {
-        &self.page
-    }
-
-    fn role(&self) -> Role {
-        self.role
-    }
-
-    fn aborted(&self) -> &AtomicBool {
-        &self.aborted
-    }
-
-    fn abort_handle(&self) -> AbortHandle {
-        let flag = Arc::clone(&self.aborted);
-        Box::new(move || flag.store(true, Ordering::Release))
+    fn base(&self) -> &Base {
+        &self.base
     }
 }
 
@@ -64,9 +46,7 @@ impl Primitive for NoLock {
 
     fn create(&self, page: SharedPage) -> Result<Created, BackendError> {
         let end = End {
-            page,
-            role: Role::Parent,
-            aborted: Arc::new(AtomicBool::new(false)),
+            base: Base::new(page, Role::Parent),
         };
         Ok((Box::new(end), String::new(), Vec::new()))
     }
@@ -78,9 +58,7 @@ impl Primitive for NoLock {
         _fds: Vec<OwnedFd>,
     ) -> Result<Box<dyn SyncEnd>, BackendError> {
         Ok(Box::new(End {
-            page,
-            role: Role::Peer,
-            aborted: Arc::new(AtomicBool::new(false)),
+            base: Base::new(page, Role::Peer),
         }))
     }
 }

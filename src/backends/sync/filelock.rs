@@ -7,11 +7,8 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use super::{Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
-use crate::backends::AbortHandle;
+use super::{Base, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
 use crate::error::BackendError;
 use crate::sys::fs::{check_private_dir, PrivateDir};
 use crate::sys::lock::{flock, record_lock};
@@ -62,12 +59,10 @@ pub static FLOCK: FileLock = FileLock {
 const FILE: &str = "lock";
 
 struct End {
-    page: SharedPage,
-    role: Role,
+    base: Base,
     kind: Kind,
     file: File,
     dir: Option<PrivateDir>,
-    aborted: Arc<AtomicBool>,
 }
 
 impl End {
@@ -89,21 +84,8 @@ impl SyncEnd for End {
         self.set(false)
     }
 
-    fn page(&self) -> &SharedPage {
-        &self.page
-    }
-
-    fn role(&self) -> Role {
-        self.role
-    }
-
-    fn aborted(&self) -> &AtomicBool {
-        &self.aborted
-    }
-
-    fn abort_handle(&self) -> AbortHandle {
-        let flag = Arc::clone(&self.aborted);
-        Box::new(move || flag.store(true, Ordering::Release))
+    fn base(&self) -> &Base {
+        &self.base
     }
 
     fn peer_attached(&mut self) -> Result<(), BackendError> {
@@ -145,12 +127,10 @@ impl Primitive for FileLock {
             .map_err(|e| BackendError::new(id, "create", path.display().to_string(), e))?;
         let spec = dir.path().display().to_string();
         let end = End {
-            page,
-            role: Role::Parent,
+            base: Base::new(page, Role::Parent),
             kind: self.kind,
             file,
             dir: Some(dir),
-            aborted: Arc::new(AtomicBool::new(false)),
         };
         Ok((Box::new(end), spec, Vec::new()))
     }
@@ -176,12 +156,10 @@ impl Primitive for FileLock {
         let file = open(&path, false)
             .map_err(|e| BackendError::new(id, "open", path.display().to_string(), e))?;
         Ok(Box::new(End {
-            page,
-            role: Role::Peer,
+            base: Base::new(page, Role::Peer),
             kind: self.kind,
             file,
             dir: None,
-            aborted: Arc::new(AtomicBool::new(false)),
         }))
     }
 }

@@ -4,13 +4,11 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use rustix::thread::futex;
 
-use super::{gone, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
-use crate::backends::AbortHandle;
+use super::{gone, Base, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
 use crate::error::BackendError;
 
 pub struct Futex;
@@ -33,9 +31,7 @@ const SLICE: futex::Timespec = futex::Timespec {
 };
 
 struct End {
-    page: SharedPage,
-    role: Role,
-    aborted: Arc<AtomicBool>,
+    base: Base,
 }
 
 fn wait(word: &AtomicU32, seen: u32) -> io::Result<()> {
@@ -54,14 +50,14 @@ fn wait(word: &AtomicU32, seen: u32) -> io::Result<()> {
 
 impl SyncEnd for End {
     fn lock(&mut self, _write: bool) -> io::Result<()> {
-        let w = self.page.word(0);
+        let w = self.base.page.word(0);
         if w.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             return Ok(());
         }
         while w.swap(2, Ordering::Acquire) != 0 {
-            if self.aborted.load(Ordering::Relaxed) {
+            if self.base.aborted.load(Ordering::Relaxed) {
                 return Err(gone());
             }
             wait(w, 2)?;
@@ -70,7 +66,7 @@ impl SyncEnd for End {
     }
 
     fn unlock(&mut self, _write: bool) -> io::Result<()> {
-        let w = self.page.word(0);
+        let w = self.base.page.word(0);
         if w.fetch_sub(1, Ordering::Release) != 1 {
             w.store(0, Ordering::Release);
             futex::wake(w, futex::Flags::empty(), 1).map_err(io::Error::from)?;
@@ -78,43 +74,30 @@ impl SyncEnd for End {
         Ok(())
     }
 
-    fn page(&self) -> &SharedPage {
-        &self.page
-    }
-
-    fn role(&self) -> Role {
-        self.role
-    }
-
-    fn aborted(&self) -> &AtomicBool {
-        &self.aborted
+    fn base(&self) -> &Base {
+        &self.base
     }
 
     fn give(&mut self) -> io::Result<()> {
-        let t = self.page.turn();
-        t.store(self.role.other() as u32, Ordering::Release);
+        let t = self.base.page.turn();
+        t.store(self.base.role.other() as u32, Ordering::Release);
         futex::wake(t, futex::Flags::empty(), 1)
             .map(drop)
             .map_err(io::Error::from)
     }
 
     fn take(&mut self) -> io::Result<()> {
-        let t = self.page.turn();
+        let t = self.base.page.turn();
         loop {
             let v = t.load(Ordering::Acquire);
-            if v == self.role as u32 {
+            if v == self.base.role as u32 {
                 return Ok(());
             }
-            if self.aborted.load(Ordering::Relaxed) {
+            if self.base.aborted.load(Ordering::Relaxed) {
                 return Err(gone());
             }
             wait(t, v)?;
         }
-    }
-
-    fn abort_handle(&self) -> AbortHandle {
-        let flag = Arc::clone(&self.aborted);
-        Box::new(move || flag.store(true, Ordering::Release))
     }
 }
 
@@ -125,9 +108,7 @@ impl Primitive for Futex {
 
     fn create(&self, page: SharedPage) -> Result<Created, BackendError> {
         let end = End {
-            page,
-            role: Role::Parent,
-            aborted: Arc::new(AtomicBool::new(false)),
+            base: Base::new(page, Role::Parent),
         };
         Ok((Box::new(end), String::new(), Vec::new()))
     }
@@ -142,9 +123,7 @@ impl Primitive for Futex {
             return Err(BackendError::invalid(INFO.id, spec, "takes no argument"));
         }
         Ok(Box::new(End {
-            page,
-            role: Role::Peer,
-            aborted: Arc::new(AtomicBool::new(false)),
+            base: Base::new(page, Role::Peer),
         }))
     }
 }

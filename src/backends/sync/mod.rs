@@ -118,14 +118,42 @@ impl Role {
     }
 }
 
+/// What every end holds: the shared page, which side it is, and the flag the exit hook
+/// sets when the other process is gone.
+pub struct Base {
+    pub page: SharedPage,
+    pub role: Role,
+    pub aborted: Arc<AtomicBool>,
+}
+
+impl Base {
+    pub fn new(page: SharedPage, role: Role) -> Base {
+        Base {
+            page,
+            role,
+            aborted: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
 /// One process's handle on a primitive.
 pub trait SyncEnd {
     fn lock(&mut self, write: bool) -> io::Result<()>;
     fn unlock(&mut self, write: bool) -> io::Result<()>;
 
-    fn page(&self) -> &SharedPage;
-    fn role(&self) -> Role;
-    fn aborted(&self) -> &AtomicBool;
+    fn base(&self) -> &Base;
+
+    fn page(&self) -> &SharedPage {
+        &self.base().page
+    }
+
+    fn role(&self) -> Role {
+        self.base().role
+    }
+
+    fn aborted(&self) -> &AtomicBool {
+        &self.base().aborted
+    }
 
     /// Hand-off: gives the turn to the other side and wakes it. The default, for locks
     /// that cannot signal, writes the turn word under the lock.
@@ -154,8 +182,12 @@ pub trait SyncEnd {
         }
     }
 
-    /// Unblocks this end once the other process is gone (must own what it touches).
-    fn abort_handle(&self) -> AbortHandle;
+    /// Unblocks this end once the other process is gone (must own what it touches). The
+    /// default sets the flag that bounded waits check.
+    fn abort_handle(&self) -> AbortHandle {
+        let flag = Arc::clone(&self.base().aborted);
+        Box::new(move || flag.store(true, Ordering::Release))
+    }
 
     /// The parent learns its peer's process id once it has started (signals need it).
     fn set_peer(&mut self, _pid: i32) {}

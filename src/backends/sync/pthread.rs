@@ -4,11 +4,11 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{gone, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
+use super::{gone, Base, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
 use crate::backends::AbortHandle;
 use crate::error::BackendError;
 use crate::sys::shm::{ShmCondvar, ShmRwLock};
@@ -78,12 +78,10 @@ pub static CONDVAR: Pthread = Pthread {
 };
 
 struct End {
-    page: SharedPage,
-    role: Role,
+    base: Base,
     kind: Kind,
     cv: ShmCondvar,
     rw: ShmRwLock,
-    aborted: Arc<AtomicBool>,
 }
 
 const SLICE: Duration = Duration::from_millis(100);
@@ -96,7 +94,7 @@ impl SyncEnd for End {
                 if self.rw.timed(write, SLICE)? {
                     return Ok(());
                 }
-                if self.aborted.load(Ordering::Relaxed) {
+                if self.base.aborted.load(Ordering::Relaxed) {
                     return Err(gone());
                 }
             },
@@ -111,30 +109,24 @@ impl SyncEnd for End {
         Ok(())
     }
 
-    fn page(&self) -> &SharedPage {
-        &self.page
-    }
-
-    fn role(&self) -> Role {
-        self.role
-    }
-
-    fn aborted(&self) -> &AtomicBool {
-        &self.aborted
+    fn base(&self) -> &Base {
+        &self.base
     }
 
     fn give(&mut self) -> io::Result<()> {
         if !matches!(self.kind, Kind::Condvar) {
             self.lock(true)?;
-            self.page
+            self.base
+                .page
                 .turn()
-                .store(self.role.other() as u32, Ordering::Release);
+                .store(self.base.role.other() as u32, Ordering::Release);
             return self.unlock(true);
         }
         self.cv.lock()?;
-        self.page
+        self.base
+            .page
             .turn()
-            .store(self.role.other() as u32, Ordering::Release);
+            .store(self.base.role.other() as u32, Ordering::Release);
         self.cv.signal();
         self.cv.unlock();
         Ok(())
@@ -144,20 +136,20 @@ impl SyncEnd for End {
         if !matches!(self.kind, Kind::Condvar) {
             loop {
                 self.lock(true)?;
-                let mine = self.page.turn().load(Ordering::Acquire) == self.role as u32;
+                let mine = self.base.page.turn().load(Ordering::Acquire) == self.base.role as u32;
                 self.unlock(true)?;
                 if mine {
                     return Ok(());
                 }
-                if self.aborted.load(Ordering::Relaxed) {
+                if self.base.aborted.load(Ordering::Relaxed) {
                     return Err(gone());
                 }
                 let _ = nix::sched::sched_yield();
             }
         }
         self.cv.lock()?;
-        while self.page.turn().load(Ordering::Acquire) != self.role as u32 {
-            if self.aborted.load(Ordering::Relaxed) {
+        while self.base.page.turn().load(Ordering::Acquire) != self.base.role as u32 {
+            if self.base.aborted.load(Ordering::Relaxed) {
                 self.cv.unlock();
                 return Err(gone());
             }
@@ -171,7 +163,11 @@ impl SyncEnd for End {
     }
 
     fn abort_handle(&self) -> AbortHandle {
-        let (flag, cv, map) = (Arc::clone(&self.aborted), self.cv, self.page.mapping());
+        let (flag, cv, map) = (
+            Arc::clone(&self.base.aborted),
+            self.cv,
+            self.base.page.mapping(),
+        );
         Box::new(move || {
             flag.store(true, Ordering::Release);
             cv.broadcast();
@@ -210,12 +206,10 @@ impl Pthread {
             }
         };
         Ok(Box::new(End {
-            page,
-            role,
+            base: Base::new(page, role),
             kind: self.kind,
             cv,
             rw,
-            aborted: Arc::new(AtomicBool::new(false)),
         }))
     }
 }

@@ -5,10 +5,10 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{gone, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
+use super::{gone, Base, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
 use crate::backends::AbortHandle;
 use crate::error::BackendError;
 use crate::sys::fs::PREFIX;
@@ -81,18 +81,16 @@ impl Sems {
 }
 
 struct End {
-    page: SharedPage,
-    role: Role,
+    base: Base,
     sems: Sems,
     /// Parent of a named set: the names, unlinked once the peer has them open.
     names: Vec<String>,
-    aborted: Arc<AtomicBool>,
 }
 
 impl SyncEnd for End {
     fn lock(&mut self, _write: bool) -> io::Result<()> {
         self.sems.wait(2)?;
-        if self.aborted.load(Ordering::Relaxed) {
+        if self.base.aborted.load(Ordering::Relaxed) {
             return Err(gone());
         }
         Ok(())
@@ -102,33 +100,25 @@ impl SyncEnd for End {
         self.sems.post(2)
     }
 
-    fn page(&self) -> &SharedPage {
-        &self.page
-    }
-
-    fn role(&self) -> Role {
-        self.role
-    }
-
-    fn aborted(&self) -> &AtomicBool {
-        &self.aborted
+    fn base(&self) -> &Base {
+        &self.base
     }
 
     fn give(&mut self) -> io::Result<()> {
-        self.sems.post(self.role.other() as usize)
+        self.sems.post(self.base.role.other() as usize)
     }
 
     fn take(&mut self) -> io::Result<()> {
-        self.sems.wait(self.role as usize)?;
-        if self.aborted.load(Ordering::Relaxed) {
+        self.sems.wait(self.base.role as usize)?;
+        if self.base.aborted.load(Ordering::Relaxed) {
             return Err(gone());
         }
         Ok(())
     }
 
     fn abort_handle(&self) -> AbortHandle {
-        let flag = Arc::clone(&self.aborted);
-        let map = self.page.mapping();
+        let flag = Arc::clone(&self.base.aborted);
+        let map = self.base.page.mapping();
         let sems = match &self.sems {
             Sems::Posix(s, _) => Sems::Posix(*s, Vec::new()),
             Sems::Sysv(set) => Sems::Sysv(Arc::clone(set)),
@@ -239,11 +229,9 @@ impl Primitive for Sem {
             }
         };
         let end = End {
-            page,
-            role: Role::Parent,
+            base: Base::new(page, Role::Parent),
             sems,
             names,
-            aborted: Arc::new(AtomicBool::new(false)),
         };
         Ok((Box::new(end), spec, Vec::new()))
     }
@@ -297,11 +285,9 @@ impl Primitive for Sem {
             }
         };
         Ok(Box::new(End {
-            page,
-            role: Role::Peer,
+            base: Base::new(page, Role::Peer),
             sems,
             names: Vec::new(),
-            aborted: Arc::new(AtomicBool::new(false)),
         }))
     }
 }

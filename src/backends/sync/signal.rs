@@ -4,11 +4,10 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
-use super::{gone, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
-use crate::backends::AbortHandle;
+use super::{gone, Base, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
 use crate::error::BackendError;
 
 pub struct Signal;
@@ -51,11 +50,9 @@ pub fn block() -> io::Result<()> {
 }
 
 struct End {
-    page: SharedPage,
-    role: Role,
+    base: Base,
     /// The other process (0 until the parent learns its peer's pid).
     other: Arc<AtomicI32>,
-    aborted: Arc<AtomicBool>,
 }
 
 impl SyncEnd for End {
@@ -73,16 +70,8 @@ impl SyncEnd for End {
         ))
     }
 
-    fn page(&self) -> &SharedPage {
-        &self.page
-    }
-
-    fn role(&self) -> Role {
-        self.role
-    }
-
-    fn aborted(&self) -> &AtomicBool {
-        &self.aborted
+    fn base(&self) -> &Base {
+        &self.base
     }
 
     fn give(&mut self) -> io::Result<()> {
@@ -123,15 +112,10 @@ impl SyncEnd for End {
             if !matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) {
                 return Err(e);
             }
-            if self.aborted.load(Ordering::Relaxed) {
+            if self.base.aborted.load(Ordering::Relaxed) {
                 return Err(gone());
             }
         }
-    }
-
-    fn abort_handle(&self) -> AbortHandle {
-        let flag = Arc::clone(&self.aborted);
-        Box::new(move || flag.store(true, Ordering::Release))
     }
 
     fn set_peer(&mut self, pid: i32) {
@@ -142,10 +126,8 @@ impl SyncEnd for End {
 impl End {
     fn new(page: SharedPage, role: Role, other: i32) -> End {
         End {
-            page,
-            role,
+            base: Base::new(page, role),
             other: Arc::new(AtomicI32::new(other)),
-            aborted: Arc::new(AtomicBool::new(false)),
         }
     }
 }
