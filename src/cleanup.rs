@@ -20,6 +20,45 @@ pub enum Object {
     PosixMq(String),
     PosixShm(String),
     PosixSem(String),
+    /// An iceoryx2 domain of one run (`iox2_<name>_*` in /dev/shm and iceoryx2's root path).
+    Iox2Domain(String),
+}
+
+/// Every kind of record, as it stands at the start of a record's file name.
+const KINDS: [&str; 7] = [
+    "sysv-msg",
+    "sysv-sem",
+    "sysv-shm",
+    "posix-mq",
+    "posix-shm",
+    "posix-sem",
+    "iox2-domain",
+];
+
+/// Where iceoryx2 keeps its files by default (its `global.root-path`).
+pub const IOX2_ROOT: &str = "/tmp/iceoryx2";
+
+/// The files of the iceoryx2 domain `name`: shared memory and the node and service records.
+pub fn iox2_domain_files(name: &str) -> Vec<PathBuf> {
+    let prefix = format!("iox2_{name}_");
+    let mut dirs = vec![
+        PathBuf::from("/dev/shm"),
+        Path::new(IOX2_ROOT).join("services"),
+        Path::new(IOX2_ROOT).join("nodes"),
+    ];
+    // Node records sit in one directory per node id, named without the prefix.
+    if let Ok(rd) = std::fs::read_dir(Path::new(IOX2_ROOT).join("nodes")) {
+        dirs.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    dirs.iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|rd| rd.flatten().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .collect()
 }
 
 impl Object {
@@ -31,13 +70,17 @@ impl Object {
             Object::PosixMq(_) => "posix-mq",
             Object::PosixShm(_) => "posix-shm",
             Object::PosixSem(_) => "posix-sem",
+            Object::Iox2Domain(_) => "iox2-domain",
         }
     }
 
     fn ident(&self) -> String {
         match self {
             Object::SysvMsg(i) | Object::SysvSem(i) | Object::SysvShm(i) => i.to_string(),
-            Object::PosixMq(n) | Object::PosixShm(n) | Object::PosixSem(n) => n.clone(),
+            Object::PosixMq(n)
+            | Object::PosixShm(n)
+            | Object::PosixSem(n)
+            | Object::Iox2Domain(n) => n.clone(),
         }
     }
 
@@ -59,6 +102,7 @@ impl Object {
             "posix-mq" => Object::PosixMq(name()?),
             "posix-shm" => Object::PosixShm(name()?),
             "posix-sem" => Object::PosixSem(name()?),
+            "iox2-domain" => Object::Iox2Domain(name()?.trim_start_matches('/').to_string()),
             _ => return None,
         })
     }
@@ -106,6 +150,7 @@ impl Object {
             Object::PosixShm(n) => Path::new("/dev/shm")
                 .join(n.trim_start_matches('/'))
                 .exists(),
+            Object::Iox2Domain(n) => !iox2_domain_files(n).is_empty(),
             _ => self.ctime().is_some(),
         }
     }
@@ -130,6 +175,13 @@ impl Object {
             Object::PosixMq(n) => nix::mqueue::mq_unlink(n.as_str()).map_err(io::Error::from),
             Object::PosixShm(n) => nix::sys::mman::shm_unlink(n.as_str()).map_err(io::Error::from),
             Object::PosixSem(n) => crate::sys::shm::NamedSem::unlink(n),
+            #[cfg(feature = "iceoryx2")]
+            Object::Iox2Domain(n) => crate::backends::remove_iox2_domain(n),
+            #[cfg(not(feature = "iceoryx2"))]
+            Object::Iox2Domain(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this ipcbench was built without the iceoryx2 feature; clean with `cargo run --features iceoryx2 -- clean`",
+            )),
         }
     }
 }
@@ -222,31 +274,42 @@ fn field(body: &str, key: &str) -> Option<i64> {
         .find_map(|l| l.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
+/// What `clean` did: objects removed, and objects it found but could not remove (their
+/// records are kept so a later `clean` tries again).
+#[derive(Debug, Default)]
+pub struct Cleaned {
+    pub removed: Vec<String>,
+    pub failed: Vec<String>,
+}
+
 /// Removes the recorded objects whose creating process is gone, and this tool's private
-/// directories in TMPDIR left by dead processes. Returns what was removed.
-pub fn clean() -> io::Result<Vec<String>> {
+/// directories in TMPDIR left by dead processes.
+pub fn clean() -> io::Result<Cleaned> {
+    let mut done = clean_records(|_| true)?;
+    done.removed.extend(clean_private_dirs());
+    Ok(done)
+}
+
+/// Removes the iceoryx2 domains of dead runs (what a killed run leaves: its nodes'
+/// records, its services and their shared memory). A new iceoryx2 run does this first.
+pub fn clean_dead_iox2_domains() -> io::Result<Cleaned> {
+    clean_records(|o| matches!(o, Object::Iox2Domain(_)))
+}
+
+fn clean_records(wanted: impl Fn(&Object) -> bool) -> io::Result<Cleaned> {
     let dir = state_dir()?;
-    let mut removed = Vec::new();
+    let mut done = Cleaned::default();
     for entry in std::fs::read_dir(&dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((kind, ident)) = [
-            "sysv-msg",
-            "sysv-sem",
-            "sysv-shm",
-            "posix-mq",
-            "posix-shm",
-            "posix-sem",
-        ]
-        .iter()
-        .find_map(|k| {
+        let Some((kind, ident)) = KINDS.iter().find_map(|k| {
             name.strip_prefix(k)
                 .and_then(|r| r.strip_prefix('-'))
                 .map(|r| (*k, r))
         }) else {
             continue;
         };
-        let Some(obj) = Object::parse(kind, ident) else {
+        let Some(obj) = Object::parse(kind, ident).filter(|o| wanted(o)) else {
             continue;
         };
         let body = std::fs::read_to_string(entry.path()).unwrap_or_default();
@@ -262,13 +325,18 @@ pub fn clean() -> io::Result<Vec<String>> {
                 .is_some_and(|c| c == field(&body, "ctime").unwrap_or(-1)),
             _ => obj.exists(),
         };
-        if ours && obj.remove().is_ok() {
-            removed.push(obj.to_string());
+        if ours {
+            match obj.remove() {
+                Ok(()) => done.removed.push(obj.to_string()),
+                Err(e) => {
+                    done.failed.push(format!("{obj}: {e}"));
+                    continue;
+                }
+            }
         }
         let _ = std::fs::remove_file(entry.path());
     }
-    removed.extend(clean_private_dirs());
-    Ok(removed)
+    Ok(done)
 }
 
 /// `$TMPDIR/ipcbench-<pid>-XXXXXX` directories of dead processes, owned by this user.

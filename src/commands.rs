@@ -219,18 +219,20 @@ pub fn recommend(args: &RecommendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `ipcbench clean`.
-pub fn clean() -> anyhow::Result<()> {
+/// `ipcbench clean`. Fails (exit 1) if something it found could not be removed.
+pub fn clean() -> anyhow::Result<bool> {
     let dir = crate::cleanup::state_dir().context("cannot open the state directory")?;
-    let removed =
-        crate::cleanup::clean().with_context(|| format!("cannot read {}", dir.display()))?;
-    if removed.is_empty() {
+    let done = crate::cleanup::clean().with_context(|| format!("cannot read {}", dir.display()))?;
+    if done.removed.is_empty() && done.failed.is_empty() {
         println!("nothing to clean (records in {})", dir.display());
     }
-    for r in removed {
+    for r in &done.removed {
         println!("removed {r}");
     }
-    Ok(())
+    for f in &done.failed {
+        eprintln!("ipcbench: could not remove {f}");
+    }
+    Ok(done.failed.is_empty())
 }
 
 /// `ipcbench floor`.

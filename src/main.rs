@@ -24,7 +24,7 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
-        CommandKind::Clean => finish(commands::clean().map(|()| true)),
+        CommandKind::Clean => finish(commands::clean()),
         CommandKind::Floor(args) => match std::env::current_exe() {
             Ok(exe) => finish(commands::floor(&args, exe).map(|()| true)),
             Err(e) => finish(Err(e.into())),

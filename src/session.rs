@@ -70,8 +70,10 @@ pub struct Session {
     peer_spec: String,
     lossy: bool,
     size: usize,
-    chan: Box<dyn Channel>,
+    // The peer goes first (fields drop in order): a channel is always dropped after the peer
+    // has exited or been killed, so its cleanup sees everything the peer held released.
     peer: Peer,
+    chan: Box<dyn Channel>,
     bufs: Buffers,
     seq: u64,
 }
@@ -128,7 +130,7 @@ impl Session {
             };
             (offer.connect)(&rv)
         };
-        let mut chan = match connected {
+        let chan = match connected {
             Ok(c) => c,
             // The peer's own account (e.g. it refused the object) explains more.
             Err(e) => return Err(peer.diagnose().map(peer_err).unwrap_or(Error::Backend(e))),
@@ -136,19 +138,21 @@ impl Session {
         if let Some(abort) = chan.abort_handle() {
             peer.on_exit(abort);
         }
-        peer.expect("ready").map_err(peer_err)?;
-        chan.peer_attached()?;
-        Ok(Session {
+        // From here on, any failure drops the session: the peer first, then the channel.
+        let mut session = Session {
             mechanism: id,
             verified: info.verified,
             peer_spec,
             lossy: info.lossy,
             size,
-            chan,
             peer,
+            chan,
             bufs: Buffers::new(size, opts.verify),
             seq: 0,
-        })
+        };
+        session.peer.expect("ready").map_err(peer_err)?;
+        session.chan.peer_attached()?;
+        Ok(session)
     }
 
     /// What the peer was told to open: a path, queue names or ids, a port.
@@ -240,11 +244,12 @@ impl Session {
     /// Tells the peer to exit and checks that it did so cleanly.
     pub fn finish(self) -> Result<(), Error> {
         let id = self.mechanism;
-        drop(self.chan);
-        self.peer.quit().map_err(|source| Error::Peer {
+        let quit = self.peer.quit().map_err(|source| Error::Peer {
             mechanism: id,
             source,
-        })
+        });
+        drop(self.chan);
+        quit
     }
 
     /// Runs one timed phase: the order to the peer, the loop, the peer's report.
@@ -312,8 +317,9 @@ fn explain(id: &'static str, peer: &mut Peer, e: DataError) -> Error {
 /// error reporting as `Session`, driving the hand-off and lock workloads.
 pub struct SyncSession {
     primitive: &'static dyn crate::backends::sync::Primitive,
-    end: Box<dyn crate::backends::sync::SyncEnd>,
+    // As in `Session`: the peer goes before the objects it shares.
     peer: Peer,
+    end: Box<dyn crate::backends::sync::SyncEnd>,
 }
 
 /// The lock workload's counts: acquisitions and writes of this process and of the peer.
@@ -351,18 +357,19 @@ impl SyncSession {
             mechanism: id,
             source,
         };
-        let mut peer = Peer::spawn(launch, opts.timeout).map_err(peer_err)?;
+        let peer = Peer::spawn(launch, opts.timeout).map_err(peer_err)?;
         if let Some(pid) = peer.pid() {
             end.set_peer(pid as i32);
         }
         peer.on_exit(end.abort_handle());
-        peer.expect("ready").map_err(peer_err)?;
-        end.peer_attached()?;
-        Ok(SyncSession {
+        let mut session = SyncSession {
             primitive,
-            end,
             peer,
-        })
+            end,
+        };
+        session.peer.expect("ready").map_err(peer_err)?;
+        session.end.peer_attached()?;
+        Ok(session)
     }
 
     pub fn peer_pid(&self) -> Option<u32> {
@@ -494,10 +501,11 @@ impl SyncSession {
 
     pub fn finish(self) -> Result<(), Error> {
         let id = self.id();
-        drop(self.end);
-        self.peer.quit().map_err(|source| Error::Peer {
+        let quit = self.peer.quit().map_err(|source| Error::Peer {
             mechanism: id,
             source,
-        })
+        });
+        drop(self.end);
+        quit
     }
 }

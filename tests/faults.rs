@@ -348,3 +348,71 @@ fn the_peer_role_refuses_bad_arguments_even_from_a_pipe() {
         );
     }
 }
+
+/// The iceoryx2 domains a run recorded in its trace.
+#[cfg(feature = "iceoryx2")]
+fn iox2_domains(s: &Scratch) -> Vec<ipcbench::cleanup::Object> {
+    std::fs::read_to_string(s.root.join("trace"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("iox2-domain "))
+        .filter_map(ipcbench::cleanup::Object::from_trace)
+        .collect()
+}
+
+#[cfg(feature = "iceoryx2")]
+#[test]
+fn an_iceoryx2_peer_killed_mid_run_leaves_nothing() {
+    let s = Scratch::new("iox2-peer-kill");
+    let (child, peer) = long_run(&s, "iceoryx2");
+    kill(Pid::from_raw(peer as i32), Signal::SIGKILL).unwrap();
+    // The latency case fails; stop the run before its billion-message throughput case.
+    let t = Instant::now();
+    while children(child.id()).first() == Some(&peer) || children(child.id()).is_empty() {
+        if s.json().exists() || t.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let (status, _, err) = wait_bounded(child, Duration::from_secs(10));
+    assert_eq!(status, Some(130), "{err}");
+    assert!(!iox2_domains(&s).is_empty());
+    // The dead peer's node, ports and services and the domain's global segment are gone.
+    s.audit();
+}
+
+#[cfg(feature = "iceoryx2")]
+#[test]
+fn a_killed_iceoryx2_run_is_recorded_and_clean_removes_its_domain() {
+    let s = Scratch::new("iox2-parent-kill");
+    let (child, peer) = long_run(&s, "iceoryx2");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = wait_bounded(child, Duration::from_secs(5));
+    let t = Instant::now();
+    while !gone(peer) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the peer outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: Vec<_> = iox2_domains(&s)
+        .into_iter()
+        .filter(|d| d.exists())
+        .collect();
+    assert_eq!(
+        left.len(),
+        1,
+        "the running case's domain is left, and recorded"
+    );
+    let out = s.run(&["clean"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("removed {}", left[0])),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!left[0].exists(), "{} survived clean", left[0]);
+    s.audit();
+}

@@ -257,6 +257,10 @@ pub trait Mechanism: Send + Sync {
     ) -> Result<Box<dyn Channel>, BackendError>;
 }
 
+/// Removes a dead run's iceoryx2 domain (for `ipcbench clean`).
+#[cfg(feature = "iceoryx2")]
+pub use crates::iceoryx2::remove_domain as remove_iox2_domain;
+
 impl std::fmt::Debug for dyn Mechanism {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.info().id)

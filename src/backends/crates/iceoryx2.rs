@@ -54,6 +54,37 @@ struct IoxChannel {
     _node: Node<Svc>,
     spin_yield: bool,
     aborted: Arc<AtomicBool>,
+    /// Parent only. The last field, so it is dropped after the ports and the node.
+    domain: Option<Domain>,
+}
+
+/// The parent's hold on the run's private domain, recorded for `ipcbench clean` while it
+/// lasts. Dropped after this side's node and after the peer has gone (sessions drop the peer
+/// before the channel), it removes what is left: the global management segment if the peer
+/// never attached, a killed peer's node resources; the record goes once nothing remains.
+struct Domain {
+    name: String,
+    config: Config,
+    segment: bool,
+}
+
+impl Domain {
+    fn remove_segment(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.segment) {
+            remove_global_segment(&self.config).map_err(other)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        let _ = self.remove_segment();
+        let _ = remove_dead_nodes(&self.config);
+        if crate::cleanup::iox2_domain_files(&self.name).is_empty() {
+            crate::cleanup::untrack(&crate::cleanup::Object::Iox2Domain(self.name.clone()));
+        }
+    }
 }
 
 fn other(e: impl std::fmt::Debug) -> io::Error {
@@ -101,22 +132,69 @@ impl Channel for IoxChannel {
         let flag = Arc::clone(&self.aborted);
         Some(Box::new(move || flag.store(true, Ordering::Release)))
     }
+
+    fn peer_attached(&mut self) -> Result<(), BackendError> {
+        if let Some(d) = self.domain.as_mut() {
+            d.remove_segment()
+                .map_err(|e| err("remove", "the domain's global management segment", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes the global management segment of the run's private domain. iceoryx2 keeps it
+/// (it is persistent by design) and reads it only to number new nodes, so once both
+/// processes' nodes exist nothing needs it; in the shared default domain it could not be
+/// removed, which is why each run has a domain of its own.
+fn remove_global_segment(config: &Config) -> Result<bool, impl std::fmt::Debug> {
+    // SAFETY: iceoryx2 requires that no other process uses the domain. The domain's prefix
+    // is unique to this run (pid and random tag), and its only users, this process and its
+    // peer, have both created their nodes, the one step that opens the segment.
+    unsafe { iceoryx2::testing::remove_global_mgmt_segment::<Svc>(config) }
 }
 
 fn err(action: &'static str, what: &str, e: impl std::fmt::Debug) -> BackendError {
     BackendError::new(INFO.id, action, what.to_string(), other(e))
 }
 
-/// Removes what dead iceoryx2 nodes (for instance a killed earlier run) left behind.
-fn cleanup_dead_nodes() {
-    // iceoryx2 warns on stderr when it runs without a config file: defaults are intended.
-    set_log_level(LogLevel::Error);
-    let _ = Node::<Svc>::list(Config::global_config(), |state| {
+/// iceoryx2's own cleanup of the stale resources of a domain's dead nodes.
+fn remove_dead_nodes(config: &Config) -> io::Result<()> {
+    Node::<Svc>::list(config, |state| {
         if let NodeState::<Svc>::Dead(view) = state {
             let _ = view.try_remove_stale_resources();
         }
         CallbackProgression::Continue
-    });
+    })
+    .map_err(other)
+}
+
+/// Removes a dead run's domain: iceoryx2's own stale-resource cleanup of its dead nodes
+/// (their records, services and shared memory), then the domain's global management segment.
+pub fn remove_domain(name: &str) -> io::Result<()> {
+    set_log_level(LogLevel::Error);
+    let config = domain(name).map_err(|e| io::Error::other(e.to_string()))?;
+    remove_dead_nodes(&config)?;
+    remove_global_segment(&config).map_err(other)?;
+    let left = crate::cleanup::iox2_domain_files(name);
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "{} files of the domain remain, e.g. {}",
+            left.len(),
+            left[0].display()
+        )))
+    }
+}
+
+/// The run's private iceoryx2 domain: the default configuration with a file prefix of its
+/// own, so every object iceoryx2 creates for the run (its global management segment too)
+/// is the run's and can be removed without touching other iceoryx2 programs.
+fn domain(base: &str) -> Result<Config, BackendError> {
+    let mut config = Config::global_config().clone();
+    let prefix = format!("iox2_{base}_");
+    config.global.prefix = FileName::new(prefix.as_bytes()).map_err(|e| err("name", &prefix, e))?;
+    Ok(config)
 }
 
 /// Opens this side's node and ports: publish on `out`, subscribe to `inp`.
@@ -128,7 +206,9 @@ fn open(
     spin_yield: bool,
 ) -> Result<IoxChannel, BackendError> {
     set_log_level(LogLevel::Error);
+    let config = domain(base)?;
     let node = NodeBuilder::new()
+        .config(&config)
         .signal_handling_mode(SignalHandlingMode::Disabled)
         .create::<Svc>()
         .map_err(|e| err("create", "a node", e))?;
@@ -180,6 +260,7 @@ fn open(
         _node: node,
         spin_yield,
         aborted,
+        domain: None,
     })
 }
 
@@ -195,11 +276,20 @@ impl Mechanism for Iceoryx2 {
     }
 
     fn offer(&self, params: &ChannelParams) -> Result<Offer, BackendError> {
-        cleanup_dead_nodes();
+        // What killed earlier runs left (their domains are recorded; live runs' are kept).
+        let _ = crate::cleanup::clean_dead_iox2_domains();
         let tag = crate::sys::random_u64().map_err(|e| err("read", "/dev/urandom", e))?;
         let base = format!("{PREFIX}{}-{tag:016x}", std::process::id());
+        crate::cleanup::track(&crate::cleanup::Object::Iox2Domain(base.clone()));
+        // Held from the start, so even a failed open leaves nothing (and no record) behind.
+        let guard = Domain {
+            name: base.clone(),
+            config: domain(&base)?,
+            segment: true,
+        };
         let spin_yield = params.pin == Pin::None;
-        let chan = open(&base, "to", "from", params.size, spin_yield)?;
+        let mut chan = open(&base, "to", "from", params.size, spin_yield)?;
+        chan.domain = Some(guard);
         Ok(Offer {
             spec: format!("{base};yield={}", u8::from(spin_yield)),
             inherit: Vec::new(),
