@@ -140,18 +140,23 @@ impl Object {
     /// Whether the kernel still has the object (a System V segment marked for removal counts).
     pub fn exists(&self) -> bool {
         match self {
+            // Opened only to see that it exists; the owning wrapper closes it again.
             Object::PosixMq(n) => nix::mqueue::mq_open(
                 n.as_str(),
                 nix::mqueue::MQ_OFlag::O_RDONLY,
                 nix::sys::stat::Mode::empty(),
                 None,
             )
+            .map(crate::sys::mq::OwnedMq::new)
             .is_ok(),
             Object::PosixShm(n) => Path::new("/dev/shm")
                 .join(n.trim_start_matches('/'))
                 .exists(),
+            Object::PosixSem(n) => Path::new("/dev/shm")
+                .join(format!("sem.{}", n.trim_start_matches('/')))
+                .exists(),
             Object::Iox2Domain(n) => !iox2_domain_files(n).is_empty(),
-            _ => self.ctime().is_some(),
+            Object::SysvMsg(_) | Object::SysvSem(_) | Object::SysvShm(_) => self.ctime().is_some(),
         }
     }
 
