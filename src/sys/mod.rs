@@ -3,6 +3,7 @@
 
 pub mod fd;
 pub mod fs;
+pub mod futex;
 pub mod lock;
 pub mod mq;
 pub mod shm;

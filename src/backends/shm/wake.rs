@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
-use rustix::thread::futex;
+use crate::sys::futex;
 
 use super::super::AbortHandle;
 use crate::sys::shm::{Mapping, ShmCondvar, ShmSem, SysvSemSet};
@@ -59,11 +59,6 @@ pub struct Waker {
 // SAFETY: the slot pointers refer to the mapping held in `_map`; the shared state is atomics
 // and process-shared primitives meant for concurrent use.
 unsafe impl Send for Waker {}
-
-const FUTEX_SLICE: futex::Timespec = futex::Timespec {
-    tv_sec: 0,
-    tv_nsec: 100_000_000,
-};
 
 fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "the peer is gone")
@@ -149,22 +144,7 @@ impl Waker {
     fn sleep(&self, ev: usize, seen: u32) -> io::Result<()> {
         match &self.prim {
             Prim::Spin { .. } => Ok(()),
-            Prim::Futex => match futex::wait(
-                &self.slot(ev).seq,
-                futex::Flags::empty(),
-                seen,
-                Some(&FUTEX_SLICE),
-            ) {
-                Ok(()) => Ok(()),
-                Err(e)
-                    if e == rustix::io::Errno::AGAIN
-                        || e == rustix::io::Errno::TIMEDOUT
-                        || e == rustix::io::Errno::INTR =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(e.into()),
-            },
+            Prim::Futex => futex::wait(&self.slot(ev).seq, seen),
             Prim::Eventfd(fds) => {
                 let mut b = [0u8; 8];
                 loop {
@@ -195,9 +175,7 @@ impl Waker {
     fn wake(&self, ev: usize) -> io::Result<()> {
         match &self.prim {
             Prim::Spin { .. } => Ok(()),
-            Prim::Futex => futex::wake(&self.slot(ev).seq, futex::Flags::empty(), 1)
-                .map(drop)
-                .map_err(io::Error::from),
+            Prim::Futex => futex::wake(&self.slot(ev).seq, 1),
             Prim::Eventfd(fds) => rustix::io::write(&*fds[ev], &1u64.to_ne_bytes())
                 .map(drop)
                 .map_err(io::Error::from),
@@ -236,9 +214,7 @@ impl Waker {
             for ev in 0..EVENTS {
                 me.slot(ev).seq.fetch_add(1, Ordering::SeqCst);
                 let _ = match &me.prim {
-                    Prim::Futex => futex::wake(&me.slot(ev).seq, futex::Flags::empty(), u32::MAX)
-                        .map(drop)
-                        .map_err(io::Error::from),
+                    Prim::Futex => futex::wake(&me.slot(ev).seq, u32::MAX),
                     _ => me.wake(ev),
                 };
             }

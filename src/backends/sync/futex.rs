@@ -4,9 +4,9 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
-use rustix::thread::futex;
+use crate::sys::futex;
 
 use super::{gone, Base, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
 use crate::error::BackendError;
@@ -25,27 +25,8 @@ static INFO: PrimitiveInfo = PrimitiveInfo {
     hidden: false,
 };
 
-const SLICE: futex::Timespec = futex::Timespec {
-    tv_sec: 0,
-    tv_nsec: 100_000_000,
-};
-
 struct End {
     base: Base,
-}
-
-fn wait(word: &AtomicU32, seen: u32) -> io::Result<()> {
-    match futex::wait(word, futex::Flags::empty(), seen, Some(&SLICE)) {
-        Ok(()) => Ok(()),
-        Err(e)
-            if e == rustix::io::Errno::AGAIN
-                || e == rustix::io::Errno::TIMEDOUT
-                || e == rustix::io::Errno::INTR =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 impl SyncEnd for End {
@@ -60,7 +41,7 @@ impl SyncEnd for End {
             if self.base.aborted.load(Ordering::Relaxed) {
                 return Err(gone());
             }
-            wait(w, 2)?;
+            futex::wait(w, 2)?;
         }
         Ok(())
     }
@@ -69,7 +50,7 @@ impl SyncEnd for End {
         let w = self.base.page.word(0);
         if w.fetch_sub(1, Ordering::Release) != 1 {
             w.store(0, Ordering::Release);
-            futex::wake(w, futex::Flags::empty(), 1).map_err(io::Error::from)?;
+            futex::wake(w, 1)?;
         }
         Ok(())
     }
@@ -81,9 +62,7 @@ impl SyncEnd for End {
     fn give(&mut self) -> io::Result<()> {
         let t = self.base.page.turn();
         t.store(self.base.role.other() as u32, Ordering::Release);
-        futex::wake(t, futex::Flags::empty(), 1)
-            .map(drop)
-            .map_err(io::Error::from)
+        futex::wake(t, 1)
     }
 
     fn take(&mut self) -> io::Result<()> {
@@ -96,7 +75,7 @@ impl SyncEnd for End {
             if self.base.aborted.load(Ordering::Relaxed) {
                 return Err(gone());
             }
-            wait(t, v)?;
+            futex::wait(t, v)?;
         }
     }
 }
