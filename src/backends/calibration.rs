@@ -8,8 +8,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::pipe::{join_pipes, pipe_pair};
-use super::stream::StreamChannel;
+use super::pipe::{join_pipes, offer_pipes};
 use super::{
     expect_fds, AbortHandle, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer,
 };
@@ -66,18 +65,7 @@ impl Mechanism for PipeRaw {
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
-        let [rx, tx, peer_rx, peer_tx] = pipe_pair(RAW_INFO.id)?;
-        Ok(Offer {
-            spec: String::new(),
-            inherit: vec![peer_rx, peer_tx],
-            connect: Box::new(move |_| {
-                Ok(Box::new(StreamChannel::new(
-                    RAW_INFO.id,
-                    std::fs::File::from(rx),
-                    std::fs::File::from(tx),
-                )))
-            }),
-        })
+        offer_pipes(RAW_INFO.id)
     }
 
     fn join(

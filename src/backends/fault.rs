@@ -4,8 +4,7 @@
 use std::io;
 use std::os::fd::OwnedFd;
 
-use super::pipe::{join_pipes, pipe_pair};
-use super::stream::StreamChannel;
+use super::pipe::{join_pipes, offer_pipes};
 use super::{Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
 use crate::error::BackendError;
 use crate::message;
@@ -110,24 +109,19 @@ impl Mechanism for Fault {
     }
 
     fn offer(&self, params: &ChannelParams) -> Result<Offer, BackendError> {
-        let id = self.info().id;
-        let [rx, tx, peer_rx, peer_tx] = pipe_pair(id)?;
+        let mut offer = offer_pipes(self.info().id)?;
+        let pipes = offer.connect;
         let kind = self.kind;
         let size = params.size;
-        Ok(Offer {
-            spec: String::new(),
-            inherit: vec![peer_rx, peer_tx],
-            connect: Box::new(move |_| {
-                let inner =
-                    StreamChannel::new(id, std::fs::File::from(rx), std::fs::File::from(tx));
-                Ok(Box::new(Faulty {
-                    inner: Box::new(inner),
-                    kind,
-                    sent: 0,
-                    scratch: Vec::with_capacity(size),
-                }))
-            }),
-        })
+        offer.connect = Box::new(move |peer| {
+            Ok(Box::new(Faulty {
+                inner: pipes(peer)?,
+                kind,
+                sent: 0,
+                scratch: Vec::with_capacity(size),
+            }))
+        });
+        Ok(offer)
     }
 
     fn join(

@@ -45,6 +45,23 @@ pub(super) fn pipe_pair(mechanism: &'static str) -> Result<[OwnedFd; 4], Backend
     Ok([from_peer_r, to_peer_w, to_peer_r, from_peer_w])
 }
 
+/// The parent's side of [`pipe_pair`]: the peer inherits its two ends, and connecting
+/// yields a framed stream over the parent's two.
+pub(super) fn offer_pipes(mechanism: &'static str) -> Result<Offer, BackendError> {
+    let [rx, tx, peer_rx, peer_tx] = pipe_pair(mechanism)?;
+    Ok(Offer {
+        spec: String::new(),
+        inherit: vec![peer_rx, peer_tx],
+        connect: Box::new(move |_| {
+            Ok(Box::new(StreamChannel::new(
+                mechanism,
+                File::from(rx),
+                File::from(tx),
+            )))
+        }),
+    })
+}
+
 /// The peer's end: descriptors 3 (read) and 4 (write), both checked to be pipes.
 pub(super) fn join_pipes(
     mechanism: &'static str,
@@ -74,18 +91,7 @@ impl Mechanism for Pipe {
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
-        let [rx, tx, peer_rx, peer_tx] = pipe_pair(INFO.id)?;
-        Ok(Offer {
-            spec: String::new(),
-            inherit: vec![peer_rx, peer_tx],
-            connect: Box::new(move |_| {
-                Ok(Box::new(StreamChannel::new(
-                    INFO.id,
-                    File::from(rx),
-                    File::from(tx),
-                )))
-            }),
-        })
+        offer_pipes(INFO.id)
     }
 
     fn join(
