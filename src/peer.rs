@@ -264,10 +264,6 @@ impl Peer {
         })
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// The peer's process id (for fault-injection tests and diagnostics).
     pub fn pid(&self) -> Option<u32> {
         self.child.lock().ok().map(|c| c.id())
@@ -533,76 +529,98 @@ fn serve_sync(
     primitive: &'static dyn backends::sync::Primitive,
     args: &PeerArgs,
 ) -> Result<(), String> {
+    let fds = settle(args, primitive.info().id)?;
+    let mut end = backends::sync::join(primitive, &args.spec, fds).map_err(|e| e.to_string())?;
+    let write_one_in = primitive.info().write_one_in;
+    obey(|order, control| match order {
+        Order::Handoff(n) => {
+            control.say("go")?;
+            workload::sync::handoff_peer(end.as_mut(), n).map_err(|e| e.to_string())?;
+            Ok(Delivery {
+                delivered: n,
+                final_seen: true,
+                last_arrival_ns: 0,
+            })
+        }
+        Order::Lock(ms) => {
+            control.say("go")?;
+            let (n, writes) = workload::sync::lock_loop(
+                end.as_mut(),
+                std::time::Duration::from_millis(ms),
+                write_one_in,
+            )
+            .map_err(|e| e.to_string())?;
+            // For the lock phase the delivery fields carry (acquisitions, writes).
+            Ok(Delivery {
+                delivered: n,
+                final_seen: true,
+                last_arrival_ns: writes,
+            })
+        }
+        Order::Hold => {
+            end.lock(true).map_err(|e| e.to_string())?;
+            control.say("holding")?;
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        other => Err(format!(
+            "{other:?} is not an order for a synchronisation primitive"
+        )),
+    })
+}
+
+/// Pins the peer where the parent asked and takes over its inherited descriptors.
+fn settle(args: &PeerArgs, id: &str) -> Result<Vec<OwnedFd>, String> {
     if let Some(cpu) = args.cpu {
         crate::placement::bind_current_thread(&[cpu])
             .map_err(|e| format!("cannot pin the peer to CPU {cpu}: {e}"))?;
     }
-    let fds = take_inherited(args.fds).map_err(|e| format!("{}: {e}", primitive.info().id))?;
-    let mut end = backends::sync::join(primitive, &args.spec, fds).map_err(|e| e.to_string())?;
-    let write_one_in = primitive.info().write_one_in;
-    let mut out = io::stdout().lock();
-    let mut say = |s: &str| -> Result<(), String> {
-        writeln!(out, "{s}")
-            .and_then(|()| out.flush())
+    take_inherited(args.fds).map_err(|e| format!("{id}: {e}"))
+}
+
+/// The peer's half of the control pipe: one line per reply.
+struct Control(io::StdoutLock<'static>);
+
+impl Control {
+    fn say(&mut self, s: &str) -> Result<(), String> {
+        writeln!(self.0, "{s}")
+            .and_then(|()| self.0.flush())
             .map_err(|e| format!("control pipe: {e}"))
-    };
-    say("ready")?;
+    }
+}
+
+/// The protocol loop both peer roles share: `ready`, then for each order the phase (which
+/// answers `go` before its timed part) and `done` with its CPU, until `quit`.
+fn obey(
+    mut phase: impl FnMut(Order, &mut Control) -> Result<Delivery, String>,
+) -> Result<(), String> {
+    let mut control = Control(io::stdout().lock());
+    control.say("ready")?;
     for line in io::stdin().lock().lines() {
-        let line = line.map_err(|e| format!("control pipe: {e}"))?;
-        let mut words = line.split(' ');
-        let (verb, arg) = (
-            words.next().unwrap_or(""),
-            words.next().map(str::parse::<u64>),
-        );
-        if words.next().is_some() {
-            return Err(format!("unknown command {line:?}"));
+        let order = parse_order(&line.map_err(|e| format!("control pipe: {e}"))?)?;
+        if let Order::Quit = order {
+            return Ok(());
         }
         let before = CpuUsage::thread().map_err(|e| e.to_string())?;
-        // For the lock phase the delivery fields carry (acquisitions, writes).
-        let delivery = match (verb, arg) {
-            ("quit", None) => return Ok(()),
-            ("handoff", Some(Ok(n))) => {
-                say("go")?;
-                workload::sync::handoff_peer(end.as_mut(), n).map_err(|e| e.to_string())?;
-                Delivery {
-                    delivered: n,
-                    final_seen: true,
-                    last_arrival_ns: 0,
-                }
-            }
-            ("lock", Some(Ok(ms))) if ms <= 3_600_000 => {
-                say("go")?;
-                let (n, writes) = workload::sync::lock_loop(
-                    end.as_mut(),
-                    std::time::Duration::from_millis(ms),
-                    write_one_in,
-                )
-                .map_err(|e| e.to_string())?;
-                Delivery {
-                    delivered: n,
-                    final_seen: true,
-                    last_arrival_ns: writes,
-                }
-            }
-            ("hold", None) => {
-                end.lock(true).map_err(|e| e.to_string())?;
-                say("holding")?;
-                loop {
-                    std::thread::sleep(std::time::Duration::from_secs(3600));
-                }
-            }
-            _ => return Err(format!("unknown command {line:?}")),
-        };
+        let delivery = phase(order, &mut control)?;
         let cpu = CpuUsage::thread().map_err(|e| e.to_string())?.since(before);
-        say(&format!("done {}", PhaseReport { cpu, delivery }.encode()))?;
+        control.say(&format!("done {}", PhaseReport { cpu, delivery }.encode()))?;
     }
     Err("the parent closed the control pipe".into())
 }
 
 /// A command from the parent.
+#[derive(Debug)]
 enum Order {
+    /// Channels: answer `n` pings; receive `n` streamed messages.
     Echo(u64),
     Sink(u64),
+    /// Synchronisation: `n` turn pairs; contend for the lock for `ms` milliseconds; take
+    /// the lock and keep it (a test hook for a holder that dies).
+    Handoff(u64),
+    Lock(u64),
+    Hold,
     Quit,
 }
 
@@ -612,8 +630,11 @@ fn parse_order(line: &str) -> Result<Order, String> {
     let count = it.next().map(str::parse::<u64>);
     match (verb, count, it.next()) {
         ("quit", None, None) => Ok(Order::Quit),
+        ("hold", None, None) => Ok(Order::Hold),
         ("echo", Some(Ok(n)), None) => Ok(Order::Echo(n)),
         ("sink", Some(Ok(n)), None) if n > 0 => Ok(Order::Sink(n)),
+        ("handoff", Some(Ok(n)), None) => Ok(Order::Handoff(n)),
+        ("lock", Some(Ok(ms)), None) if ms <= 3_600_000 => Ok(Order::Lock(ms)),
         _ => Err(format!("unknown command {line:?}")),
     }
 }
@@ -689,63 +710,46 @@ fn serve_orders(
     mechanism: &'static dyn backends::Mechanism,
     args: &PeerArgs,
 ) -> Result<(), String> {
-    let id = mechanism.info().id;
-    if let Some(cpu) = args.cpu {
-        crate::placement::bind_current_thread(&[cpu])
-            .map_err(|e| format!("cannot pin the peer to CPU {cpu}: {e}"))?;
-    }
-    let fds = take_inherited(args.fds).map_err(|e| format!("{id}: {e}"))?;
+    let info = mechanism.info();
+    let fds = settle(args, info.id)?;
     let params = ChannelParams::new(args.size);
     let mut chan = mechanism
         .join(&args.spec, fds, &params)
         .map_err(|e| e.to_string())?;
     let mut bufs = Buffers::new(args.size, args.verify);
     let mut seq = 0u64;
-    let mut out = io::stdout().lock();
-    let mut say = |s: &str| -> Result<(), String> {
-        writeln!(out, "{s}")
-            .and_then(|()| out.flush())
-            .map_err(|e| format!("control pipe: {e}"))
+    let all = |n| Delivery {
+        delivered: n,
+        final_seen: true,
+        last_arrival_ns: 0,
     };
-    say("ready")?;
-    for line in io::stdin().lock().lines() {
-        let line = line.map_err(|e| format!("control pipe: {e}"))?;
-        let order = parse_order(&line)?;
-        let before = CpuUsage::thread().map_err(|e| e.to_string())?;
-        let (lossy, verified) = (mechanism.info().lossy, mechanism.info().verified);
-        let all = |n| Delivery {
-            delivered: n,
-            final_seen: true,
-            last_arrival_ns: 0,
-        };
+    obey(|order, control| {
+        let chan = chan.as_mut();
         let result = match order {
-            Order::Quit => return Ok(()),
             Order::Echo(n) => {
-                say("go")?;
-                if !verified {
-                    workload::pong_raw(chan.as_mut(), &mut bufs, n).map(|()| all(n))
-                } else if lossy {
-                    lossy::pong(chan.as_mut(), &mut bufs, &mut seq, n)
+                control.say("go")?;
+                if !info.verified {
+                    workload::pong_raw(chan, &mut bufs, n).map(|()| all(n))
+                } else if info.lossy {
+                    lossy::pong(chan, &mut bufs, &mut seq, n)
                 } else {
-                    workload::pong(chan.as_mut(), &mut bufs, &mut seq, n).map(|()| all(n))
+                    workload::pong(chan, &mut bufs, &mut seq, n).map(|()| all(n))
                 }
             }
             Order::Sink(n) => {
-                say("go")?;
-                if !verified {
-                    workload::sink_raw(chan.as_mut(), &mut bufs, n).map(|()| all(n))
-                } else if lossy {
-                    lossy::sink(chan.as_mut(), &mut bufs, &mut seq, n)
+                control.say("go")?;
+                if !info.verified {
+                    workload::sink_raw(chan, &mut bufs, n).map(|()| all(n))
+                } else if info.lossy {
+                    lossy::sink(chan, &mut bufs, &mut seq, n)
                 } else {
-                    workload::sink(chan.as_mut(), &mut bufs, &mut seq, n).map(|()| all(n))
+                    workload::sink(chan, &mut bufs, &mut seq, n).map(|()| all(n))
                 }
             }
+            other => return Err(format!("{other:?} is not an order for a channel")),
         };
-        let delivery = result.map_err(|e| e.to_string())?;
-        let cpu = CpuUsage::thread().map_err(|e| e.to_string())?.since(before);
-        say(&format!("done {}", PhaseReport { cpu, delivery }.encode()))?;
-    }
-    Err("the parent closed the control pipe".into())
+        result.map_err(|e| e.to_string())
+    })
 }
 
 #[cfg(test)]
@@ -757,7 +761,18 @@ mod tests {
         assert!(matches!(parse_order("echo 5"), Ok(Order::Echo(5))));
         assert!(matches!(parse_order("sink 1"), Ok(Order::Sink(1))));
         assert!(matches!(parse_order("quit"), Ok(Order::Quit)));
-        for bad in ["", "echo", "echo -1", "sink 0", "quit now", "rm -rf /"] {
+        assert!(matches!(parse_order("lock 200"), Ok(Order::Lock(200))));
+        assert!(matches!(parse_order("hold"), Ok(Order::Hold)));
+        for bad in [
+            "",
+            "echo",
+            "echo -1",
+            "sink 0",
+            "quit now",
+            "rm -rf /",
+            "lock 99999999",
+            "handoff",
+        ] {
             assert!(parse_order(bad).is_err(), "{bad}");
         }
     }

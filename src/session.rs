@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::backends::shm::Segment;
-use crate::backends::{Channel, ChannelParams, Mechanism, Rendezvous};
+use crate::backends::{Channel, ChannelParams, Mechanism, MechanismInfo, Rendezvous};
 use crate::error::Error;
 use crate::message::Verify;
 use crate::peer::{Launch, Peer, PhaseReport};
@@ -63,12 +63,10 @@ impl SessionOptions {
 }
 
 pub struct Session {
-    mechanism: &'static str,
-    /// False for calibration loops that skip framing and checks (`pipe-raw`).
-    verified: bool,
+    /// The mechanism: its id, whether it may lose messages, whether it is checked at all.
+    info: &'static MechanismInfo,
     /// What the peer was told to open (names, ids, ports): for leak checks and diagnostics.
     peer_spec: String,
-    lossy: bool,
     size: usize,
     // The peer goes first (fields drop in order): a channel is always dropped after the peer
     // has exited or been killed, so its cleanup sees everything the peer held released.
@@ -99,29 +97,14 @@ impl Session {
     ) -> Result<Session, Error> {
         let info = mechanism.info();
         let id = info.id;
-        if let Err(source) = opts.placement.apply_parent() {
-            return Err(Error::Pin {
-                cpu: opts.placement.parent_cpu.unwrap_or(0),
-                source,
-            });
-        }
-        let params = opts.params(size);
-        let offer = mechanism.offer(&params)?;
+        pin(opts)?;
+        let offer = mechanism.offer(&opts.params(size))?;
         let peer_spec = offer.spec.clone();
-        let launch = Launch {
-            exe: &opts.peer_exe,
-            mechanism: id,
-            size,
-            verify: opts.verify,
-            cpu: opts.placement.peer_cpu,
-            spec: offer.spec,
-            inherit: offer.inherit,
-        };
         let peer_err = |source| Error::Peer {
             mechanism: id,
             source,
         };
-        let mut peer = Peer::spawn(launch, opts.timeout).map_err(peer_err)?;
+        let mut peer = spawn(id, size, offer.spec, offer.inherit, opts)?;
         let connected = {
             let gone = || peer.has_exited();
             let rv = Rendezvous {
@@ -140,10 +123,8 @@ impl Session {
         }
         // From here on, any failure drops the session: the peer first, then the channel.
         let mut session = Session {
-            mechanism: id,
-            verified: info.verified,
+            info,
             peer_spec,
-            lossy: info.lossy,
             size,
             peer,
             chan,
@@ -171,7 +152,7 @@ impl Session {
         n: u64,
         hist: Option<&mut Histogram<u64>>,
     ) -> Result<PhaseCost, Error> {
-        let (lossy, verified) = (self.lossy, self.verified);
+        let (lossy, verified) = (self.info.lossy, self.info.verified);
         let (elapsed, lost, cpu, _) = self.phase(&format!("echo {n}"), |chan, bufs, seq| {
             if !verified {
                 workload::ping_raw(chan, bufs, n, hist).map(|d| (d, 0))
@@ -193,8 +174,8 @@ impl Session {
     /// time runs to the acknowledgement if the last message arrived, otherwise to the
     /// arrival of the last message that did (both processes share `CLOCK_MONOTONIC`).
     pub fn stream(&mut self, n: u64) -> Result<PhaseCost, Error> {
-        if !self.lossy {
-            let verified = self.verified;
+        if !self.info.lossy {
+            let verified = self.info.verified;
             let (elapsed, _, cpu, _) = self.phase(&format!("sink {n}"), |chan, bufs, seq| {
                 if verified {
                     workload::stream(chan, bufs, seq, n).map(|d| (d, 0))
@@ -223,7 +204,7 @@ impl Session {
             }
             _ => {
                 return Err(Error::DataPath {
-                    mechanism: self.mechanism,
+                    mechanism: self.info.id,
                     op: "delivery",
                     seq: self.seq.saturating_sub(n),
                     source: std::io::Error::new(
@@ -243,7 +224,7 @@ impl Session {
 
     /// Tells the peer to exit and checks that it did so cleanly.
     pub fn finish(self) -> Result<(), Error> {
-        let id = self.mechanism;
+        let id = self.info.id;
         let quit = self.peer.quit().map_err(|source| Error::Peer {
             mechanism: id,
             source,
@@ -258,35 +239,71 @@ impl Session {
         order: &str,
         run: impl FnOnce(&mut dyn Channel, &mut Buffers, &mut u64) -> Result<(T, u64), DataError>,
     ) -> Result<(T, u64, CpuUsage, PhaseReport), Error> {
-        let id = self.mechanism;
-        let peer_err = |source| Error::Peer {
-            mechanism: id,
-            source,
-        };
-        self.peer.command(order).map_err(peer_err)?;
-        self.peer.expect("go").map_err(peer_err)?;
-        self.peer.arm();
-        let before = CpuUsage::thread();
-        let result = run(self.chan.as_mut(), &mut self.bufs, &mut self.seq);
-        let after = CpuUsage::thread();
-        self.peer.disarm();
-        let (value, lost) = match result {
-            Ok(v) => v,
-            Err(e) => return Err(self.failure(e)),
-        };
-        let report =
-            PhaseReport::decode(&self.peer.expect("done").map_err(peer_err)?).map_err(peer_err)?;
-        let ours = match (before, after) {
-            (Ok(b), Ok(a)) => a.since(b),
-            _ => CpuUsage::default(),
-        };
-        Ok((value, lost, ours.plus(report.cpu), report))
+        let (chan, bufs, seq) = (self.chan.as_mut(), &mut self.bufs, &mut self.seq);
+        let ((value, lost), cpu, report) =
+            timed_phase(self.info.id, &mut self.peer, order, || run(chan, bufs, seq))?;
+        Ok((value, lost, cpu, report))
     }
+}
 
-    /// Turns a data-path failure into the most precise error.
-    fn failure(&mut self, e: DataError) -> Error {
-        explain(self.mechanism, &mut self.peer, e)
-    }
+/// Binds this thread where the placement puts the parent.
+fn pin(opts: &SessionOptions) -> Result<(), Error> {
+    opts.placement.apply_parent().map_err(|source| Error::Pin {
+        cpu: opts.placement.parent_cpu.unwrap_or(0),
+        source,
+    })
+}
+
+/// Starts the peer for `id` with what the parent's offer gives it.
+fn spawn(
+    id: &'static str,
+    size: usize,
+    spec: String,
+    inherit: Vec<std::os::fd::OwnedFd>,
+    opts: &SessionOptions,
+) -> Result<Peer, Error> {
+    let launch = Launch {
+        exe: &opts.peer_exe,
+        mechanism: id,
+        size,
+        verify: opts.verify,
+        cpu: opts.placement.peer_cpu,
+        spec,
+        inherit,
+    };
+    Peer::spawn(launch, opts.timeout).map_err(|source| Error::Peer {
+        mechanism: id,
+        source,
+    })
+}
+
+/// One timed phase, whichever kind of session runs it: the order to the peer and its `go`,
+/// the loop under the watchdog with this thread's CPU measured around it, then the peer's
+/// `done` report. The peer's CPU is added to ours.
+fn timed_phase<T>(
+    id: &'static str,
+    peer: &mut Peer,
+    order: &str,
+    run: impl FnOnce() -> Result<T, DataError>,
+) -> Result<(T, CpuUsage, PhaseReport), Error> {
+    let peer_err = |source| Error::Peer {
+        mechanism: id,
+        source,
+    };
+    peer.command(order).map_err(peer_err)?;
+    peer.expect("go").map_err(peer_err)?;
+    peer.arm();
+    let before = CpuUsage::thread();
+    let result = run();
+    let after = CpuUsage::thread();
+    peer.disarm();
+    let value = result.map_err(|e| explain(id, peer, e))?;
+    let report = PhaseReport::decode(&peer.expect("done").map_err(peer_err)?).map_err(peer_err)?;
+    let ours = match (before, after) {
+        (Ok(b), Ok(a)) => a.since(b),
+        _ => CpuUsage::default(),
+    };
+    Ok((value, ours.plus(report.cpu), report))
 }
 
 /// Turns a data-path failure into the most precise error: a peer that detected bad data,
@@ -336,28 +353,10 @@ impl SyncSession {
         opts: &SessionOptions,
     ) -> Result<SyncSession, Error> {
         let id = primitive.info().id;
-        if let Err(source) = opts.placement.apply_parent() {
-            return Err(Error::Pin {
-                cpu: opts.placement.parent_cpu.unwrap_or(0),
-                source,
-            });
-        }
+        pin(opts)?;
         let offer = crate::backends::sync::offer(primitive)?;
         let mut end = offer.end;
-        let launch = Launch {
-            exe: &opts.peer_exe,
-            mechanism: id,
-            size: 1,
-            verify: opts.verify,
-            cpu: opts.placement.peer_cpu,
-            spec: offer.spec,
-            inherit: offer.inherit,
-        };
-        let peer_err = |source| Error::Peer {
-            mechanism: id,
-            source,
-        };
-        let peer = Peer::spawn(launch, opts.timeout).map_err(peer_err)?;
+        let peer = spawn(id, 1, offer.spec, offer.inherit, opts)?;
         if let Some(pid) = peer.pid() {
             end.set_peer(pid as i32);
         }
@@ -367,7 +366,10 @@ impl SyncSession {
             peer,
             end,
         };
-        session.peer.expect("ready").map_err(peer_err)?;
+        session.peer.expect("ready").map_err(|source| Error::Peer {
+            mechanism: id,
+            source,
+        })?;
         session.end.peer_attached()?;
         Ok(session)
     }
@@ -380,32 +382,14 @@ impl SyncSession {
         self.primitive.info().id
     }
 
-    /// Runs one timed phase: the order to the peer, the loop, the peer's report.
+    /// Runs one timed phase over this primitive (see `timed_phase`).
     fn phase<T>(
         &mut self,
         order: &str,
         run: impl FnOnce(&mut dyn crate::backends::sync::SyncEnd) -> Result<T, DataError>,
     ) -> Result<(T, CpuUsage, PhaseReport), Error> {
-        let id = self.id();
-        let peer_err = |source| Error::Peer {
-            mechanism: id,
-            source,
-        };
-        self.peer.command(order).map_err(peer_err)?;
-        self.peer.expect("go").map_err(peer_err)?;
-        self.peer.arm();
-        let before = CpuUsage::thread();
-        let result = run(self.end.as_mut());
-        let after = CpuUsage::thread();
-        self.peer.disarm();
-        let value = result.map_err(|e| explain(id, &mut self.peer, e))?;
-        let report =
-            PhaseReport::decode(&self.peer.expect("done").map_err(peer_err)?).map_err(peer_err)?;
-        let ours = match (before, after) {
-            (Ok(b), Ok(a)) => a.since(b),
-            _ => CpuUsage::default(),
-        };
-        Ok((value, ours.plus(report.cpu), report))
+        let end = self.end.as_mut();
+        timed_phase(self.primitive.info().id, &mut self.peer, order, || run(end))
     }
 
     /// `n` turn pairs, each timed into `hist` when given.
