@@ -53,11 +53,6 @@ pub fn interrupted() -> Option<i32> {
     }
 }
 
-/// Marks the run interrupted (as the signal thread does); for tests of the sweep's response.
-pub fn interrupt(sig: i32) {
-    INTERRUPTED.store(sig, Ordering::SeqCst);
-}
-
 pub fn register_peer(pid: u32) {
     if let Ok(mut p) = PEERS.lock() {
         p.push(pid);

@@ -135,10 +135,6 @@ impl Checker {
         Checker { expected, mode }
     }
 
-    pub fn size(&self) -> usize {
-        self.expected.len()
-    }
-
     /// Checks `got` (the bytes actually received) against message `seq`.
     pub fn check(&mut self, got: &[u8], seq: u64) -> Result<(), VerifyError> {
         let size = self.expected.len();
