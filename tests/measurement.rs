@@ -6,36 +6,18 @@ mod common;
 use common::{text, Scratch, EXE};
 use std::process::Command;
 
-fn run(s: &Scratch, args: &[&str]) -> serde_json::Value {
-    let json = s.json();
-    let mut all = vec!["run"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
-    let out = s.run(&all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    s.results()
-}
-
 #[test]
 fn the_floor_is_plausible_and_every_result_is_set_against_it() {
     let s = Scratch::new("floor");
-    let v = run(
-        &s,
-        &[
-            "--mechanisms",
-            "pipe,shm-futex",
-            "--sizes",
-            "64,4K",
-            "--messages",
-            "50",
-            "--no-report",
-        ],
-    );
+    let v = s.sweep(&[
+        "--mechanisms",
+        "pipe,shm-futex",
+        "--sizes",
+        "64,4K",
+        "--messages",
+        "50",
+        "--no-report",
+    ]);
     let f = &v["floor"];
     let clock = f["clock_read_ns"].as_f64().unwrap();
     assert!(clock > 0.0 && clock < 10_000.0, "{f}");
@@ -58,20 +40,17 @@ fn the_floor_is_plausible_and_every_result_is_set_against_it() {
 #[test]
 fn repetitions_keep_every_summary_and_an_interval() {
     let s = Scratch::new("repeat");
-    let v = run(
-        &s,
-        &[
-            "--mechanisms",
-            "pipe",
-            "--sizes",
-            "64",
-            "--messages",
-            "50",
-            "--repeat",
-            "3",
-            "--no-report",
-        ],
-    );
+    let v = s.sweep(&[
+        "--mechanisms",
+        "pipe",
+        "--sizes",
+        "64",
+        "--messages",
+        "50",
+        "--repeat",
+        "3",
+        "--no-report",
+    ]);
     assert_eq!(v["config"]["repeat"], 3);
     for r in v["results"].as_array().unwrap() {
         assert_eq!(r["repeats"].as_array().unwrap().len(), 3, "{r}");
@@ -174,24 +153,21 @@ fn the_floor_command_prints_the_floor() {
 fn the_pin_matrix_covers_every_cpu_pair_and_is_drawn() {
     let s = Scratch::new("matrix");
     let report = s.root.join("report");
-    let v = run(
-        &s,
-        &[
-            "--mechanisms",
-            "pipe",
-            "--workloads",
-            "latency",
-            "--sizes",
-            "64",
-            "--messages",
-            "20",
-            "--pin-matrix",
-            "--matrix-budget",
-            "60",
-            "--report",
-            report.to_str().unwrap(),
-        ],
-    );
+    let v = s.sweep(&[
+        "--mechanisms",
+        "pipe",
+        "--workloads",
+        "latency",
+        "--sizes",
+        "64",
+        "--messages",
+        "20",
+        "--pin-matrix",
+        "--matrix-budget",
+        "60",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
     let m = &v["matrix"];
     let n = m["cpus"].as_array().unwrap().len();
     assert!(n >= 1);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{text, Scratch};
+use common::Scratch;
 
 use ipcbench::environment::Limits;
 
@@ -15,9 +15,7 @@ fn sweep(mechanism: &str) -> Scratch {
 /// Runs and checks one mechanism; returns the scratch (its trace) after the leak audit.
 fn sweep_sizes(mechanism: &str, sizes: &str) -> Scratch {
     let s = Scratch::new(mechanism);
-    let json = s.json();
-    let out = s.run(&[
-        "run",
+    let v = s.sweep(&[
         "--mechanisms",
         mechanism,
         "--sizes",
@@ -26,16 +24,7 @@ fn sweep_sizes(mechanism: &str, sizes: &str) -> Scratch {
         "40",
         "--verify",
         "full",
-        "--json",
-        json.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{mechanism}: {}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let v = s.results();
     let results = v["results"].as_array().unwrap();
     assert_eq!(
         results.len(),

@@ -26,18 +26,7 @@ const STRATEGIES: [&str; 6] = [
 ];
 
 fn run_ok(s: &Scratch, args: &[&str]) -> serde_json::Value {
-    let json = s.json();
-    let mut all = vec!["run"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
-    let out = s.run(&all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let v = s.results();
+    let v = s.sweep(args);
     for r in v["results"].as_array().unwrap() {
         assert_eq!(r["status"], "ok", "{r}");
     }

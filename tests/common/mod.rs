@@ -46,6 +46,23 @@ impl Scratch {
         self.command(args).output().expect("run ipcbench")
     }
 
+    /// Runs `ipcbench run ARGS --json <this scratch's results file>`, requires it to succeed
+    /// (showing its output if not) and returns the results.
+    pub fn sweep(&self, args: &[&str]) -> serde_json::Value {
+        let json = self.json();
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--json", json.to_str().expect("UTF-8 scratch path")]);
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        self.results()
+    }
+
     /// The leak audit: nothing this test's runs created is left, as the kernel sees it
     /// (every traced queue, segment, semaphore set and name is gone), no private directory
     /// remains in TMPDIR and no record is left in the state directory.
