@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use super::pipe::{join_pipes, offer_pipes};
 use super::{
-    expect_fds, AbortHandle, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer,
+    expect_fds, expect_no_spec, AbortHandle, Channel, ChannelParams, Family, Mechanism,
+    MechanismInfo, Offer,
 };
 use crate::environment::Limits;
 use crate::error::BackendError;
@@ -177,13 +178,7 @@ impl Mechanism for Cacheline {
         inherited: Vec<OwnedFd>,
         _params: &ChannelParams,
     ) -> Result<Box<dyn Channel>, BackendError> {
-        if !spec.is_empty() {
-            return Err(BackendError::invalid(
-                LINE_INFO.id,
-                spec,
-                "cacheline takes no argument",
-            ));
-        }
+        expect_no_spec(LINE_INFO.id, spec)?;
         let [fd] = expect_fds::<1>(LINE_INFO.id, inherited)?;
         let st =
             nix::sys::stat::fstat(std::os::fd::AsFd::as_fd(&fd)).map_err(|e| err("inspect", e))?;

@@ -276,6 +276,19 @@ pub fn all() -> impl Iterator<Item = &'static dyn Mechanism> {
     REGISTRY.iter().copied().filter(|m| m.info().in_all)
 }
 
+/// Checks that the peer was handed no argument, for mechanisms whose parent passes none.
+pub(crate) fn expect_no_spec(mechanism: &'static str, spec: &str) -> Result<(), BackendError> {
+    if spec.is_empty() {
+        Ok(())
+    } else {
+        Err(BackendError::invalid(
+            mechanism,
+            spec,
+            &format!("{mechanism} takes no argument"),
+        ))
+    }
+}
+
 /// Checks that the peer received exactly `n` descriptors and returns them.
 pub(crate) fn expect_fds<const N: usize>(
     mechanism: &'static str,
@@ -308,4 +321,33 @@ pub(crate) fn expect_file_type(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mechanisms_without_an_argument_refuse_one_by_name() {
+        let params = ChannelParams::new(64);
+        for id in ["pipe", "pipe-raw", "cacheline", "udp", "unix-dgram"] {
+            let m = by_id(id).unwrap_or_else(|| panic!("{id} registered"));
+            let err = match m.join("/tmp/not-mine", Vec::new(), &params) {
+                Ok(_) => panic!("{id} accepted an argument"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(&format!("{id} takes no argument")), "{err}");
+            assert!(err.contains("/tmp/not-mine"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_number_of_descriptors_is_refused() {
+        let params = ChannelParams::new(64);
+        let err = match by_id("pipe").map(|m| m.join("", Vec::new(), &params)) {
+            Some(Err(e)) => e.to_string(),
+            _ => panic!("pipe joined without its descriptors"),
+        };
+        assert!(err.contains("expected 2, got 0"), "{err}");
+    }
 }

@@ -8,7 +8,8 @@ use nix::sys::stat::SFlag;
 
 use super::stream::StreamChannel;
 use super::{
-    expect_fds, expect_file_type, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer,
+    expect_fds, expect_file_type, expect_no_spec, Channel, ChannelParams, Family, Mechanism,
+    MechanismInfo, Offer,
 };
 use crate::error::BackendError;
 
@@ -68,13 +69,7 @@ pub(super) fn join_pipes(
     spec: &str,
     fds: Vec<OwnedFd>,
 ) -> Result<Box<dyn Channel>, BackendError> {
-    if !spec.is_empty() {
-        return Err(BackendError::invalid(
-            mechanism,
-            spec,
-            "pipes take no argument",
-        ));
-    }
+    expect_no_spec(mechanism, spec)?;
     let [rx, tx] = expect_fds::<2>(mechanism, fds)?;
     expect_file_type(mechanism, &rx, SFlag::S_IFIFO)?;
     expect_file_type(mechanism, &tx, SFlag::S_IFIFO)?;

@@ -7,7 +7,9 @@ use std::os::fd::OwnedFd;
 use nix::sys::socket::{getsockopt, sockopt, SockType};
 
 use super::datagram::{size_buffers, DatagramChannel};
-use super::{expect_fds, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
+use super::{
+    expect_fds, expect_no_spec, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer,
+};
 use crate::environment::Limits;
 use crate::error::BackendError;
 
@@ -83,13 +85,7 @@ impl Mechanism for Udp {
         inherited: Vec<OwnedFd>,
         _params: &ChannelParams,
     ) -> Result<Box<dyn Channel>, BackendError> {
-        if !spec.is_empty() {
-            return Err(BackendError::invalid(
-                INFO.id,
-                spec,
-                "udp takes no argument",
-            ));
-        }
+        expect_no_spec(INFO.id, spec)?;
         let [sock] = expect_fds::<1>(INFO.id, inherited)?;
         let ty = getsockopt(&sock, sockopt::SockType)
             .map_err(|e| err("inspect", "the inherited socket", e))?;

@@ -6,7 +6,9 @@ use std::os::fd::OwnedFd;
 use nix::sys::socket::{getsockopt, socketpair, sockopt, AddressFamily, SockFlag, SockType};
 
 use super::datagram::{size_buffers, sndbuf_limit, DatagramChannel};
-use super::{expect_fds, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
+use super::{
+    expect_fds, expect_no_spec, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer,
+};
 use crate::environment::Limits;
 use crate::error::BackendError;
 
@@ -95,13 +97,7 @@ impl Mechanism for UnixPacket {
         _params: &ChannelParams,
     ) -> Result<Box<dyn Channel>, BackendError> {
         let id = self.info.id;
-        if !spec.is_empty() {
-            return Err(BackendError::invalid(
-                id,
-                spec,
-                "socket pairs take no argument",
-            ));
-        }
+        expect_no_spec(id, spec)?;
         let [sock] = expect_fds::<1>(id, inherited)?;
         let ty = getsockopt(&sock, sockopt::SockType)
             .map_err(|e| BackendError::new(id, "inspect", "the inherited socket", e))?;

@@ -9,6 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::{Base, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
+use crate::backends::expect_fds;
 use crate::error::BackendError;
 use crate::sys::fs::{check_private_dir, PrivateDir};
 use crate::sys::lock::{flock, record_lock};
@@ -142,13 +143,7 @@ impl Primitive for FileLock {
         fds: Vec<OwnedFd>,
     ) -> Result<Box<dyn SyncEnd>, BackendError> {
         let id = self.info.id;
-        if !fds.is_empty() {
-            return Err(BackendError::invalid(
-                id,
-                "inherited descriptors",
-                "takes none",
-            ));
-        }
+        expect_fds::<0>(id, fds)?;
         let dir = Path::new(spec);
         check_private_dir(dir).map_err(|why| BackendError::invalid(id, spec, &why))?;
         let path = dir.join(FILE);

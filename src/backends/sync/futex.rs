@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use crate::sys::futex;
 
 use super::{gone, Base, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
+use crate::backends::{expect_fds, expect_no_spec};
 use crate::error::BackendError;
 
 pub struct Futex;
@@ -98,9 +99,8 @@ impl Primitive for Futex {
         spec: &str,
         fds: Vec<OwnedFd>,
     ) -> Result<Box<dyn SyncEnd>, BackendError> {
-        if !spec.is_empty() || !fds.is_empty() {
-            return Err(BackendError::invalid(INFO.id, spec, "takes no argument"));
-        }
+        expect_no_spec(INFO.id, spec)?;
+        expect_fds::<0>(INFO.id, fds)?;
         Ok(Box::new(End {
             base: Base::new(page, Role::Peer),
         }))

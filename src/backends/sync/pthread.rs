@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::{gone, Base, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
 use crate::backends::AbortHandle;
+use crate::backends::{expect_fds, expect_no_spec};
 use crate::error::BackendError;
 use crate::sys::shm::{ShmCondvar, ShmRwLock};
 
@@ -239,13 +240,8 @@ impl Primitive for Pthread {
         spec: &str,
         fds: Vec<OwnedFd>,
     ) -> Result<Box<dyn SyncEnd>, BackendError> {
-        if !spec.is_empty() || !fds.is_empty() {
-            return Err(BackendError::invalid(
-                self.info.id,
-                spec,
-                "takes no argument",
-            ));
-        }
+        expect_no_spec(self.info.id, spec)?;
+        expect_fds::<0>(self.info.id, fds)?;
         self.end(page, Role::Peer, false)
     }
 }

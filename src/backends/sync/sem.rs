@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{gone, Base, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
+use crate::backends::expect_fds;
 use crate::backends::AbortHandle;
 use crate::error::BackendError;
 use crate::sys::fs::PREFIX;
@@ -242,13 +243,7 @@ impl Primitive for Sem {
         spec: &str,
         fds: Vec<OwnedFd>,
     ) -> Result<Box<dyn SyncEnd>, BackendError> {
-        if !fds.is_empty() {
-            return Err(BackendError::invalid(
-                self.info.id,
-                "inherited descriptors",
-                "takes none",
-            ));
-        }
+        expect_fds::<0>(self.info.id, fds)?;
         let sems = match self.kind {
             Kind::Unnamed => {
                 let p = in_page(&page);

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 use super::{gone, Base, Created, Primitive, PrimitiveInfo, Role, SharedPage, SyncEnd};
+use crate::backends::{expect_fds, expect_no_spec};
 use crate::error::BackendError;
 
 pub struct Signal;
@@ -152,9 +153,8 @@ impl Primitive for Signal {
         spec: &str,
         fds: Vec<OwnedFd>,
     ) -> Result<Box<dyn SyncEnd>, BackendError> {
-        if !spec.is_empty() || !fds.is_empty() {
-            return Err(BackendError::invalid(INFO.id, spec, "takes no argument"));
-        }
+        expect_no_spec(INFO.id, spec)?;
+        expect_fds::<0>(INFO.id, fds)?;
         block().map_err(|e| BackendError::new(INFO.id, "block", "SIGRTMIN", e))?;
         Ok(Box::new(End::new(
             page,
