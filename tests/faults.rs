@@ -26,21 +26,26 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Starts a long run and waits until its peer is up.
+/// Starts a long run of `mechanism` and waits until its peer is up.
 fn long_run(s: &Scratch, mechanism: &str) -> (Child, u32) {
+    long_run_of(s, &["--mechanisms", mechanism])
+}
+
+/// Starts a long run of what `selection` picks and waits until its peer is up.
+fn long_run_of(s: &Scratch, selection: &[&str]) -> (Child, u32) {
     let json = s.json();
+    let mut args = vec!["run"];
+    args.extend_from_slice(selection);
+    args.extend_from_slice(&[
+        "--sizes",
+        "64",
+        "--messages",
+        "1000000000",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
     let mut child = s
-        .command(&[
-            "run",
-            "--mechanisms",
-            mechanism,
-            "--sizes",
-            "64",
-            "--messages",
-            "1000000000",
-            "--json",
-            json.to_str().unwrap(),
-        ])
+        .command(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -154,27 +159,10 @@ fn a_killed_peer_fails_the_case_promptly_naming_its_death() {
 #[test]
 fn a_killed_peer_is_named_in_the_result() {
     let s = Scratch::new("peer-kill-result");
-    let json = s.json();
-    let mut child = s
-        .command(&[
-            "run",
-            "--mechanisms",
-            "unix-stream",
-            "--workloads",
-            "latency",
-            "--sizes",
-            "64",
-            "--messages",
-            "1000000000",
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let peer = first_child(&mut child);
-    std::thread::sleep(Duration::from_millis(300));
+    let (child, peer) = long_run_of(
+        &s,
+        &["--mechanisms", "unix-stream", "--workloads", "latency"],
+    );
     kill(Pid::from_raw(peer as i32), Signal::SIGKILL).unwrap();
     let (status, out, _) = wait_bounded(child, Duration::from_secs(10));
     assert_eq!(status, Some(1));
