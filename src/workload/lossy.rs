@@ -74,9 +74,7 @@ pub fn ping(
                         continue; // a late reply to a ping already counted as lost
                     }
                     bufs.check(len, reply_seq(s))?;
-                    if let Some(h) = hist.as_deref_mut() {
-                        h.saturating_record(rtt.as_nanos().min(u64::MAX as u128) as u64);
-                    }
+                    super::record(&mut hist, rtt);
                     break;
                 }
                 Err(e) if timed_out(&e) => {

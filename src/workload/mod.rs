@@ -84,6 +84,15 @@ pub enum DataError {
     Verify(VerifyError),
 }
 
+/// Records one timed round trip, when the caller keeps a histogram (nanoseconds,
+/// saturating: the histogram's range ends well below u64::MAX).
+#[inline]
+pub(crate) fn record(hist: &mut Option<&mut Histogram<u64>>, rtt: Duration) {
+    if let Some(h) = hist.as_deref_mut() {
+        h.saturating_record(u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX));
+    }
+}
+
 /// Parent side of ping-pong: `n` round trips from `*seq` on. With a histogram, each round
 /// trip is timed and recorded; the returned duration is the whole loop either way.
 pub fn ping(
@@ -116,9 +125,7 @@ pub fn ping(
         let len = result?;
         // Checked outside the timed interval; the peer checks inside it, equally for all.
         bufs.check(len, reply_seq(s))?;
-        if let Some(h) = hist.as_deref_mut() {
-            h.saturating_record(rtt.as_nanos().min(u64::MAX as u128) as u64);
-        }
+        record(&mut hist, rtt);
         *seq += 1;
     }
     Ok(start.elapsed())
@@ -185,9 +192,7 @@ pub fn ping_raw(
         chan.send(&bufs.tx).map_err(DataError::io("send", i))?;
         chan.recv(&mut bufs.rx)
             .map_err(DataError::io("receive", i))?;
-        if let Some(h) = hist.as_deref_mut() {
-            h.saturating_record(t0.elapsed().as_nanos().min(u64::MAX as u128) as u64);
-        }
+        record(&mut hist, t0.elapsed());
     }
     Ok(start.elapsed())
 }

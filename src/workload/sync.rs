@@ -21,9 +21,7 @@ pub fn handoff_parent(
         let t0 = Instant::now();
         end.give().map_err(DataError::io("hand-off", i))?;
         end.take().map_err(DataError::io("hand-off", i))?;
-        if let Some(h) = hist.as_deref_mut() {
-            h.saturating_record(t0.elapsed().as_nanos().min(u64::MAX as u128) as u64);
-        }
+        super::record(&mut hist, t0.elapsed());
     }
     Ok(start.elapsed())
 }
