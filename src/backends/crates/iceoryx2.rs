@@ -197,8 +197,10 @@ fn domain(base: &str) -> Result<Config, BackendError> {
     Ok(config)
 }
 
-/// Opens this side's node and ports: publish on `out`, subscribe to `inp`.
+/// Opens this side's node and ports in the domain `config`: publish on `out`, subscribe
+/// to `inp` (services named after the domain's `base`).
 fn open(
+    config: &Config,
     base: &str,
     out: &str,
     inp: &str,
@@ -206,9 +208,8 @@ fn open(
     spin_yield: bool,
 ) -> Result<IoxChannel, BackendError> {
     set_log_level(LogLevel::Error);
-    let config = domain(base)?;
     let node = NodeBuilder::new()
-        .config(&config)
+        .config(config)
         .signal_handling_mode(SignalHandlingMode::Disabled)
         .create::<Svc>()
         .map_err(|e| err("create", "a node", e))?;
@@ -288,7 +289,7 @@ impl Mechanism for Iceoryx2 {
             segment: true,
         };
         let spin_yield = params.pin == Pin::None;
-        let mut chan = open(&base, "to", "from", params.size, spin_yield)?;
+        let mut chan = open(&guard.config, &base, "to", "from", params.size, spin_yield)?;
         chan.domain = Some(guard);
         Ok(Offer {
             spec: format!("{base};yield={}", u8::from(spin_yield)),
@@ -316,6 +317,14 @@ impl Mechanism for Iceoryx2 {
                 "not a service this tool creates",
             ));
         }
-        Ok(Box::new(open(base, "from", "to", params.size, y == "1")?))
+        let config = domain(base)?;
+        Ok(Box::new(open(
+            &config,
+            base,
+            "from",
+            "to",
+            params.size,
+            y == "1",
+        )?))
     }
 }
