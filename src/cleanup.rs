@@ -61,6 +61,29 @@ pub fn iox2_domain_files(name: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Removes the files of the iceoryx2 domain `name` (see `iox2_domain_files`) and the node
+/// directories that leaves empty. For a domain no live process uses: the caller checks.
+/// An error names a file that could not be removed.
+pub fn remove_iox2_domain_files(name: &str) -> io::Result<()> {
+    let nodes = Path::new(IOX2_ROOT).join("nodes");
+    for path in iox2_domain_files(name) {
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display())));
+            }
+        }
+        // A node's directory is named by its id alone (ids hold a pid and a time, so no
+        // other domain shares it); removing it succeeds only once it is empty.
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| d.parent() == Some(nodes.as_path()))
+        {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    Ok(())
+}
+
 impl Object {
     fn kind(&self) -> &'static str {
         match self {

@@ -60,28 +60,16 @@ struct IoxChannel {
 
 /// The parent's hold on the run's private domain, recorded for `ipcbench clean` while it
 /// lasts. Dropped after this side's node and after the peer has gone (sessions drop the peer
-/// before the channel), it removes what is left: the global management segment if the peer
-/// never attached, a killed peer's node resources; the record goes once nothing remains.
+/// before the channel), it sweeps the domain (see `sweep`); the record goes once nothing
+/// remains.
 struct Domain {
     name: String,
     config: Config,
-    segment: bool,
-}
-
-impl Domain {
-    fn remove_segment(&mut self) -> io::Result<()> {
-        if std::mem::take(&mut self.segment) {
-            remove_global_segment(&self.config).map_err(other)?;
-        }
-        Ok(())
-    }
 }
 
 impl Drop for Domain {
     fn drop(&mut self) {
-        let _ = self.remove_segment();
-        let _ = remove_dead_nodes(&self.config);
-        if crate::cleanup::iox2_domain_files(&self.name).is_empty() {
+        if sweep(&self.name, &self.config).is_ok() {
             crate::cleanup::untrack(&crate::cleanup::Object::Iox2Domain(self.name.clone()));
         }
     }
@@ -134,8 +122,8 @@ impl Channel for IoxChannel {
     }
 
     fn peer_attached(&mut self) -> Result<(), BackendError> {
-        if let Some(d) = self.domain.as_mut() {
-            d.remove_segment()
+        if let Some(d) = &self.domain {
+            remove_global_segment(&d.config)
                 .map_err(|e| err("remove", "the domain's global management segment", e))?;
         }
         Ok(())
@@ -149,7 +137,7 @@ impl Channel for IoxChannel {
 fn remove_global_segment(config: &Config) -> Result<bool, impl std::fmt::Debug> {
     // SAFETY: iceoryx2 requires that no other process uses the domain. The domain's prefix
     // is unique to this run (pid and random tag), and its only users, this process and its
-    // peer, have both created their nodes, the one step that opens the segment.
+    // peer, have both created their nodes (the one step that opens the segment) or are gone.
     unsafe { iceoryx2::testing::remove_global_mgmt_segment::<Svc>(config) }
 }
 
@@ -157,34 +145,47 @@ fn err(action: &'static str, what: &str, e: impl std::fmt::Debug) -> BackendErro
     BackendError::new(INFO.id, action, what.to_string(), other(e))
 }
 
-/// iceoryx2's own cleanup of the stale resources of a domain's dead nodes.
-fn remove_dead_nodes(config: &Config) -> io::Result<()> {
+/// iceoryx2's own cleanup of the stale resources of a domain's dead nodes; returns how many
+/// of its nodes are alive.
+fn remove_dead_nodes(config: &Config) -> io::Result<usize> {
+    let mut alive = 0;
     Node::<Svc>::list(config, |state| {
-        if let NodeState::<Svc>::Dead(view) = state {
-            let _ = view.try_remove_stale_resources();
+        match state {
+            NodeState::<Svc>::Dead(view) => {
+                let _ = view.try_remove_stale_resources();
+            }
+            NodeState::<Svc>::Alive(_) => alive += 1,
+            _ => {}
         }
         CallbackProgression::Continue
     })
-    .map_err(other)
+    .map_err(other)?;
+    Ok(alive)
 }
 
-/// Removes a dead run's domain: iceoryx2's own stale-resource cleanup of its dead nodes
-/// (their records, services and shared memory), then the domain's global management segment.
+/// Removes everything of a domain whose processes are gone, on every exit path (a run's
+/// end, a failed case, `ipcbench clean` after a killed run): iceoryx2's own cleanup of its
+/// dead nodes (their records, services and shared memory), the global management segment,
+/// then every file still carrying the domain's prefix. The last step is what a process
+/// killed partway through creating its node or a service needs: iceoryx2 cannot see a node
+/// without its monitor, nor clean one whose details are gone. Refused while a node of the
+/// domain is alive; an error names what remains.
+fn sweep(name: &str, config: &Config) -> io::Result<()> {
+    let alive = remove_dead_nodes(config)?;
+    if alive > 0 {
+        return Err(io::Error::other(format!(
+            "{alive} node(s) of the domain are still alive"
+        )));
+    }
+    remove_global_segment(config).map_err(other)?;
+    crate::cleanup::remove_iox2_domain_files(name)
+}
+
+/// Removes a dead run's domain (see `sweep`).
 pub fn remove_domain(name: &str) -> io::Result<()> {
     set_log_level(LogLevel::Error);
     let config = domain(name).map_err(|e| io::Error::other(e.to_string()))?;
-    remove_dead_nodes(&config)?;
-    remove_global_segment(&config).map_err(other)?;
-    let left = crate::cleanup::iox2_domain_files(name);
-    if left.is_empty() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "{} files of the domain remain, e.g. {}",
-            left.len(),
-            left[0].display()
-        )))
-    }
+    sweep(name, &config)
 }
 
 /// The run's private iceoryx2 domain: the default configuration with a file prefix of its
@@ -286,7 +287,6 @@ impl Mechanism for Iceoryx2 {
         let guard = Domain {
             name: base.clone(),
             config: domain(&base)?,
-            segment: true,
         };
         let spin_yield = params.pin == Pin::None;
         let mut chan = open(&guard.config, &base, "to", "from", params.size, spin_yield)?;
