@@ -96,6 +96,20 @@ fn gone(pid: u32) -> bool {
         .unwrap_or(true)
 }
 
+/// Kills a run with SIGKILL and waits (bounded) until its peer has died with it.
+fn kill_run(child: Child, peer: u32) {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = wait_bounded(child, Duration::from_secs(5));
+    let t = Instant::now();
+    while !gone(peer) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the peer outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn sigint_and_sigterm_stop_the_run_clean_up_and_keep_earlier_results() {
     for (sig, code, mechanism) in [
@@ -183,17 +197,7 @@ fn a_killed_peer_is_named_in_the_result() {
 fn a_killed_parent_takes_its_peer_and_clean_removes_only_what_it_left() {
     let s = Scratch::new("parent-kill");
     let (child, peer) = long_run(&s, "sysv-mq");
-    let parent = child.id();
-    kill(Pid::from_raw(parent as i32), Signal::SIGKILL).unwrap();
-    let _ = wait_bounded(child, Duration::from_secs(5));
-    let t = Instant::now();
-    while !gone(peer) {
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "the peer outlived its parent"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    kill_run(child, peer);
     // System V queues cannot be unlinked early: they are left, and recorded.
     let trace = std::fs::read_to_string(s.root.join("trace")).unwrap();
     let left: Vec<_> = trace
@@ -375,16 +379,7 @@ fn an_iceoryx2_peer_killed_mid_run_leaves_nothing() {
 #[cfg(feature = "iceoryx2")]
 fn killed_iceoryx2_run(s: &Scratch) -> ipcbench::cleanup::Object {
     let (child, peer) = long_run(s, "iceoryx2");
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
-    let _ = wait_bounded(child, Duration::from_secs(5));
-    let t = Instant::now();
-    while !gone(peer) {
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "the peer outlived its parent"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    kill_run(child, peer);
     let mut left: Vec<_> = iox2_domains(s).into_iter().filter(|d| d.exists()).collect();
     assert_eq!(
         left.len(),
