@@ -31,7 +31,7 @@ pub struct Cli {
 pub enum CommandKind {
     /// List the mechanisms with their properties and this machine's IPC limits.
     List,
-    /// Run the latency and throughput workloads and print a comparison table.
+    /// Run the workloads (latency, throughput, handoff, lock) and print comparison tables.
     Run(RunArgs),
     /// Measure the machine's floor: clock read cost, cross-core cache-line round trip,
     /// memcpy bandwidth at each size (also measured before every run).
@@ -75,7 +75,8 @@ pub struct RunArgs {
     pub quick: bool,
 
     /// Runs of every case, each with fresh peers, interleaved (all cases, then all again);
-    /// results then carry each repetition and a 95% interval for the median.
+    /// results then carry each repetition and a distribution-free interval for the median,
+    /// whose level depends on K: 75% with 3, 93.75% with 5, at least 95% from 6 on.
     /// Default: 1 with --quick, 3 otherwise.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: Option<u32>,
@@ -118,12 +119,12 @@ pub struct RunArgs {
     /// SO_RCVBUF in bytes for the receiving sockets of datagram mechanisms (udp,
     /// unix-dgram, unix-seqpacket); the kernel doubles it and clamps it to net.core.rmem_max.
     /// Small values provoke loss in datagram streams.
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = parse_bytes)]
     pub socket_rcvbuf: Option<usize>,
 
     /// Bytes of each shared-memory ring (one per direction), rounded up to whole pages.
     /// Messages larger than the ring are reported unsupported.
-    #[arg(long, value_parser = parse_size, default_value = "2M")]
+    #[arg(long, value_parser = parse_bytes, default_value = "2M")]
     pub shm_ring: usize,
 
     /// Which segment holds the shared-memory rings: `posix` (shm_open, unlinked once both
@@ -131,13 +132,14 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "posix")]
     pub shm_segment: crate::backends::shm::Segment,
 
-    /// Where to write the JSON results (written atomically).
-    #[arg(long, default_value = "results/latest.json")]
+    /// Where to write the JSON results (written atomically; its directory must exist).
+    #[arg(long, default_value = DEFAULT_JSON)]
     pub json: PathBuf,
 
-    /// Where to write the report (report.md, report.html and SVG charts).
-    #[arg(long, default_value = "results/report")]
-    pub report: PathBuf,
+    /// Where to write the report (report.md, report.html and SVG charts). Default: beside
+    /// the JSON, `results/report` for the default JSON and `<name>-report/` for any other.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 
     /// Do not write the report.
     #[arg(long)]
@@ -171,7 +173,9 @@ pub struct ReportArgs {
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
+    /// The earlier results file (the baseline).
     pub old: PathBuf,
+    /// The later results file, judged against OLD.
     pub new: PathBuf,
 
     /// Percent change that counts as better or worse (default: above the run-to-run noise
@@ -179,9 +183,14 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = crate::report::compare::DEFAULT_THRESHOLD, value_parser = parse_percent)]
     pub threshold: f64,
 
-    /// Exit 1 if anything got worse by more than the threshold.
+    /// Exit 1 if anything got worse by more than the threshold, or a case that worked in
+    /// OLD failed or is missing in NEW.
     #[arg(long)]
     pub fail_on_regression: bool,
+
+    /// Cases of OLD that NEW does not have are listed but do not fail the comparison.
+    #[arg(long)]
+    pub allow_missing: bool,
 }
 
 #[derive(Args, Debug)]
@@ -214,8 +223,21 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// Parses `64`, `4K`, `4KiB`, `1M`, `1MiB` (binary multiples). Zero and over 256 MiB are refused.
+/// The default `--json`; its report goes to `results/report`.
+pub const DEFAULT_JSON: &str = "results/latest.json";
+
+/// Parses a message size: `64`, `4K`, `4KiB`, `1M`, `1MiB` (binary multiples). Zero and
+/// over 256 MiB are refused.
 pub fn parse_size(s: &str) -> Result<usize, String> {
+    parse_amount(s, "a message size")
+}
+
+/// Parses a buffer size (`--shm-ring`, `--socket-rcvbuf`) written like a message size.
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    parse_amount(s, "a buffer size")
+}
+
+fn parse_amount(s: &str, what: &str) -> Result<usize, String> {
     let t = s.trim();
     let (digits, mult) = match t.find(|c: char| !c.is_ascii_digit()) {
         None => (t, 1usize),
@@ -237,7 +259,7 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .checked_mul(mult)
         .ok_or_else(|| format!("{s:?} is too large"))?;
     if size == 0 {
-        return Err("a message size must be at least 1 byte".into());
+        return Err(format!("{what} must be at least 1 byte"));
     }
     if size > MAX_SIZE {
         return Err(format!(

@@ -1,7 +1,10 @@
 //! The subcommands, at the CLI edge: errors become `anyhow` messages here.
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use clap::ValueEnum;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -9,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::backends;
 use crate::cli::{
     check_unique, resolve_mechanisms, CompareArgs, FloorArgs, RecommendArgs, ReportArgs, RunArgs,
+    DEFAULT_JSON,
 };
 use crate::environment::{Environment, Limits};
 use crate::placement::{default_pin, Placement};
@@ -26,7 +30,7 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
     check_unique("workloads", &args.workloads)?;
     let pin = args.pin.unwrap_or_else(default_pin);
     let placement = Placement::plan(pin, args.cpus)?;
-    Ok(Plan {
+    let plan = Plan {
         mechanisms,
         sizes: args.sizes.clone(),
         workloads: args.workloads.clone(),
@@ -51,30 +55,143 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
             shm_ring: args.shm_ring,
             shm_segment: args.shm_segment,
         },
-    })
+    };
+    if plan.cases().is_empty() {
+        return Err(no_case(&plan));
+    }
+    check_outputs(args)?;
+    Ok(plan)
+}
+
+/// Why `--mechanisms` and `--workloads` select nothing, and what would.
+fn no_case(plan: &Plan) -> String {
+    let runnable: Vec<&str> = crate::results::Workload::value_variants()
+        .iter()
+        .filter(|w| plan.mechanisms.iter().any(|m| m.runs(**w)))
+        .map(|w| w.as_str())
+        .collect();
+    let asked: Vec<&str> = plan.workloads.iter().map(|w| w.as_str()).collect();
+    format!(
+        "--workloads {} selects no case of the chosen mechanisms: they run {}; add one of those to --workloads or choose other --mechanisms",
+        asked.join(","),
+        runnable.join(", ")
+    )
+}
+
+/// Where the report of a run goes: `--report`, else beside the JSON (`results/report` for
+/// the default JSON, `<name>-report/` for any other, so runs never overwrite each other's).
+pub fn report_dir(args: &RunArgs) -> PathBuf {
+    if let Some(dir) = &args.report {
+        return dir.clone();
+    }
+    if args.json == Path::new(DEFAULT_JSON) {
+        return PathBuf::from("results/report");
+    }
+    let stem = args
+        .json
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "results".into());
+    parent_of(&args.json).join(format!("{stem}-report"))
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Checks, before anything is measured, that the results file and the report can be
+/// written: a long run must never be lost to a bad path at its end. Only the default
+/// `results/` directory is created; any other directory must exist.
+fn check_outputs(args: &RunArgs) -> Result<(), String> {
+    let json = &args.json;
+    let ends_in_slash = json.as_os_str().as_encoded_bytes().ends_with(b"/");
+    if ends_in_slash || json.is_dir() {
+        return Err(format!(
+            "--json {} is a directory: give a file path such as {}",
+            json.display(),
+            json.join("latest.json").display()
+        ));
+    }
+    let dir = parent_of(json);
+    if json == Path::new(DEFAULT_JSON) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {} for the results: {e}", dir.display()))?;
+    }
+    writable_dir("--json", dir)?;
+    if args.no_report {
+        return Ok(());
+    }
+    let report = report_dir(args);
+    if report.exists() && !report.is_dir() {
+        return Err(format!(
+            "--report {} is a file: the report is a directory (report.md, report.html, charts)",
+            report.display()
+        ));
+    }
+    if report.is_dir() {
+        writable_dir("--report", &report)
+    } else {
+        writable_dir("--report", parent_of(&report))
+    }
+}
+
+/// Fails unless `dir` exists and a file can be created in it (tried with a probe file).
+fn writable_dir(option: &str, dir: &Path) -> Result<(), String> {
+    if !dir.is_dir() {
+        return Err(format!(
+            "{option}: the directory {} does not exist: create it or choose another path",
+            dir.display()
+        ));
+    }
+    let probe = dir.join(format!(".ipcbench-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!("{option}: cannot write in {}: {e}", dir.display())),
+    }
 }
 
 /// `ipcbench run`. Returns whether every case that could run succeeded.
 pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
     let env = Environment::capture();
-    let cases = plan.steps() as u64;
+    let cases = plan.cases().len();
+    eprintln!(
+        "ipcbench: {} {}{}, about {} on a machine like the reference VM; {}",
+        cases,
+        plural(cases, "case", "cases"),
+        match plan.repeat {
+            1 => String::new(),
+            k => format!(" x {k} repetitions"),
+        },
+        duration_label(plan.estimate_total()),
+        plan.session.placement.describe()
+    );
+    for w in &env.warnings {
+        eprintln!("ipcbench: warning: {w}");
+    }
+    if plan.messages.is_some_and(|n| n < 100) {
+        eprintln!(
+            "ipcbench: warning: --messages {} gives percentiles from so few samples that p99 and p99.9 are the slowest one or two; use 1000 or more for tails",
+            plan.messages.unwrap_or(0)
+        );
+    }
+    // The bar counts estimated milliseconds, so its ETA weighs a 1 MiB case above a 64 B one.
     let bar = if std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(cases);
-        if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}") {
+        let b = ProgressBar::new(plan.estimate_total().as_millis() as u64);
+        if let Ok(style) =
+            ProgressStyle::with_template("{bar:30} {percent:>3}% {elapsed} (ETA {eta}) {msg}")
+        {
             b.set_style(style);
         }
         b
     } else {
         ProgressBar::hidden()
     };
-    eprintln!(
-        "ipcbench: {} cases, {}",
-        cases,
-        plan.session.placement.describe()
-    );
-    for w in &env.warnings {
-        eprintln!("ipcbench: warning: {w}");
-    }
     let run = plan.run(env, |ev| match ev {
         Event::Floor => bar.set_message("measuring the floor"),
         Event::Start(c) => bar.set_message(format!(
@@ -83,27 +200,39 @@ pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
             c.workload.as_str(),
             size_label(c.size)
         )),
-        Event::Done(..) | Event::Skip(_) => bar.inc(1),
+        Event::Done(c, _) | Event::Skip(c) => bar.inc(plan.estimate(c).as_millis() as u64),
     });
     bar.finish_and_clear();
     if let Some(sig) = crate::interrupt::interrupted() {
         // Every case's objects went with its session; an earlier results file stays intact.
-        anyhow::bail!("interrupted by signal {sig}: stopped, cleaned up, no results written");
+        if run.results.is_empty() {
+            anyhow::bail!(
+                "interrupted by signal {sig}: stopped, cleaned up, no case had completed"
+            );
+        }
+        let partial = partial_path(&args.json);
+        let saved = save_results(&partial, &run)?;
+        anyhow::bail!(
+            "interrupted by signal {sig}: stopped and cleaned up; the {} completed {} are in {} (marked \"partial\": true), {} is untouched",
+            run.results.len(),
+            plural(run.results.len(), "case", "cases"),
+            saved.display(),
+            args.json.display()
+        );
     }
-    write_atomically(&args.json, &run)
-        .with_context(|| format!("cannot write the results to {}", args.json.display()))?;
+    // The tables first: whatever happens to the files, the numbers reach the user.
     print!("{}", table::render(&run));
-    println!("Results written to {}", args.json.display());
+    let saved = save_results(&args.json, &run)?;
+    println!("Results written to {}", saved.display());
     if !args.no_report {
+        let dir = report_dir(args);
         let inputs = [Input {
             label: label_of(&args.json),
             run: run.clone(),
         }];
-        content::write(&inputs, &args.report)?;
-        println!(
-            "Report written to {}",
-            args.report.join("report.md").display()
-        );
+        content::write(&inputs, &dir)
+            .with_context(|| format!("the results are in {}", saved.display()))?;
+        println!("Report written to {}", dir.join("report.md").display());
     }
     let failed = run
         .results
@@ -111,9 +240,63 @@ pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
         .filter(|r| r.status == Status::Error)
         .count();
     if failed > 0 {
-        eprintln!("ipcbench: {failed} case(s) failed; see the notes above and the \"reason\" fields in the JSON");
+        eprintln!(
+            "ipcbench: {failed} {} failed; see the notes above and the \"reason\" fields in the JSON",
+            plural(failed, "case", "cases")
+        );
     }
     Ok(failed == 0)
+}
+
+/// `N case` or `N cases`.
+pub fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// `40 s`, `3 min`, `1 h 20 min`.
+fn duration_label(d: Duration) -> String {
+    let s = d.as_secs_f64().ceil() as u64;
+    match s {
+        0..=99 => format!("{s} s"),
+        100..=5399 => format!("{} min", s.div_ceil(60)),
+        _ => format!("{} h {} min", s / 3600, (s % 3600).div_ceil(60)),
+    }
+}
+
+/// Where an interrupted run keeps what it completed: `<name>.partial.json` beside the JSON.
+pub fn partial_path(json: &Path) -> PathBuf {
+    let stem = json
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "results".into());
+    parent_of(json).join(format!("{stem}.partial.json"))
+}
+
+/// Writes the results to `path`; if that fails after all (the paths were checked before the
+/// sweep, but a disk can fill or a directory vanish), to a file in the temporary directory,
+/// and the error names both. Returns where they are.
+pub fn save_results(path: &Path, run: &crate::results::RunFile) -> anyhow::Result<PathBuf> {
+    let Err(e) = write_atomically(path, run) else {
+        return Ok(path.to_path_buf());
+    };
+    let fallback =
+        std::env::temp_dir().join(format!("ipcbench-results-{}.json", std::process::id()));
+    match write_atomically(&fallback, run) {
+        Ok(()) => anyhow::bail!(
+            "cannot write the results to {}: {e}; they were saved to {} instead",
+            path.display(),
+            fallback.display()
+        ),
+        Err(e2) => anyhow::bail!(
+            "cannot write the results to {} ({e}) nor to {} ({e2}): they are lost",
+            path.display(),
+            fallback.display()
+        ),
+    }
 }
 
 /// `ipcbench list`.
@@ -203,8 +386,8 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<bool> {
     let old = load(&args.old)?;
     let new = load(&args.new)?;
     let c = crate::report::compare::compare(&old, &new, args.threshold);
-    print!("{}", crate::report::compare::render(&c));
-    Ok(!(args.fail_on_regression && c.regressions() > 0))
+    print!("{}", crate::report::compare::render(&c, args.allow_missing));
+    Ok(!(args.fail_on_regression && c.regressions(args.allow_missing) > 0))
 }
 
 /// `ipcbench recommend`.
@@ -251,4 +434,42 @@ pub fn floor(args: &FloorArgs, peer_exe: std::path::PathBuf) -> anyhow::Result<(
     );
     print!("{}", crate::floor::measure(&opts, &args.sizes).render());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_that_cannot_be_written_are_saved_to_a_named_fallback() {
+        let run: crate::results::RunFile =
+            serde_json::from_str(include_str!("../tests/fixtures/base.json"))
+                .expect("fixture parses");
+        let bad = Path::new("/nonexistent-ipcbench-dir/results.json");
+        let err = save_results(bad, &run)
+            .expect_err("no such directory")
+            .to_string();
+        let fallback =
+            std::env::temp_dir().join(format!("ipcbench-results-{}.json", std::process::id()));
+        assert!(err.contains(&fallback.display().to_string()), "{err}");
+        assert!(
+            err.contains("/nonexistent-ipcbench-dir/results.json"),
+            "{err}"
+        );
+        let saved = crate::report::load(&fallback).expect("the fallback is a results file");
+        assert_eq!(saved.results.len(), run.results.len());
+        let _ = std::fs::remove_file(&fallback);
+    }
+
+    #[test]
+    fn durations_and_partial_paths_read_naturally() {
+        assert_eq!(duration_label(Duration::from_secs(25)), "25 s");
+        assert_eq!(duration_label(Duration::from_secs(1500)), "25 min");
+        assert_eq!(duration_label(Duration::from_secs(7300)), "2 h 2 min");
+        assert_eq!(
+            partial_path(Path::new("results/latest.json")),
+            Path::new("results/latest.partial.json")
+        );
+        assert_eq!(plural(1, "case", "cases"), "case");
+    }
 }

@@ -47,13 +47,36 @@ fn dispatch(cli: Cli) -> ExitCode {
             };
             let plan = match commands::plan_from_args(&args, exe) {
                 Ok(p) => p,
-                Err(msg) => Cli::command()
-                    .error(clap::error::ErrorKind::ValueValidation, msg)
-                    .exit(),
+                Err(msg) => usage_error("run", msg),
             };
             finish(commands::run(&args, plan))
         }
     }
+}
+
+/// Exits 2 with `msg` and the usage of subcommand `sub` (not the top-level one).
+fn usage_error(sub: &str, msg: String) -> ! {
+    let mut cli = Cli::command();
+    cli.build();
+    let found = cli.find_subcommand_mut(sub).cloned();
+    found
+        .unwrap_or(cli)
+        .error(clap::error::ErrorKind::ValueValidation, msg)
+        .exit()
+}
+
+/// The error and its causes, each said once: many messages already include their cause's
+/// text (`cannot read x: No such file`), which `{:#}` would print a second time.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
 }
 
 /// Exit 0 on success, 1 on a failed check (a failed case, a regression) or an error.
@@ -62,7 +85,7 @@ fn finish(result: anyhow::Result<bool>) -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("ipcbench: {e:#}");
+            eprintln!("ipcbench: {}", describe(&e));
             ExitCode::FAILURE
         }
     }

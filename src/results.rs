@@ -12,7 +12,12 @@ use crate::placement::Pin;
 
 use crate::stats::LatencySummary;
 
-pub const SCHEMA: u32 = 1;
+/// Schema 2 renamed `p50_ci95`/`bytes_per_sec_ci95` to `p50_ci`/`bytes_per_sec_ci` (their
+/// level was never always 95%: it is `ci_level`) and added `partial` and `ops_per_sec_ci`.
+/// Files of schema 1 are still read.
+pub const SCHEMA: u32 = 2;
+/// Every schema this build reads.
+pub const READABLE_SCHEMAS: [u32; 2] = [1, 2];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunFile {
@@ -20,6 +25,9 @@ pub struct RunFile {
     pub tool: String,
     pub version: String,
     pub started_at: String,
+    /// True when the run was interrupted: only the cases that completed are here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     pub environment: Environment,
     pub config: RunConfig,
     /// The machine's floor on the run's CPUs, measured before the sweep.
@@ -172,12 +180,20 @@ pub struct CaseResult {
     /// The median of the repetitions' p50 (ns) or bytes/s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub median: Option<f64>,
-    /// Distribution-free interval for that median, at `ci_level` (0.95, or the best a
-    /// small K allows: min..max of 5 repetitions covers 0.9375).
+    /// Distribution-free interval for that median, at `ci_level`: at least 0.95 from 6
+    /// repetitions on; fewer allow only min..max (0.75 with 3, 0.9375 with 5).
+    #[serde(default, alias = "p50_ci95", skip_serializing_if = "Option::is_none")]
+    pub p50_ci: Option<[f64; 2]>,
+    #[serde(
+        default,
+        alias = "bytes_per_sec_ci95",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bytes_per_sec_ci: Option<[f64; 2]>,
+    /// The lock workload: the interval of the median acquisitions per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p50_ci95: Option<[f64; 2]>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes_per_sec_ci95: Option<[f64; 2]>,
+    pub ops_per_sec_ci: Option<[f64; 2]>,
+    /// The coverage of those intervals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_level: Option<f64>,
 }
@@ -210,6 +226,8 @@ pub struct RepeatSummary {
     pub cpu: Option<CpuCost>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockResult>,
 }
 
 /// Writes the file atomically: a temporary file beside it, then a rename, so an
@@ -219,7 +237,6 @@ pub fn write_atomically(path: &Path, run: &RunFile) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir)?;
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"))?;

@@ -13,7 +13,7 @@ use crate::session::{PhaseCost, Session, SessionOptions, SyncSession};
 use crate::stats::median_ci;
 use crate::stats::{new_histogram, summarize, LatencySummary};
 use crate::sys::CpuUsage;
-use crate::workload::{default_count, warmup_count};
+use crate::workload::{default_count, estimate, warmup_count};
 
 /// What a case measures: a channel mechanism (latency, throughput) or a synchronisation
 /// primitive (hand-off, lock).
@@ -93,7 +93,7 @@ pub enum Event<'a> {
 
 /// One case's repetitions as one result: the repetition with the median headline metric
 /// carries the top-level numbers; every repetition's summary is kept in `repeats`, with the
-/// median and a distribution-free 95% interval for it. Any failed repetition fails the case.
+/// median and a distribution-free interval for it (its level in `ci_level`). Any failed repetition fails the case.
 fn combine(mut reps: Vec<CaseResult>) -> CaseResult {
     if reps.len() == 1 {
         return reps.remove(0);
@@ -108,9 +108,10 @@ fn combine(mut reps: Vec<CaseResult>) -> CaseResult {
         ));
         return r;
     }
-    let key = |r: &CaseResult| match (&r.rtt_ns, &r.throughput) {
-        (Some(s), _) => s.p50 as f64,
-        (_, Some(t)) => t.bytes_per_sec,
+    let key = |r: &CaseResult| match (&r.rtt_ns, &r.throughput, &r.lock) {
+        (Some(s), _, _) => s.p50 as f64,
+        (_, Some(t), _) => t.bytes_per_sec,
+        (_, _, Some(l)) => l.ops_per_sec,
         _ => 0.0,
     };
     let values: Vec<f64> = reps.iter().map(key).collect();
@@ -122,6 +123,7 @@ fn combine(mut reps: Vec<CaseResult>) -> CaseResult {
             throughput: r.throughput.clone(),
             cpu: r.cpu.clone(),
             lost: r.lost,
+            lock: r.lock.clone(),
         })
         .collect();
     let mut order: Vec<usize> = (0..reps.len()).collect();
@@ -129,9 +131,11 @@ fn combine(mut reps: Vec<CaseResult>) -> CaseResult {
     let mut r = reps.swap_remove(order[(order.len() - 1) / 2]);
     let interval = Some([ci.lo, ci.hi]);
     if r.rtt_ns.is_some() {
-        r.p50_ci95 = interval;
+        r.p50_ci = interval;
+    } else if r.throughput.is_some() {
+        r.bytes_per_sec_ci = interval;
     } else {
-        r.bytes_per_sec_ci95 = interval;
+        r.ops_per_sec_ci = interval;
     }
     r.median = Some(ci.median);
     r.ci_level = Some(ci.level);
@@ -208,6 +212,18 @@ impl Plan {
         (warmup_count(n), n)
     }
 
+    /// A rough guess of a case's duration (for the estimate and the ETA only).
+    pub fn estimate(&self, case: &Case) -> std::time::Duration {
+        let (warmup, n) = self.counts(case);
+        estimate(case.workload, case.size, warmup, n)
+    }
+
+    /// The guess for the whole sweep, repetitions included.
+    pub fn estimate_total(&self) -> std::time::Duration {
+        let one: std::time::Duration = self.cases().iter().map(|c| self.estimate(c)).sum();
+        one * self.repeat.max(1)
+    }
+
     pub fn run_case(&self, case: &Case, limits: &Limits) -> CaseResult {
         let (warmup, n) = self.counts(case);
         let channel = match case.subject {
@@ -235,8 +251,9 @@ impl Plan {
             x_copy: None,
             repeats: Vec::new(),
             median: None,
-            p50_ci95: None,
-            bytes_per_sec_ci95: None,
+            p50_ci: None,
+            bytes_per_sec_ci: None,
+            ops_per_sec_ci: None,
             ci_level: None,
         };
         if let Some(why) =
@@ -403,6 +420,10 @@ impl Plan {
                 }
                 progress(Event::Start(case));
                 let r = self.run_case(case, &environment.limits);
+                if crate::interrupt::interrupted().is_some() {
+                    // Its peer was killed by the interrupt: not a result of the mechanism.
+                    break 'sweep;
+                }
                 progress(Event::Done(case, &r));
                 reps[i].push(r);
             }
@@ -422,16 +443,21 @@ impl Plan {
         }
         RunFile {
             schema: SCHEMA,
+            partial: crate::interrupt::interrupted().is_some(),
             tool: "ipcbench".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             started_at,
             environment,
             config: self.config(),
             floor: Some(floor),
-            matrix: self.matrix.as_ref().map(|(m, budget)| {
-                let cpus = self.session.placement.allowed.clone();
-                crate::matrix::measure(*m, 64, &self.session, &cpus, *budget)
-            }),
+            matrix: self
+                .matrix
+                .as_ref()
+                .filter(|_| crate::interrupt::interrupted().is_none())
+                .map(|(m, budget)| {
+                    let cpus = self.session.placement.allowed.clone();
+                    crate::matrix::measure(*m, 64, &self.session, &cpus, *budget)
+                }),
             results,
         }
     }

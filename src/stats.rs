@@ -96,6 +96,26 @@ pub fn median_ci(values: &[f64]) -> MedianCi {
     }
 }
 
+/// The coverage `median_ci` gives with `n` repetitions (it depends on `n` alone).
+pub fn ci_level_for(n: usize) -> f64 {
+    let v: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    median_ci(&v).level
+}
+
+/// How a report names the intervals of a run with `repeat` repetitions, e.g. `93.75%
+/// interval of the median over 5 repetitions`, with a hint when it is below 95%.
+pub fn interval_label(repeat: u32) -> String {
+    let level = ci_level_for(repeat as usize) * 100.0;
+    let shown = format!("{level:.2}");
+    let shown = shown.trim_end_matches('0').trim_end_matches('.');
+    let hint = if level < 95.0 {
+        " (--repeat 6 or more gives at least 95%)"
+    } else {
+        ""
+    };
+    format!("{shown}% interval of the median over {repeat} repetitions{hint}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +132,19 @@ mod tests {
         let c = median_ci(&v);
         assert_eq!((c.lo, c.hi, c.median), (2.0, 9.0, 5.5));
         assert!(c.level >= 0.95);
+    }
+
+    #[test]
+    fn interval_labels_state_the_real_level() {
+        assert_eq!(
+            interval_label(3),
+            "75% interval of the median over 3 repetitions (--repeat 6 or more gives at least 95%)"
+        );
+        assert!(interval_label(5).starts_with("93.75% interval"));
+        assert_eq!(
+            interval_label(6),
+            "96.88% interval of the median over 6 repetitions"
+        );
     }
 
     #[test]

@@ -67,7 +67,14 @@ fn every_option_rejects_nonsense() {
     usage_error(&["run", "--cpus", "a,b"], "not a CPU number");
     usage_error(&["run", "--cpus", "1"], "PARENT,PEER");
     usage_error(&["run", "--timeout", "99999999"], "--timeout");
-    usage_error(&["run", "--shm-ring", "0"], "at least 1 byte");
+    usage_error(
+        &["run", "--shm-ring", "0"],
+        "a buffer size must be at least 1 byte",
+    );
+    usage_error(
+        &["run", "--socket-rcvbuf", "0"],
+        "a buffer size must be at least 1 byte",
+    );
     usage_error(
         &["run", "--shm-segment", "floppy"],
         "possible values: posix, sysv, memfd",
@@ -102,7 +109,7 @@ fn the_results_file_has_the_documented_shape() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v = s.results();
-    assert_eq!(v["schema"], 1);
+    assert_eq!(v["schema"], 2);
     assert_eq!(v["tool"], "ipcbench");
     assert!(v["version"].is_string());
     let started = v["started_at"].as_str().unwrap();
@@ -173,4 +180,101 @@ fn list_shows_every_mechanism_and_the_limits() {
         assert!(t.contains(id), "{id} missing from:\n{t}");
     }
     assert!(!t.contains("fault-"), "test mechanisms are not listed");
+}
+
+#[test]
+fn a_run_writes_its_report_beside_its_json_never_into_the_default_folder() {
+    let s = Scratch::new("report-beside");
+    let json = s.root.join("mine.json");
+    let out = s.run(&[
+        "run",
+        "--mechanisms",
+        "pipe",
+        "--sizes",
+        "64",
+        "--messages",
+        "20",
+        "--workloads",
+        "latency",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(s.root.join("mine-report/report.md").exists());
+    assert!(s.root.join("mine-report/report.html").exists());
+    assert!(
+        !s.root.join("results").exists(),
+        "nothing goes to the default results/ folder of the working directory"
+    );
+    assert!(text(&out.stdout).contains("mine-report/report.md"));
+    s.audit();
+}
+
+#[test]
+fn a_selection_with_no_case_exits_2_and_writes_nothing() {
+    let s = Scratch::new("no-case");
+    let out = s.run(&[
+        "run",
+        "--mechanisms",
+        "sync",
+        "--workloads",
+        "latency,throughput",
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("selects no case") && err.contains("handoff, lock"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Usage: ipcbench run"),
+        "the subcommand's usage: {err}"
+    );
+    assert!(!s.root.join("results").exists(), "nothing written");
+}
+
+#[test]
+fn output_paths_are_checked_before_anything_is_measured() {
+    let s = Scratch::new("paths");
+    let dir = s.root.to_str().unwrap().to_string();
+    let file = s.root.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    for (args, expect) in [
+        (vec!["--json", dir.as_str()], "is a directory"),
+        (
+            vec!["--json", "/nonexistent-ipcbench-dir/x.json"],
+            "does not exist",
+        ),
+        (
+            vec!["--json", "ok.json", "--report", file.to_str().unwrap()],
+            "is a file",
+        ),
+    ] {
+        let mut all = vec!["run", "--mechanisms", "pipe", "--sizes", "64"];
+        all.extend(args.iter());
+        let t = std::time::Instant::now();
+        let out = s.run(&all);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(
+            !err.contains("cases,"),
+            "refused before the sweep started: {err}"
+        );
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    }
+    assert!(
+        !std::path::Path::new("/nonexistent-ipcbench-dir").exists(),
+        "no directory created"
+    );
+    assert!(!s.root.join("ok.json").exists());
+}
+
+#[test]
+fn errors_say_the_os_error_once() {
+    let s = Scratch::new("os-error");
+    let out = s.run(&["report", "/nonexistent-ipcbench.json"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }

@@ -448,3 +448,55 @@ fn a_domain_with_half_made_nodes_is_removed_entirely() {
     std::fs::remove_file(details[1]).unwrap();
     clean_removes(&s, &domain);
 }
+
+#[test]
+fn an_interrupted_run_keeps_its_completed_cases_in_a_partial_file() {
+    let s = Scratch::new("partial");
+    std::fs::write(s.json(), "earlier results").unwrap();
+    let json = s.json();
+    // Short sync cases (300 hand-offs, 300 ms of locking), repeated: several complete
+    // within the first seconds, and the run is far from over.
+    let child = s
+        .command(&[
+            "run",
+            "--mechanisms",
+            "sync",
+            "--workloads",
+            "handoff,lock",
+            "--messages",
+            "300",
+            "--repeat",
+            "4",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let (status, _, err) = wait_bounded(child, Duration::from_secs(10));
+    assert_eq!(status, Some(130), "{err}");
+    let partial = s.root.join("out.partial.json");
+    assert!(
+        err.contains(&partial.display().to_string()),
+        "the message names the file: {err}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&partial).unwrap()).unwrap();
+    assert_eq!(v["partial"], true);
+    let results = v["results"].as_array().unwrap();
+    assert!(!results.is_empty(), "{err}");
+    for r in results {
+        assert_eq!(
+            r["status"], "ok",
+            "the interrupted case is not a result: {r}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(s.json()).unwrap(),
+        "earlier results"
+    );
+    s.audit();
+}

@@ -55,10 +55,12 @@ fn repetitions_keep_every_summary_and_an_interval() {
     for r in v["results"].as_array().unwrap() {
         assert_eq!(r["repeats"].as_array().unwrap().len(), 3, "{r}");
         let key = if r["workload"] == "latency" {
-            "p50_ci95"
+            "p50_ci"
         } else {
-            "bytes_per_sec_ci95"
+            "bytes_per_sec_ci"
         };
+        // Three repetitions give a 75% interval: nothing may call it 95%.
+        assert!(r.get("p50_ci95").is_none() && r.get("bytes_per_sec_ci95").is_none());
         let ci = r[key]
             .as_array()
             .unwrap_or_else(|| panic!("{key} missing: {r}"));
@@ -73,6 +75,19 @@ fn repetitions_keep_every_summary_and_an_interval() {
             "three values: min..max covers 75%"
         );
     }
+    let out = s.run(&[
+        "report",
+        s.json().to_str().unwrap(),
+        "-o",
+        s.root.join("rep").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let md = std::fs::read_to_string(s.root.join("rep/report.md")).unwrap();
+    assert!(
+        md.contains("75% interval of the median over 3 repetitions"),
+        "{md}"
+    );
+    assert!(!md.contains("95% interval"), "{md}");
     s.audit();
 }
 

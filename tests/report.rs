@@ -241,3 +241,157 @@ fn broken_files_get_clear_errors() {
         }
     }
 }
+
+/// base.json changed by `edit` and written into the scratch directory as `name`.
+fn variant(s: &Scratch, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("base.json")).unwrap()).unwrap();
+    edit(&mut v);
+    let p = s.root.join(name);
+    std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+    p.display().to_string()
+}
+
+fn case<'a>(
+    v: &'a mut serde_json::Value,
+    mech: &str,
+    workload: &str,
+    size: u64,
+) -> &'a mut serde_json::Value {
+    v["results"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["mechanism"] == mech && r["workload"] == workload && r["size"] == size)
+        .unwrap_or_else(|| panic!("{mech} {workload} {size} in base.json"))
+}
+
+#[test]
+fn compare_counts_a_case_that_failed_or_vanished_as_a_regression() {
+    let s = Scratch::new("compare-lost");
+    let broken = variant(&s, "broken.json", |v| {
+        let r = case(v, "pipe", "latency", 64);
+        r["status"] = "error".into();
+        r["reason"] = "pipe: the peer died".into();
+        r.as_object_mut().unwrap().remove("rtt_ns");
+    });
+    let (code, out, _) = ipcbench(&[
+        "compare",
+        &fixture("base.json"),
+        &broken,
+        "--fail-on-regression",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("REGRESSION: pipe latency 64 B: failed: pipe: the peer died"),
+        "{out}"
+    );
+    let missing = variant(&s, "missing.json", |v| {
+        v["results"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|r| !(r["mechanism"] == "tcp" && r["workload"] == "throughput"));
+    });
+    let (code, out, _) = ipcbench(&[
+        "compare",
+        &fixture("base.json"),
+        &missing,
+        "--fail-on-regression",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("REGRESSION: tcp throughput 64 B: missing"),
+        "{out}"
+    );
+    let (code, out, _) = ipcbench(&[
+        "compare",
+        &fixture("base.json"),
+        &missing,
+        "--fail-on-regression",
+        "--allow-missing",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("missing (allowed): tcp throughput 64 B"),
+        "{out}"
+    );
+}
+
+#[test]
+fn compare_judges_by_intervals_when_both_runs_have_repetitions() {
+    let s = Scratch::new("compare-ci");
+    // OLD: pipe p50 30.8 µs in [28, 34]; NEW: p50 doubled.
+    let with = |ci: [f64; 2], p50: u64| {
+        move |v: &mut serde_json::Value| {
+            v["config"]["repeat"] = 5.into();
+            let r = case(v, "pipe", "latency", 64);
+            r["rtt_ns"]["p50"] = p50.into();
+            r["p50_ci"] = serde_json::json!(ci);
+            r["ci_level"] = 0.9375.into();
+        }
+    };
+    let old = variant(&s, "old.json", with([28_000.0, 34_000.0], 30_831));
+    let noisy = variant(&s, "noisy.json", with([30_000.0, 90_000.0], 61_662));
+    let (code, out, _) = ipcbench(&["compare", &old, &noisy, "--fail-on-regression"]);
+    assert_eq!(code, 0, "overlapping intervals are noise:\n{out}");
+    assert!(out.contains("intervals overlap"), "{out}");
+    let worse = variant(&s, "worse.json", with([58_000.0, 66_000.0], 61_662));
+    let (code, out, _) = ipcbench(&["compare", &old, &worse, "--fail-on-regression"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("pipe") && l.contains("p50") && l.ends_with("WORSE")),
+        "{out}"
+    );
+}
+
+#[test]
+fn compare_judges_lock_rates_and_leaves_single_run_p99_unjudged() {
+    let s = Scratch::new("compare-lock");
+    let lock = |ops: f64, slow_tail: bool| {
+        move |v: &mut serde_json::Value| {
+            v["results"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
+                "mechanism": "futex", "family": "sync", "workload": "lock", "size": 0,
+                "messages": 1000, "warmup": 0, "status": "ok",
+                "lock": { "duration_ns": 200000000u64, "ops_per_sec": ops,
+                          "parent_ops_per_sec": ops / 2.0, "peer_ops_per_sec": ops / 2.0,
+                          "fairness": 0.5, "counter": 10, "writes": 10,
+                          "uncontended_ns_per_pair": 4.0 } }));
+            // A tail that tripled in one run: shown, not judged.
+            let r = case(v, "tcp", "latency", 64);
+            if slow_tail {
+                let p99 = r["rtt_ns"]["p99"].as_u64().unwrap();
+                r["rtt_ns"]["p99"] = (p99 * 3).into();
+            }
+        }
+    };
+    let old = variant(&s, "old.json", lock(20e6, false));
+    let new = variant(&s, "new.json", lock(5e6, true));
+    let (code, out, _) = ipcbench(&["compare", &old, &new, "--fail-on-regression"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("futex") && l.contains("locks/s") && l.ends_with("WORSE")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("tcp") && l.contains("p99") && l.ends_with("not judged)")),
+        "{out}"
+    );
+    assert!(out.contains("Verdicts rest on single runs"), "{out}");
+}
+
+#[test]
+fn a_json_value_that_is_not_a_results_object_is_named_for_what_it_is() {
+    let s = Scratch::new("array");
+    let p = s.root.join("array.json");
+    std::fs::write(&p, "[1, 2]").unwrap();
+    let (code, _, err) = ipcbench(&["compare", p.to_str().unwrap(), p.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("it holds an array"), "{err}");
+    assert!(!err.contains("schema missing"), "{err}");
+}

@@ -523,7 +523,7 @@ fn measurement(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
     }
     let c = &run.config;
     items.push(if c.repeat > 1 {
-        format!("{} repetitions per case, interleaved, fresh peers each time; intervals are distribution-free 95% intervals for the median (with 5 repetitions, min..max, 93.75%)", c.repeat)
+        format!("{} repetitions per case, interleaved, fresh peers each time; intervals in brackets are distribution-free: the {}", c.repeat, crate::stats::interval_label(c.repeat))
     } else {
         "one repetition per case: no intervals (use --repeat)".into()
     });

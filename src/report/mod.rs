@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::results::{RunFile, SCHEMA};
+use crate::results::{RunFile, READABLE_SCHEMAS, SCHEMA};
 
 /// Results files larger than this are refused rather than read into memory.
 pub const MAX_RESULTS_BYTES: u64 = 64 << 20;
@@ -35,8 +35,10 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{path} has schema {found}, but this ipcbench reads schema {SCHEMA}")]
+    #[error("{path} has schema {found}, but this ipcbench reads schemas 1 to {SCHEMA}")]
     Schema { path: PathBuf, found: String },
+    #[error("{path} is not an ipcbench results file: {why}")]
+    NotResults { path: PathBuf, why: String },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -62,14 +64,34 @@ pub fn load(path: &Path) -> Result<RunFile, ReportError> {
     }
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|source| ReportError::Parse { path: p(), source })?;
+    let kind = match &value {
+        serde_json::Value::Object(_) => None,
+        serde_json::Value::Array(_) => Some("an array"),
+        serde_json::Value::String(_) => Some("a string"),
+        serde_json::Value::Number(_) => Some("a number"),
+        serde_json::Value::Bool(_) => Some("a boolean"),
+        serde_json::Value::Null => Some("null"),
+    };
+    if let Some(kind) = kind {
+        return Err(ReportError::NotResults {
+            path: p(),
+            why: format!("it holds {kind}, where a results file holds one object"),
+        });
+    }
     match value.get("schema") {
-        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(SCHEMA)) => {}
-        other => {
+        Some(serde_json::Value::Number(n))
+            if n.as_u64()
+                .is_some_and(|v| READABLE_SCHEMAS.iter().any(|s| u64::from(*s) == v)) => {}
+        Some(other) => {
             return Err(ReportError::Schema {
                 path: p(),
-                found: other
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "missing".into()),
+                found: other.to_string(),
+            })
+        }
+        None => {
+            return Err(ReportError::NotResults {
+                path: p(),
+                why: "it has no \"schema\" field (written by `ipcbench run --json`?)".into(),
             })
         }
     }

@@ -108,16 +108,16 @@ fn grid(
     })
 }
 
-/// ` [lo-hi]`: the 95% interval of the median p50 over repetitions, in µs.
+/// ` [lo-hi]`: the interval of the median p50 over repetitions, in µs.
 pub fn ci_us(r: &CaseResult) -> String {
-    r.p50_ci95
+    r.p50_ci
         .map(|[lo, hi]| format!(" [{}-{}]", micros(lo), micros(hi)))
         .unwrap_or_default()
 }
 
-/// ` [lo-hi]`: the 95% interval of the median throughput over repetitions, in MB/s.
+/// ` [lo-hi]`: the interval of the median throughput over repetitions, in MB/s.
 pub fn ci_mb(r: &CaseResult) -> String {
-    r.bytes_per_sec_ci95
+    r.bytes_per_sec_ci
         .map(|[lo, hi]| format!(" [{:.0}-{:.0}]", lo / 1e6, hi / 1e6))
         .unwrap_or_default()
 }
@@ -214,8 +214,9 @@ pub fn render(run: &RunFile) -> String {
     if run.config.repeat > 1 {
         let _ = writeln!(
             out,
-            "{} repetitions per case, interleaved, fresh peers each time",
-            run.config.repeat
+            "{} repetitions per case, interleaved, fresh peers each time; [lo-hi]: {}",
+            run.config.repeat,
+            crate::stats::interval_label(run.config.repeat)
         );
     }
     out.push('\n');
@@ -223,7 +224,7 @@ pub fn render(run: &RunFile) -> String {
         grid(
             run,
             Workload::Latency,
-            "Round-trip latency, p50 / p99 (µs); [95% interval of the median p50 over repetitions]; xN: p50 over the cache-line round trip",
+            "Round-trip latency, p50 / p99 (µs); [interval of the median p50]; xN: p50 over the cache-line round trip",
             &mut notes,
             |r| {
                 r.rtt_ns
@@ -244,7 +245,7 @@ pub fn render(run: &RunFile) -> String {
         grid(
             run,
             Workload::Throughput,
-            "Throughput, one way (MB/s, 1 MB = 10^6 bytes); [95% interval]; xN: fraction of memcpy bandwidth",
+            "Throughput, one way (MB/s, 1 MB = 10^6 bytes); [interval of the median]; xN: fraction of memcpy bandwidth",
             &mut notes,
             |r| {
                 r.throughput

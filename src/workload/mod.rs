@@ -249,6 +249,31 @@ pub fn default_count(workload: crate::results::Workload, size: usize, quick: boo
     (budget / size.max(1) as u64).clamp(lo, hi)
 }
 
+/// A rough guess of how long a case takes on a small VM where a cross-CPU wake-up costs
+/// ~45 µs per round trip and copies run at a few GB/s; only for the estimate and the
+/// progress bar's ETA, never for a result.
+pub fn estimate(
+    workload: crate::results::Workload,
+    size: usize,
+    warmup: u64,
+    n: u64,
+) -> std::time::Duration {
+    use crate::results::Workload::*;
+    const START_NS: f64 = 40e6; // a fresh peer, its channel and its exit
+    const WAKE_NS: f64 = 45e3;
+    let copy_ns = size as f64 / 2.0; // 2 bytes per ns
+    let msgs = (warmup + n) as f64;
+    let ns = START_NS
+        + match workload {
+            Latency => msgs * (WAKE_NS + 2.0 * copy_ns),
+            Throughput => msgs * (2e3 + copy_ns),
+            Handoff => msgs * WAKE_NS,
+            // `n` is milliseconds of contention; the uncontended pass follows.
+            Lock => msgs * 1e6 + 100e6,
+        };
+    std::time::Duration::from_nanos(ns as u64)
+}
+
 /// Warm-up length for a case of `n` messages (not recorded).
 pub fn warmup_count(n: u64) -> u64 {
     (n / 10).clamp(10, 1_000)

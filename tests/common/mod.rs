@@ -31,10 +31,12 @@ impl Scratch {
         self.root.join("out.json")
     }
 
-    /// `ipcbench ARGS` with this scratch directory as TMPDIR, state directory and trace.
+    /// `ipcbench ARGS` with this scratch directory as working directory (so default output
+    /// paths land here, never in the source tree), TMPDIR, state directory and trace.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(EXE);
         c.args(args)
+            .current_dir(&self.root)
             .env("TMPDIR", &self.tmp)
             .env("IPCBENCH_STATE_DIR", self.root.join("state"))
             .env("IPCBENCH_TRACE", self.root.join("trace"));
