@@ -11,8 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends;
 use crate::cli::{
-    check_unique, resolve_mechanisms, CompareArgs, FloorArgs, RecommendArgs, ReportArgs, RunArgs,
-    DEFAULT_JSON,
+    check_unique, resolve_mechanisms, CompareArgs, FloorArgs, ListArgs, RecommendArgs, ReportArgs,
+    RunArgs, DEFAULT_JSON,
 };
 use crate::environment::{Environment, Limits};
 use crate::placement::{default_pin, Placement};
@@ -52,7 +52,8 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
             peer_exe,
             timeout: Duration::from_secs(args.timeout),
             rcvbuf: args.socket_rcvbuf,
-            shm_ring: args.shm_ring,
+            // The ring the run really uses, so the results record that, not the request.
+            shm_ring: crate::backends::shm::capacity(args.shm_ring),
             shm_segment: args.shm_segment,
         },
     };
@@ -300,7 +301,20 @@ pub fn save_results(path: &Path, run: &crate::results::RunFile) -> anyhow::Resul
 }
 
 /// `ipcbench list`.
-pub fn list() {
+pub fn list(args: &ListArgs) -> anyhow::Result<()> {
+    if args.json {
+        let doc = serde_json::json!({
+            "mechanisms": backends::all().map(|m| m.info()).collect::<Vec<_>>(),
+            "primitives": backends::sync::REGISTRY
+                .iter()
+                .map(|p| p.info())
+                .filter(|i| !i.hidden)
+                .collect::<Vec<_>>(),
+            "limits": Limits::read(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
     println!(
         "{:<14} {:<16} {:<10} {:>6} {:<6} {:<10} description",
         "mechanism", "family", "boundaries", "copies", "named", "cross-host"
@@ -355,6 +369,7 @@ pub fn list() {
     println!("  net.core.rmem_default   {}", show(l.rmem_default));
     println!("  RLIMIT_MSGQUEUE (soft)  {}", show(l.rlimit_msgqueue));
     println!("  udp payload (protocol)  65507");
+    Ok(())
 }
 
 fn label_of(path: &std::path::Path) -> String {

@@ -29,10 +29,7 @@ fn dispatch(cli: Cli) -> ExitCode {
             Ok(exe) => finish(commands::floor(&args, exe).map(|()| true)),
             Err(e) => finish(Err(e.into())),
         },
-        CommandKind::List => {
-            commands::list();
-            ExitCode::SUCCESS
-        }
+        CommandKind::List(args) => finish(commands::list(&args).map(|()| true)),
         CommandKind::Peer(args) => ExitCode::from(peer::serve(&args) as u8),
         CommandKind::Report(args) => finish(commands::report(&args).map(|()| true)),
         CommandKind::Compare(args) => finish(commands::compare(&args)),

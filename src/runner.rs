@@ -48,7 +48,10 @@ impl Subject {
     /// channels do not synchronise, a condition variable is not a lock).
     pub fn runs(&self, w: Workload) -> bool {
         match self {
-            Subject::Channel(_) => !w.is_sync(),
+            Subject::Channel(m) => match w {
+                Workload::Throughput => m.streams(),
+                _ => !w.is_sync(),
+            },
             Subject::Sync(p) => match w {
                 Workload::Handoff => p.info().handoff,
                 Workload::Lock => p.info().lock,

@@ -278,3 +278,28 @@ fn errors_say_the_os_error_once() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }
+
+#[test]
+fn list_json_is_for_scripts() {
+    let out = Command::new(EXE).args(["list", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list --json is JSON");
+    let ids: Vec<&str> = v["mechanisms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"pipe") && ids.contains(&"shm-futex"),
+        "{ids:?}"
+    );
+    assert!(!ids.iter().any(|i| i.starts_with("fault-")));
+    assert!(v["mechanisms"][0]["boundaries"].is_boolean());
+    assert!(v["primitives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["id"] == "futex"));
+    assert!(v["limits"].is_object());
+}

@@ -201,3 +201,22 @@ fn the_pin_matrix_covers_every_cpu_pair_and_is_drawn() {
     assert!(report.join("matrix.svg").exists());
     s.audit();
 }
+
+#[test]
+fn the_cacheline_floor_runs_latency_only_and_without_errors() {
+    let s = Scratch::new("cacheline");
+    let v = s.sweep(&[
+        "--mechanisms",
+        "cacheline",
+        "--sizes",
+        "8",
+        "--messages",
+        "200",
+        "--no-report",
+    ]);
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["workload"], "latency");
+    assert_eq!(results[0]["status"], "ok");
+    s.audit();
+}

@@ -157,13 +157,18 @@ fn oversized_messages_name_the_ring_option() {
         "--mechanisms",
         "shm-futex",
         "--shm-ring",
-        "4K",
+        "100",
         "--sizes",
         "8K",
         "--json",
         json.to_str().unwrap(),
     ]);
     assert!(out.status.success());
+    assert_eq!(
+        s.results()["config"]["shm_ring"],
+        4096,
+        "the ring used (a page), not the 100 bytes asked for"
+    );
     let r = &s.results()["results"][0];
     assert_eq!(r["status"], "unsupported");
     assert!(r["reason"].as_str().unwrap().contains("--shm-ring"), "{r}");

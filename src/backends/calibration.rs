@@ -148,6 +148,10 @@ impl Mechanism for Cacheline {
         &LINE_INFO
     }
 
+    fn streams(&self) -> bool {
+        false
+    }
+
     fn unsupported(&self, params: &ChannelParams, _limits: &Limits) -> Option<String> {
         if params.size != 8 {
             return Some("the cache-line floor carries exactly one 8-byte word".into());

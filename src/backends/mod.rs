@@ -240,6 +240,12 @@ pub struct Offer {
 pub trait Mechanism: Send + Sync {
     fn info(&self) -> &'static MechanismInfo;
 
+    /// Whether it can stream messages one way (the throughput workload); the cache-line
+    /// bounce cannot: a second write before the first is read overwrites it.
+    fn streams(&self) -> bool {
+        true
+    }
+
     /// Why this message size cannot run here (naming the limit and how to raise it), if so.
     fn unsupported(&self, _params: &ChannelParams, _limits: &Limits) -> Option<String> {
         None

@@ -70,8 +70,8 @@ const _: () = assert!(std::mem::size_of::<libc::pthread_cond_t>() <= PRIM_STRIDE
 const _: () = assert!(PRIMS_AT + EVENTS * PRIM_STRIDE <= PAGE);
 const _: () = assert!(std::mem::size_of::<RingHeader>() <= PAGE);
 
-/// Ring capacity rounded up to whole pages.
-fn capacity(ring: usize) -> usize {
+/// Ring capacity rounded up to whole pages (what `--shm-ring` really gets).
+pub fn capacity(ring: usize) -> usize {
     ring.div_ceil(PAGE).max(1) * PAGE
 }
 

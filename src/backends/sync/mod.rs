@@ -45,6 +45,7 @@ pub fn by_id(id: &str) -> Option<&'static dyn Primitive> {
     REGISTRY.iter().copied().find(|p| p.info().id == id)
 }
 
+#[derive(Debug, serde::Serialize)]
 pub struct PrimitiveInfo {
     pub id: &'static str,
     pub summary: &'static str,
