@@ -395,3 +395,81 @@ fn a_json_value_that_is_not_a_results_object_is_named_for_what_it_is() {
     assert!(err.contains("it holds an array"), "{err}");
     assert!(!err.contains("schema missing"), "{err}");
 }
+
+#[test]
+fn recommend_names_needs_as_typed_and_admits_ties() {
+    let (code, out, err) = ipcbench(&[
+        "recommend",
+        "--results",
+        &fixture("base.json"),
+        "--need",
+        "cross-host,pass-fds",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("needing cross-host, pass-fds"), "{out}");
+    assert!(!out.contains("CrossHost"), "{out}");
+    // base.json's 64 B round trips lie within 20% of one another for the top five.
+    let (_, out, _) = ipcbench(&["recommend", "--results", &fixture("base.json")]);
+    assert!(out.contains("  1= unix-stream"), "{out}");
+    assert!(out.contains("  1= pipe"), "{out}");
+    assert!(out.contains("share a rank"), "{out}");
+    assert!(
+        out.contains("µs per round trip"),
+        "CPU is per round trip: {out}"
+    );
+}
+
+#[test]
+fn recommend_says_when_the_asked_size_was_not_measured_and_drops_what_cannot_carry_it() {
+    let (code, out, err) = ipcbench(&[
+        "recommend",
+        "--results",
+        &fixture("base.json"),
+        "--pattern",
+        "streaming",
+        "--size",
+        "3M",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("nothing was measured near 3 MiB"), "{out}");
+    assert!(out.contains("ipcbench run --sizes 3MiB"), "{out}");
+    assert!(
+        !out.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("shm-futex")),
+        "a 2 MiB ring cannot hold 3 MiB:\n{out}"
+    );
+    assert!(
+        out.contains("shm-futex: a message of 3145728 bytes does not fit"),
+        "{out}"
+    );
+}
+
+#[test]
+fn recommend_lowest_cpu_leaves_out_what_busy_waits() {
+    let s = Scratch::new("lowest-cpu");
+    let with_spin = variant(&s, "spin.json", |v| {
+        let mut spin = case(v, "shm-futex", "throughput", 65536).clone();
+        spin["mechanism"] = "shm-spin".into();
+        spin["cpu"]["user_ns_per_msg"] = 1.0.into();
+        spin["cpu"]["sys_ns_per_msg"] = 0.0.into();
+        v["results"].as_array_mut().unwrap().push(spin);
+    });
+    let (code, out, err) = ipcbench(&[
+        "recommend",
+        "--results",
+        &with_spin,
+        "--pattern",
+        "streaming",
+        "--size",
+        "64K",
+        "--need",
+        "lowest-cpu",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("shm-spin")),
+        "{out}"
+    );
+    assert!(out.contains("shm-spin: busy-waits"), "{out}");
+}

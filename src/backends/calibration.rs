@@ -39,6 +39,7 @@ static RAW_INFO: MechanismInfo = MechanismInfo {
     portable: true,
     trade_off: "not a choice: it exists to show what the harness's framing and checks cost",
     verified: false,
+    busy_waits: false,
     in_all: true,
 };
 
@@ -57,6 +58,7 @@ static LINE_INFO: MechanismInfo = MechanismInfo {
     portable: true,
     trade_off: "not a choice: the lower bound for any cross-process notification",
     verified: true,
+    busy_waits: true,
     in_all: false,
 };
 

@@ -43,6 +43,7 @@ const fn info(id: &'static str, summary: &'static str) -> MechanismInfo {
         portable: true,
         trade_off: "deliberately faulty, for tests",
         verified: true,
+        busy_waits: false,
         in_all: false,
     }
 }

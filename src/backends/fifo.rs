@@ -31,6 +31,7 @@ static INFO: MechanismInfo = MechanismInfo {
     trade_off:
         "a pipe with a filesystem name, so unrelated processes can meet; still a byte stream",
     verified: true,
+    busy_waits: false,
     in_all: true,
 };
 

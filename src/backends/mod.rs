@@ -116,6 +116,9 @@ pub struct MechanismInfo {
     pub trade_off: &'static str,
     /// Whether messages are framed and checked (false only for calibration loops).
     pub verified: bool,
+    /// Whether a waiting side busy-polls (burning a CPU while idle, which CPU per message
+    /// under load does not show).
+    pub busy_waits: bool,
     /// Whether `all` includes it.
     pub in_all: bool,
 }

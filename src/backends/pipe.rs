@@ -30,6 +30,7 @@ static INFO: MechanismInfo = MechanismInfo {
     portable: true,
     trade_off: "simplest; a byte stream (no boundaries) between related processes; the 64 KiB pipe buffer makes large messages slow",
     verified: true,
+    busy_waits: false,
     in_all: true,
 };
 

@@ -37,6 +37,7 @@ static INFO: MechanismInfo = MechanismInfo {
     portable: false,
     trade_off: "boundaries and priorities; messages capped by fs.mqueue.msgsize_max (8 KiB by default), 10 per queue; not on macOS",
     verified: true,
+    busy_waits: false,
     in_all: true,
 };
 

@@ -27,6 +27,7 @@ static INFO: MechanismInfo = MechanismInfo {
     portable: true,
     trade_off: "ubiquitous but old; sizes capped by kernel.msgmax and kernel.msgmnb (8 and 16 KiB by default); queues outlive crashed processes",
     verified: true,
+    busy_waits: false,
     in_all: true,
 };
 

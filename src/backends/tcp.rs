@@ -26,6 +26,7 @@ static INFO: MechanismInfo = MechanismInfo {
     portable: true,
     trade_off: "works across hosts; on loopback it pays for the whole TCP stack",
     verified: true,
+    busy_waits: false,
     in_all: true,
 };
 

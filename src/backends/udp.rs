@@ -30,6 +30,7 @@ static INFO: MechanismInfo = MechanismInfo {
     portable: true,
     trade_off: "boundaries, across hosts; drops under load and caps datagrams at 65,507 bytes",
     verified: true,
+    busy_waits: false,
     in_all: true,
 };
 

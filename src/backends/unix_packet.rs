@@ -35,6 +35,7 @@ static DGRAM_INFO: MechanismInfo = MechanismInfo {
     trade_off:
         "boundaries, many senders, passes file descriptors; one datagram must fit the socket buffer",
     verified: true,
+    busy_waits: false,
     in_all: true,
 };
 
@@ -53,6 +54,7 @@ static SEQPACKET_INFO: MechanismInfo = MechanismInfo {
     portable: false,
     trade_off: "boundaries with connections and reliability; passes file descriptors; Linux (and few others) only",
     verified: true,
+    busy_waits: false,
     in_all: true,
 };
 

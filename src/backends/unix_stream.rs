@@ -26,6 +26,7 @@ static INFO: MechanismInfo = MechanismInfo {
     portable: true,
     trade_off: "the usual choice for local request/response: reliable, passes file descriptors, fast for large messages; a byte stream",
     verified: true,
+    busy_waits: false,
     in_all: true,
 };
 

@@ -364,11 +364,14 @@ pub fn choosing(run: &RunFile, out: &mut Vec<Block>) {
             .iter()
             .take(3)
             .map(|p| {
-                let cpu = p
-                    .cpu_us
-                    .map(|c| format!(", CPU {c:.2} µs/msg"))
-                    .unwrap_or_default();
-                format!("`{}`: {}{cpu}. {}", p.mechanism, p.shown, p.trade_off)
+                format!(
+                    "`{}`{}: {}{}. {}",
+                    p.mechanism,
+                    if p.tied { " (tied)" } else { "" },
+                    p.shown,
+                    super::recommend::cpu_label(&a, p),
+                    p.trade_off
+                )
             })
             .collect();
         if items.is_empty() {

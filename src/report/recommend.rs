@@ -41,15 +41,37 @@ pub struct Pick {
     pub mechanism: String,
     /// The ranked metric, formatted with its unit.
     pub shown: String,
+    /// CPU time of both processes, µs per round trip (request-response) or per message.
     pub cpu_us: Option<f64>,
     pub trade_off: String,
+    /// 1-based rank of its group: picks tied with one another share a rank.
+    pub rank: usize,
+    /// Whether other picks share this rank.
+    pub tied: bool,
 }
 
 pub struct Advice {
+    /// The measured size the ranking comes from, and the size asked for, if any.
     pub size: usize,
+    pub asked: Option<usize>,
     pub ranked_by: &'static str,
+    /// What the CPU figure is per: `round trip` or `message`.
+    pub cpu_per: &'static str,
     pub picks: Vec<Pick>,
+    /// Mechanisms left out, and why (cannot carry the asked size here, busy-waits, ...).
+    pub excluded: Vec<(String, String)>,
+    /// How ties were decided.
+    pub tie_rule: String,
 }
+
+/// Two results whose headline differs by less than this are tied when the runs have no
+/// repetitions: two back-to-back `run --quick` on the 2-vCPU reference VM differed by a
+/// median 21% in p50 (see `compare::DEFAULT_THRESHOLD`).
+pub const SINGLE_RUN_NOISE_PCT: f64 = 20.0;
+
+/// How far (as a ratio) the nearest measured size may be from the asked one before the
+/// answer says it is an extrapolation.
+const FAR: f64 = 2.0;
 
 fn nearest(sizes: &[usize], want: usize) -> Option<usize> {
     let dist = |s: usize| ((s as f64).ln() - (want.max(1) as f64).ln()).abs();
@@ -65,8 +87,39 @@ fn cpu_us(r: &CaseResult) -> Option<f64> {
         .map(|c| (c.user_ns_per_msg + c.sys_ns_per_msg) / 1000.0)
 }
 
+/// Whether the nearest measured size is far from the one asked for.
+pub fn is_far(a: &Advice) -> bool {
+    a.asked.is_some_and(|want| {
+        let r = a.size as f64 / want as f64;
+        !(1.0 / FAR..=FAR).contains(&r)
+    })
+}
+
+/// The command-line spelling of a need (`cross-host`), as the user typed it.
+pub fn need_name(n: Need) -> String {
+    n.to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_else(|| format!("{n:?}"))
+}
+
+/// Why `m` cannot carry `size` bytes with the run's configuration and limits, if so.
+fn cannot_carry(m: &dyn backends::Mechanism, run: &RunFile, size: usize) -> Option<String> {
+    let mut p = backends::ChannelParams::new(size);
+    p.rcvbuf = run.config.socket_rcvbuf;
+    if run.config.shm_ring > 0 {
+        p.shm_ring = run.config.shm_ring;
+    }
+    if let Ok(seg) = backends::shm::Segment::from_str(&run.config.shm_segment, true) {
+        p.shm_segment = seg;
+    }
+    p.pin = run.config.pin;
+    m.unsupported(&p, &run.environment.limits)
+}
+
 /// Mechanisms that satisfy `needs`, ranked for `pattern` at the measured size nearest `size`
-/// (the smallest measured size when none is given).
+/// (the smallest measured size when none is given). Mechanisms whose headline numbers are
+/// within the noise of one another (overlapping intervals with repetitions, within
+/// `SINGLE_RUN_NOISE_PCT` without) share a rank.
 pub fn advise(
     run: &RunFile,
     size: Option<usize>,
@@ -87,7 +140,7 @@ pub fn advise(
     let mut sizes: Vec<usize> = ok.iter().map(|r| r.size).collect();
     sizes.sort_unstable();
     sizes.dedup();
-    let size = match size {
+    let measured = match size {
         Some(s) => nearest(&sizes, s),
         None => sizes.first().cloned(),
     }
@@ -97,8 +150,10 @@ pub fn advise(
             workload.as_str()
         )
     })?;
+    let by_cpu = needs.contains(&Need::LowestCpu);
+    let mut excluded = Vec::new();
     let mut cands: Vec<(&CaseResult, &'static backends::MechanismInfo)> = Vec::new();
-    for r in ok.into_iter().filter(|r| r.size == size) {
+    for r in ok.into_iter().filter(|r| r.size == measured) {
         let Some(m) = backends::by_id(&r.mechanism) else {
             continue;
         };
@@ -112,75 +167,152 @@ pub fn advise(
             Need::Portable => i.portable,
             Need::LowestLatency | Need::LowestCpu => true,
         });
-        if fits
-            && !matches!(
+        if !fits
+            || matches!(
                 i.family,
                 backends::Family::Test | backends::Family::Calibration
             )
         {
-            cands.push((r, i));
+            continue;
         }
+        if let Some(why) = size
+            .filter(|&s| s != measured)
+            .and_then(|s| cannot_carry(m, run, s))
+        {
+            excluded.push((r.mechanism.clone(), why));
+            continue;
+        }
+        if by_cpu && i.busy_waits {
+            excluded.push((
+                r.mechanism.clone(),
+                "busy-waits: it burns a whole CPU while idle, which CPU per message under a flood does not show".into(),
+            ));
+            continue;
+        }
+        cands.push((r, i));
     }
-    let ranked_by = if needs.contains(&Need::LowestCpu) {
-        cands.sort_by(|a, b| {
-            cpu_us(a.0)
-                .unwrap_or(f64::MAX)
-                .total_cmp(&cpu_us(b.0).unwrap_or(f64::MAX))
-        });
-        "CPU time per message (both processes)"
-    } else if by_latency {
-        cands.sort_by_key(|c| c.0.rtt_ns.as_ref().map(|s| s.p50).unwrap_or(u64::MAX));
-        "round-trip p50"
-    } else {
-        let bps = |r: &CaseResult| {
-            r.throughput
+    // The headline metric of each candidate (lower is better) and its interval, if any.
+    let headline = |r: &CaseResult| -> (f64, Option<[f64; 2]>) {
+        if by_cpu {
+            (cpu_us(r).unwrap_or(f64::MAX), None)
+        } else if by_latency {
+            (
+                r.rtt_ns.as_ref().map(|s| s.p50 as f64).unwrap_or(f64::MAX),
+                r.p50_ci,
+            )
+        } else {
+            let bps = r
+                .throughput
                 .as_ref()
                 .map(|t| t.bytes_per_sec)
-                .unwrap_or(0.0)
-        };
-        cands.sort_by(|a, b| bps(b.0).total_cmp(&bps(a.0)));
+                .unwrap_or(0.0);
+            (-bps, r.bytes_per_sec_ci.map(|[lo, hi]| [-hi, -lo]))
+        }
+    };
+    cands.sort_by(|a, b| headline(a.0).0.total_cmp(&headline(b.0).0));
+    let ranked_by = if by_cpu {
+        "CPU time per message (both processes)"
+    } else if by_latency {
+        "round-trip p50"
+    } else {
         "throughput"
     };
-    let picks = cands
-        .into_iter()
-        .map(|(r, i)| {
-            let shown = match (&r.rtt_ns, &r.throughput) {
-                (Some(s), _) => format!(
-                    "p50 {} µs, p99 {} µs",
-                    micros(s.p50 as f64),
-                    micros(s.p99 as f64)
-                ),
-                (_, Some(t)) => format!("{:.0} MB/s", t.bytes_per_sec / 1e6),
-                _ => "-".into(),
-            };
-            let mut trade_off = i.trade_off.to_string();
-            if let Some(l) = r.loss.filter(|l| *l > 0.0) {
-                trade_off.push_str(&format!("; lost {:.2}% here", l * 100.0));
+    let with_intervals = run.config.repeat > 1 && !by_cpu;
+    let tie_rule = if with_intervals {
+        format!(
+            "mechanisms share a rank when their {} intervals overlap",
+            crate::stats::interval_label(run.config.repeat)
+        )
+    } else {
+        format!(
+            "mechanisms share a rank when they differ by less than {SINGLE_RUN_NOISE_PCT:.0}%, the run-to-run noise of single quick runs (use --repeat 5 or more for intervals)"
+        )
+    };
+    let tied = |a: (f64, Option<[f64; 2]>), b: (f64, Option<[f64; 2]>)| match (a.1, b.1) {
+        (Some([alo, ahi]), Some([blo, bhi])) if with_intervals => alo <= bhi && blo <= ahi,
+        _ => {
+            let (x, y) = (a.0.abs(), b.0.abs());
+            (x - y).abs() <= SINGLE_RUN_NOISE_PCT / 100.0 * x.min(y)
+        }
+    };
+    let mut picks: Vec<Pick> = Vec::new();
+    let mut leader: Option<(f64, Option<[f64; 2]>)> = None;
+    for (k, (r, i)) in cands.iter().enumerate() {
+        let h = headline(r);
+        let rank = match (leader, picks.last()) {
+            (Some(l), Some(last)) if tied(l, h) => last.rank,
+            _ => {
+                leader = Some(h);
+                k + 1
             }
-            Pick {
-                mechanism: r.mechanism.clone(),
-                shown,
-                cpu_us: cpu_us(r),
-                trade_off,
-            }
-        })
-        .collect();
+        };
+        let shown = match (&r.rtt_ns, &r.throughput) {
+            (Some(s), _) => format!(
+                "p50 {} µs, p99 {} µs",
+                micros(s.p50 as f64),
+                micros(s.p99 as f64)
+            ),
+            (_, Some(t)) => format!("{:.0} MB/s", t.bytes_per_sec / 1e6),
+            _ => "-".into(),
+        };
+        let mut trade_off = i.trade_off.to_string();
+        if let Some(l) = r.loss.filter(|l| *l > 0.0) {
+            trade_off.push_str(&format!("; lost {:.2}% here", l * 100.0));
+        }
+        picks.push(Pick {
+            mechanism: r.mechanism.clone(),
+            shown,
+            cpu_us: cpu_us(r),
+            trade_off,
+            rank,
+            tied: false,
+        });
+    }
+    for k in 0..picks.len() {
+        let rank = picks[k].rank;
+        picks[k].tied = picks.iter().filter(|p| p.rank == rank).count() > 1;
+    }
     Ok(Advice {
-        size,
+        size: measured,
+        asked: size,
         ranked_by,
+        cpu_per: if by_latency { "round trip" } else { "message" },
         picks,
+        excluded,
+        tie_rule,
     })
+}
+
+/// One pick's CPU figure, labelled with what it is per.
+pub fn cpu_label(a: &Advice, p: &Pick) -> String {
+    p.cpu_us
+        .map(|c| format!(", CPU {c:.2} µs per {}", a.cpu_per))
+        .unwrap_or_default()
 }
 
 /// The advice as text for the terminal.
 pub fn render(a: &Advice, pattern: Pattern, needs: &[Need]) -> String {
-    let mut out = format!(
-        "{} at {} (nearest measured size), ranked by {}{}:\n",
+    let mut out = String::new();
+    if let (true, Some(want)) = (is_far(a), a.asked) {
+        out.push_str(&format!(
+            "Note: nothing was measured near {}; the nearest measured size is {}. Measure it with `ipcbench run --sizes {}`.\n",
+            size_label(want),
+            size_label(a.size),
+            size_label(want).replace(' ', "")
+        ));
+    }
+    out.push_str(&format!(
+        "{} at {} ({}), ranked by {}{}:\n",
         match pattern {
             Pattern::RequestResponse => "Request-response",
             Pattern::Streaming => "Streaming",
         },
         size_label(a.size),
+        if a.asked == Some(a.size) {
+            "measured"
+        } else {
+            "nearest measured size"
+        },
         a.ranked_by,
         if needs.is_empty() {
             String::new()
@@ -189,27 +321,37 @@ pub fn render(a: &Advice, pattern: Pattern, needs: &[Need]) -> String {
                 ", needing {}",
                 needs
                     .iter()
-                    .map(|n| format!("{n:?}"))
+                    .map(|n| need_name(*n))
                     .collect::<Vec<_>>()
                     .join(", ")
             )
         }
-    );
+    ));
     if a.picks.is_empty() {
         out.push_str("  no measured mechanism satisfies these needs\n");
     }
-    for (i, p) in a.picks.iter().enumerate() {
-        let cpu = p
-            .cpu_us
-            .map(|c| format!(", CPU {c:.2} µs/msg"))
-            .unwrap_or_default();
+    for p in &a.picks {
+        let rank = format!("{}{}", p.rank, if p.tied { "=" } else { "." });
         out.push_str(&format!(
-            "{:>3}. {:<15} {}{cpu}\n       {}\n",
-            i + 1,
+            "{:>4} {:<15} {}{}\n       {}\n",
+            rank,
             p.mechanism,
             p.shown,
+            cpu_label(a, p),
             p.trade_off
         ));
+    }
+    if a.picks.iter().any(|p| p.tied) {
+        out.push_str(&format!(
+            "\n`=`: tied; {}. Between tied mechanisms, choose by CPU and by the trade-offs.\n",
+            a.tie_rule
+        ));
+    }
+    if !a.excluded.is_empty() {
+        out.push_str("\nLeft out:\n");
+        for (m, why) in &a.excluded {
+            out.push_str(&format!("  {m}: {why}\n"));
+        }
     }
     out
 }

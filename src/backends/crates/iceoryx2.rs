@@ -39,6 +39,7 @@ static INFO: MechanismInfo = MechanismInfo {
     portable: true,
     trade_off: "zero-copy capable publish-subscribe middleware (copied out here); polls; about 70 extra crates",
     verified: true,
+    busy_waits: true,
     in_all: true,
 };
 

@@ -36,6 +36,7 @@ static INFO: MechanismInfo = MechanismInfo {
     portable: true,
     trade_off: "portable Rust local sockets (named pipes on Windows); thin over unix-stream",
     verified: true,
+    busy_waits: false,
     in_all: true,
 };
 

@@ -34,6 +34,7 @@ static INFO: MechanismInfo = MechanismInfo {
     portable: true,
     trade_off: "typed Rust channels that can carry channels and descriptors; allocates a Vec per message",
     verified: true,
+    busy_waits: false,
     in_all: true,
 };
 

@@ -31,6 +31,7 @@ static INFO: MechanismInfo = MechanismInfo {
     portable: true,
     trade_off: "crate-managed segment with the harness's futex rings; the crate is unmaintained",
     verified: true,
+    busy_waits: false,
     in_all: true,
 };
 

@@ -107,6 +107,7 @@ macro_rules! shm_mechanism {
             portable: $portable,
             trade_off: $trade_off,
             verified: true,
+            busy_waits: matches!($strategy, Strategy::Spin),
             in_all: true,
         };
         pub static $name: Shm = Shm {
