@@ -7,102 +7,14 @@ use std::path::{Path, PathBuf};
 use super::chart::{self, LineChart, Series};
 use super::document::{to_html, to_markdown, Block};
 use super::recommend::{advise, Need, Pattern};
-use super::{family_of, micros, size_label, ReportError};
+use super::table::{cpu_ns, find, mechanisms, sizes};
+use super::{micros, size_label, ReportError};
 use crate::results::{CaseResult, RunFile, Status, Workload};
 
 /// One results file and how the report names it.
 pub struct Input {
     pub label: String,
     pub run: RunFile,
-}
-
-const FAMILY_ORDER: [&str; 5] = ["message-passing", "sockets", "shm", "crates", "sync"];
-
-/// Mechanisms of a run in family order, then in the order they ran.
-fn mechanisms(run: &RunFile) -> Vec<(String, String)> {
-    let mut seen: Vec<(String, String)> = Vec::new();
-    for r in &run.results {
-        if !seen.iter().any(|(m, _)| *m == r.mechanism) {
-            seen.push((r.mechanism.clone(), family_of(r)));
-        }
-    }
-    seen.sort_by_key(|(_, f)| {
-        FAMILY_ORDER
-            .iter()
-            .position(|x| x == f)
-            .unwrap_or(FAMILY_ORDER.len())
-    });
-    seen
-}
-
-/// Message sizes of the run (synchronisation results carry no size).
-fn sizes(run: &RunFile) -> Vec<usize> {
-    let mut s: Vec<usize> = run
-        .results
-        .iter()
-        .filter(|r| !r.workload.is_sync())
-        .map(|r| r.size)
-        .collect();
-    s.sort_unstable();
-    s.dedup();
-    s
-}
-
-fn find<'a>(run: &'a RunFile, mech: &str, w: Workload, size: usize) -> Option<&'a CaseResult> {
-    run.results
-        .iter()
-        .find(|r| r.mechanism == mech && r.workload == w && r.size == size)
-}
-
-fn gap(r: &CaseResult) -> String {
-    let word = if r.status == Status::Unsupported {
-        "unsupported"
-    } else {
-        "ERROR"
-    };
-    format!(
-        "{word}: {}",
-        r.reason.as_deref().unwrap_or("no reason recorded")
-    )
-}
-
-fn cell(r: Option<&CaseResult>, ok: impl Fn(&CaseResult) -> Option<String>) -> String {
-    match r {
-        None => "-".into(),
-        Some(r) if r.status == Status::Ok => ok(r).unwrap_or_else(|| "-".into()),
-        Some(r) => gap(r),
-    }
-}
-
-fn cpu_ns(r: &CaseResult) -> Option<f64> {
-    r.cpu.as_ref().map(|c| c.user_ns_per_msg + c.sys_ns_per_msg)
-}
-
-fn loss_note(r: &CaseResult) -> String {
-    match r.loss {
-        Some(l) if l > 0.0 => format!(" (lost {:.2}%)", l * 100.0),
-        _ => String::new(),
-    }
-}
-
-fn grid(run: &RunFile, w: Workload, f: impl Fn(&CaseResult) -> Option<String>) -> Block {
-    let sz = sizes(run);
-    let mut header = vec!["mechanism".to_string()];
-    header.extend(sz.iter().map(|s| size_label(*s)));
-    let rows = mechanisms(run)
-        .into_iter()
-        .filter(|(m, _)| {
-            run.results
-                .iter()
-                .any(|r| &r.mechanism == m && r.workload == w)
-        })
-        .map(|(m, _)| {
-            let mut row = vec![m.clone()];
-            row.extend(sz.iter().map(|&s| cell(find(run, &m, w, s), &f)));
-            row
-        })
-        .collect();
-    Block::Table { header, rows }
 }
 
 fn series(
@@ -195,6 +107,8 @@ fn charts(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
     }
 }
 
+/// Rankings at the smallest and largest size, calibration left out, ties shared (`2=`) as
+/// `recommend` decides them.
 fn ranking(run: &RunFile, out: &mut Vec<Block>) {
     let sz = sizes(run);
     let picks: Vec<usize> = match (sz.first(), sz.last()) {
@@ -203,111 +117,42 @@ fn ranking(run: &RunFile, out: &mut Vec<Block>) {
         _ => return,
     };
     for size in picks {
-        let mut lat: Vec<&CaseResult> = run
-            .results
-            .iter()
-            .filter(|r| r.size == size && r.workload == Workload::Latency && r.status == Status::Ok)
-            .collect();
-        lat.sort_by_key(|r| r.rtt_ns.as_ref().map(|s| s.p50).unwrap_or(u64::MAX));
-        let mut tp: Vec<&CaseResult> = run
-            .results
-            .iter()
-            .filter(|r| {
-                r.size == size && r.workload == Workload::Throughput && r.status == Status::Ok
-            })
-            .collect();
-        let bps = |r: &CaseResult| {
-            r.throughput
-                .as_ref()
-                .map(|t| t.bytes_per_sec)
-                .unwrap_or(0.0)
+        let lat = advise(run, Some(size), Pattern::RequestResponse, &[]).ok();
+        let tp = advise(run, Some(size), Pattern::Streaming, &[]).ok();
+        let column = |a: &Option<super::recommend::Advice>, i: usize| {
+            a.as_ref()
+                .filter(|a| a.size == size)
+                .and_then(|a| a.picks.get(i))
+                .map(|p| {
+                    let rank = format!("{}{}", p.rank, if p.tied { "=" } else { "." });
+                    format!("{rank} {} ({})", p.mechanism, p.shown)
+                })
+                .unwrap_or_default()
         };
-        tp.sort_by(|a, b| bps(b).total_cmp(&bps(a)));
-        let n = lat.len().max(tp.len());
+        let n = [&lat, &tp]
+            .iter()
+            .filter_map(|a| a.as_ref().filter(|a| a.size == size))
+            .map(|a| a.picks.len())
+            .max()
+            .unwrap_or(0);
+        if n == 0 {
+            continue;
+        }
         let rows = (0..n)
-            .map(|i| {
-                vec![
-                    (i + 1).to_string(),
-                    lat.get(i)
-                        .map(|r| {
-                            format!(
-                                "{} ({} µs)",
-                                r.mechanism,
-                                micros(r.rtt_ns.as_ref().map(|s| s.p50).unwrap_or(0) as f64)
-                            )
-                        })
-                        .unwrap_or_default(),
-                    tp.get(i)
-                        .map(|r| {
-                            format!("{} ({:.0} MB/s{})", r.mechanism, bps(r) / 1e6, loss_note(r))
-                        })
-                        .unwrap_or_default(),
-                ]
-            })
+            .map(|i| vec![column(&lat, i), column(&tp, i)])
             .collect();
         out.push(Block::Heading(
             4,
             format!("Ranking at {}", size_label(size)),
         ));
         out.push(Block::Table {
-            header: vec![
-                "rank".into(),
-                "lowest round-trip p50".into(),
-                "highest throughput".into(),
-            ],
+            header: vec!["lowest round-trip p50".into(), "highest throughput".into()],
             rows,
         });
-    }
-}
-
-fn layers(run: &RunFile, out: &mut Vec<Block>) {
-    let sz = sizes(run);
-    let mut rows = Vec::new();
-    for (m, _) in mechanisms(run) {
-        let Some(base) = run
-            .results
-            .iter()
-            .find(|r| r.mechanism == m)
-            .and_then(|r| r.built_on.clone())
-        else {
-            continue;
-        };
-        if !run.results.iter().any(|r| r.mechanism == base) {
-            continue;
+        if let Some(a) = lat.as_ref().or(tp.as_ref()) {
+            out.push(Block::Para(format!("`=`: tied; {}.", a.tie_rule)));
         }
-        let mut row = vec![format!("{m} on {base}")];
-        for &s in &sz {
-            let ok = |w, mech: &str| find(run, mech, w, s).filter(|r| r.status == Status::Ok);
-            let lat = ok(Workload::Latency, &m)
-                .zip(ok(Workload::Latency, &base))
-                .and_then(|(c, b)| {
-                    Some(c.rtt_ns.as_ref()?.p50 as f64 / b.rtt_ns.as_ref()?.p50.max(1) as f64)
-                });
-            let tp = ok(Workload::Throughput, &m)
-                .zip(ok(Workload::Throughput, &base))
-                .and_then(|(c, b)| {
-                    Some(
-                        c.throughput.as_ref()?.bytes_per_sec / b.throughput.as_ref()?.bytes_per_sec,
-                    )
-                });
-            let f = |v: Option<f64>| v.map(|v| format!("{v:.2}x")).unwrap_or_else(|| "-".into());
-            row.push(format!("{} / {}", f(lat), f(tp)));
-        }
-        rows.push(row);
     }
-    if rows.is_empty() {
-        return;
-    }
-    out.push(Block::Heading(
-        3,
-        "What each crate costs over its raw mechanism".into(),
-    ));
-    out.push(Block::Para(
-        "Latency p50 ratio / throughput ratio against the mechanism the crate is built on, from the same run: a latency ratio above 1 or a throughput ratio below 1 is the layer's cost.".into(),
-    ));
-    let mut header = vec!["crate on mechanism".to_string()];
-    header.extend(sz.iter().map(|s| size_label(*s)));
-    out.push(Block::Table { header, rows });
 }
 
 /// The choosing guide, generated from the measured numbers.
@@ -546,69 +391,6 @@ fn measurement(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
     }
 }
 
-/// The synchronisation table: one row per primitive, hand-off and lock side by side.
-pub fn sync_table(run: &RunFile) -> Option<(Vec<String>, Vec<Vec<String>>)> {
-    let header = [
-        "primitive",
-        "hand-off p50 / p99 (µs)",
-        "lock: acquisitions/s",
-        "parent share",
-        "uncontended ns/pair",
-        "counter",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut rows = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for r in run.results.iter().filter(|r| r.workload.is_sync()) {
-        if seen.contains(&r.mechanism.as_str()) {
-            continue;
-        }
-        seen.push(&r.mechanism);
-        let get = |w| {
-            run.results
-                .iter()
-                .find(|x| x.mechanism == r.mechanism && x.workload == w)
-        };
-        let hand = match get(Workload::Handoff) {
-            None => "-".to_string(),
-            Some(h) if h.status == Status::Ok => h
-                .rtt_ns
-                .as_ref()
-                .map(|s| {
-                    format!(
-                        "{} / {}{}",
-                        micros(s.p50 as f64),
-                        micros(s.p99 as f64),
-                        super::table::ci_us(h)
-                    )
-                })
-                .unwrap_or_default(),
-            Some(h) => gap(h),
-        };
-        let (ops, share, unc, counter) = match get(Workload::Lock) {
-            None => (
-                "-".to_string(),
-                "-".to_string(),
-                "-".to_string(),
-                "-".to_string(),
-            ),
-            Some(l) if l.status == Status::Ok => match &l.lock {
-                Some(k) => (
-                    format!("{:.0}", k.ops_per_sec),
-                    format!("{:.0}%", k.fairness * 100.0),
-                    format!("{:.0}", k.uncontended_ns_per_pair),
-                    format!("{} = {} writes", k.counter, k.writes),
-                ),
-                None => Default::default(),
-            },
-            Some(l) => (gap(l), String::new(), String::new(), String::new()),
-        };
-        rows.push(vec![r.mechanism.clone(), hand, ops, share, unc, counter]);
-    }
-    (!rows.is_empty()).then_some((header, rows))
-}
-
 fn one_run(input: &Input, suffix: &str, out: &mut Vec<Block>) {
     let run = &input.run;
     machine(run, out);
@@ -618,77 +400,7 @@ fn one_run(input: &Input, suffix: &str, out: &mut Vec<Block>) {
     out.push(Block::Heading(3, "Rankings".into()));
     ranking(run, out);
     choosing(run, out);
-    out.push(Block::Heading(
-        3,
-        "Round-trip latency: p50 / p99 / p99.9 (µs)".into(),
-    ));
-    out.push(grid(run, Workload::Latency, |r| {
-        let s = r.rtt_ns.as_ref()?;
-        Some(format!(
-            "{} / {} / {}{}{}{}",
-            micros(s.p50 as f64),
-            micros(s.p99 as f64),
-            micros(s.p999 as f64),
-            super::table::ci_us(r),
-            super::table::floor_suffix(r),
-            loss_note(r)
-        ))
-    }));
-    out.push(Block::Heading(3, "Throughput, one way (MB/s)".into()));
-    out.push(grid(run, Workload::Throughput, |r| {
-        Some(format!(
-            "{:.1}{}{}{}",
-            r.throughput.as_ref()?.bytes_per_sec / 1e6,
-            super::table::ci_mb(r),
-            super::table::copy_suffix(r),
-            loss_note(r)
-        ))
-    }));
-    out.push(Block::Heading(
-        3,
-        "CPU per message, both processes (µs): round trip / streamed message".into(),
-    ));
-    let sz = sizes(run);
-    let mut header = vec!["mechanism".to_string()];
-    header.extend(sz.iter().map(|s| size_label(*s)));
-    let rows = mechanisms(run)
-        .into_iter()
-        .filter(|(m, _)| {
-            run.results
-                .iter()
-                .any(|r| &r.mechanism == m && !r.workload.is_sync())
-        })
-        .map(|(m, _)| {
-            let mut row = vec![m.clone()];
-            for &s in &sz {
-                let f = |w| {
-                    find(run, &m, w, s)
-                        .filter(|r| r.status == Status::Ok)
-                        .and_then(cpu_ns)
-                        .map(micros)
-                        .unwrap_or_else(|| "-".into())
-                };
-                row.push(format!(
-                    "{} / {}",
-                    f(Workload::Latency),
-                    f(Workload::Throughput)
-                ));
-            }
-            row
-        })
-        .collect();
-    out.push(Block::Table { header, rows });
-    layers(run, out);
-    if let Some((header, rows)) = sync_table(run) {
-        out.push(Block::Heading(
-            3,
-            "Synchronisation between processes".into(),
-        ));
-        out.push(Block::Para(
-            "Hand-off: two processes take turns through the primitive (the time for the turn to go and come back). Lock: both processes take the lock and increment a shared counter for the same time; the counter must equal the writes (no lost update). Mutexes and file locks cannot signal, so their hand-off polls a turn word under the lock.".into(),
-        ));
-        out.push(Block::Table { header, rows });
-    }
+    out.extend(super::table::blocks(run));
 }
 
 fn differences(inputs: &[Input], out: &mut Vec<Block>) {

@@ -1,5 +1,7 @@
-//! A report as a list of blocks, rendered to GitHub-flavoured markdown (charts as SVG files
-//! beside it) or to one self-contained HTML file (charts inline, no scripts, no network).
+//! A report as a list of blocks, rendered to plain text for the terminal, to
+//! GitHub-flavoured markdown (charts as SVG files beside it) or to one self-contained HTML
+//! file (charts inline, no scripts, no network). The content is built once; each renderer
+//! supplies only syntax.
 
 use std::fmt::Write;
 
@@ -11,6 +13,8 @@ pub enum Block {
         header: Vec<String>,
         rows: Vec<Vec<String>>,
     },
+    /// Numbered notes that the cells above refer to as `[n]`.
+    Notes(Vec<String>),
     /// `file` is the SVG's name beside report.md.
     Chart {
         file: String,
@@ -61,6 +65,12 @@ pub fn to_markdown(blocks: &[Block]) -> (String, Vec<(String, String)>) {
                 }
                 out.push('\n');
             }
+            Block::Notes(notes) => {
+                for (i, n) in notes.iter().enumerate() {
+                    let _ = writeln!(out, "[{}] {}  ", i + 1, md_cell(n));
+                }
+                out.push('\n');
+            }
             Block::Chart { file, title, svg } => {
                 let _ = writeln!(out, "![{title}]({file})\n");
                 files.push((file.clone(), svg.clone()));
@@ -68,6 +78,73 @@ pub fn to_markdown(blocks: &[Block]) -> (String, Vec<(String, String)>) {
         }
     }
     (out, files)
+}
+
+/// Markdown's `code` and **bold** marks dropped, for the terminal.
+fn plain(s: &str) -> String {
+    s.replace("**", "").replace('`', "")
+}
+
+/// Plain text for the terminal: aligned tables (first column left, the rest right), notes
+/// under them; charts are left to the report.
+pub fn to_text(blocks: &[Block]) -> String {
+    let mut out = String::new();
+    for b in blocks {
+        match b {
+            Block::Heading(_, text) => {
+                let _ = writeln!(out, "{}", plain(text));
+            }
+            Block::Para(text) => {
+                let _ = writeln!(out, "{}", plain(text));
+            }
+            Block::List(items) => {
+                for i in items {
+                    let _ = writeln!(out, "- {}", plain(i));
+                }
+                out.push('\n');
+            }
+            Block::Table { header, rows } => {
+                let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+                // A row with only its first cell filled is a divider: it does not widen column 1.
+                let divider = |r: &[String]| r.iter().skip(1).all(|c| c.is_empty());
+                for r in rows.iter().filter(|r| !divider(r)) {
+                    for (i, c) in r.iter().enumerate() {
+                        widths[i] = widths[i].max(c.chars().count());
+                    }
+                }
+                let line = |cells: &[String]| {
+                    let mut l = String::new();
+                    for (i, c) in cells.iter().enumerate() {
+                        if i == 0 {
+                            l.push_str(&format!("{c:<w$}", w = widths[0]));
+                        } else {
+                            l.push_str(&format!("  {c:>w$}", w = widths[i]));
+                        }
+                    }
+                    l.trim_end().to_string()
+                };
+                let head = line(header);
+                let _ = writeln!(out, "{head}\n{}", "-".repeat(head.chars().count()));
+                for r in rows {
+                    if divider(r) {
+                        let _ = writeln!(out, "{}", r[0]);
+                    } else {
+                        let _ = writeln!(out, "{}", line(r));
+                    }
+                }
+                out.push('\n');
+            }
+            Block::Notes(notes) => {
+                let _ = writeln!(out, "Notes:");
+                for (i, n) in notes.iter().enumerate() {
+                    let _ = writeln!(out, "  [{}] {}", i + 1, plain(n));
+                }
+                out.push('\n');
+            }
+            Block::Chart { .. } => {}
+        }
+    }
+    out
 }
 
 pub fn escape(s: &str) -> String {
@@ -136,6 +213,13 @@ pub fn to_html(title: &str, blocks: &[Block]) -> String {
                     out.push_str("</tr>\n");
                 }
                 out.push_str("</table>\n");
+            }
+            Block::Notes(notes) => {
+                out.push_str("<p class=\"notes\">");
+                for (i, n) in notes.iter().enumerate() {
+                    let _ = write!(out, "[{}] {}<br>", i + 1, inline(n));
+                }
+                out.push_str("</p>\n");
             }
             Block::Chart { title, svg, .. } => {
                 let _ = writeln!(

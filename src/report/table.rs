@@ -1,111 +1,142 @@
-//! The comparison tables printed after a run: mechanism by size, one table per metric.
+//! The result tables, written once as document blocks: the terminal prints them as text
+//! after a run, and the markdown and HTML reports carry the same blocks, so rows, order,
+//! cells and notes are the same everywhere.
 
-use std::fmt::Write;
-
-use super::{micros, size_label};
+use super::document::{to_text, Block};
+use super::{family_of, micros, size_label};
 use crate::results::{CaseResult, RunFile, Status, Workload};
 
-struct Grid {
-    title: String,
-    sizes: Vec<usize>,
-    rows: Vec<(String, Vec<String>)>,
-}
+/// Families in the order tables list them; calibration comes last, apart, since it is
+/// not a choice.
+const FAMILY_ORDER: [&str; 5] = ["message-passing", "sockets", "shm", "crates", "sync"];
+const CALIBRATION: &str = "calibration";
 
-impl Grid {
-    fn render(&self, out: &mut String) {
-        let mut widths = vec![self
-            .rows
-            .iter()
-            .map(|r| r.0.len())
-            .max()
-            .unwrap_or(0)
-            .max(9)];
-        for (i, s) in self.sizes.iter().enumerate() {
-            let w = self
-                .rows
-                .iter()
-                .map(|r| r.1[i].chars().count())
-                .max()
-                .unwrap_or(0)
-                .max(size_label(*s).len());
-            widths.push(w);
+/// Mechanisms of a run in family order (calibration last), then in the order they ran.
+pub fn mechanisms(run: &RunFile) -> Vec<(String, String)> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for r in &run.results {
+        if !seen.iter().any(|(m, _)| *m == r.mechanism) {
+            seen.push((r.mechanism.clone(), family_of(r)));
         }
-        let _ = writeln!(out, "{}", self.title);
-        let mut header = format!("{:<w$}", "mechanism", w = widths[0]);
-        for (i, s) in self.sizes.iter().enumerate() {
-            let _ = write!(header, "  {:>w$}", size_label(*s), w = widths[i + 1]);
-        }
-        let _ = writeln!(out, "{header}");
-        let _ = writeln!(out, "{}", "-".repeat(header.chars().count()));
-        for (name, cells) in &self.rows {
-            let mut line = format!("{name:<w$}", w = widths[0]);
-            for (i, c) in cells.iter().enumerate() {
-                let _ = write!(line, "  {:>w$}", c, w = widths[i + 1]);
-            }
-            let _ = writeln!(out, "{line}");
-        }
-        out.push('\n');
     }
+    let rank = |f: &str| {
+        if f == CALIBRATION {
+            FAMILY_ORDER.len() + 1
+        } else {
+            FAMILY_ORDER
+                .iter()
+                .position(|x| *x == f)
+                .unwrap_or(FAMILY_ORDER.len())
+        }
+    };
+    seen.sort_by_key(|(_, f)| rank(f));
+    seen
 }
 
-/// Reasons for unsupported and failed cells, numbered once and referenced as `[n]`.
-/// A silent `Notes` shows non-ok cells as `-` (their reasons are listed by another table).
+/// Message sizes of the run (synchronisation results carry no size).
+pub fn sizes(run: &RunFile) -> Vec<usize> {
+    let mut s: Vec<usize> = run
+        .results
+        .iter()
+        .filter(|r| !r.workload.is_sync())
+        .map(|r| r.size)
+        .collect();
+    s.sort_unstable();
+    s.dedup();
+    s
+}
+
+/// The result of one case, whatever its status.
+pub fn find<'a>(run: &'a RunFile, mech: &str, w: Workload, size: usize) -> Option<&'a CaseResult> {
+    run.results
+        .iter()
+        .find(|r| r.mechanism == mech && r.workload == w && r.size == size)
+}
+
+/// The result of one case if it succeeded.
+pub fn find_ok<'a>(
+    run: &'a RunFile,
+    mech: &str,
+    w: Workload,
+    size: usize,
+) -> Option<&'a CaseResult> {
+    find(run, mech, w, size).filter(|r| r.status == Status::Ok)
+}
+
+/// `12,345.6`: digits grouped in threes, with `decimals` places.
+pub fn grouped(v: f64, decimals: usize) -> String {
+    let s = format!("{:.*}", decimals, v.abs());
+    let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
+    let mut out = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    if v < 0.0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// MB/s with a precision that suits the magnitude and grouped digits.
+pub fn mb_per_sec(bps: f64) -> String {
+    let mb = bps / 1e6;
+    grouped(mb, if mb < 100.0 { 1 } else { 0 })
+}
+
+/// Reasons for unsupported and failed cells, numbered once per table and referenced `[n]`.
 #[derive(Default)]
-struct Notes(Vec<String>, bool);
+pub struct Notes(pub Vec<String>);
 
 impl Notes {
-    fn silent() -> Notes {
-        Notes(Vec::new(), true)
-    }
-
-    fn cell(&mut self, r: &CaseResult, ok: impl FnOnce(&CaseResult) -> String) -> String {
+    /// The cell for a case: `ok` formats a success; a gap becomes `unsupported [n]` or
+    /// `ERROR [n]` with its reason in the notes.
+    pub fn cell(
+        &mut self,
+        r: Option<&CaseResult>,
+        ok: impl Fn(&CaseResult) -> Option<String>,
+    ) -> String {
+        let Some(r) = r else {
+            return "-".into();
+        };
         let word = match r.status {
-            Status::Ok => return ok(r),
-            _ if self.1 => return "-".into(),
+            Status::Ok => return ok(r).unwrap_or_else(|| "-".into()),
             Status::Unsupported => "unsupported",
             Status::Error => "ERROR",
         };
+        let where_ = if r.workload.is_sync() {
+            format!("{} {}", r.mechanism, r.workload.as_str())
+        } else {
+            format!(
+                "{} {} {}",
+                r.mechanism,
+                r.workload.as_str(),
+                size_label(r.size)
+            )
+        };
         let text = format!(
-            "{} {} {}: {}",
-            r.mechanism,
-            r.workload.as_str(),
-            size_label(r.size),
-            r.reason.as_deref().unwrap_or("no reason given")
+            "{where_}: {}",
+            r.reason.as_deref().unwrap_or("no reason recorded")
         );
-        self.0.push(text);
-        format!("{word} [{}]", self.0.len())
+        let n = match self.0.iter().position(|t| *t == text) {
+            Some(i) => i + 1,
+            None => {
+                self.0.push(text);
+                self.0.len()
+            }
+        };
+        format!("{word} [{n}]")
     }
-}
 
-fn grid(
-    run: &RunFile,
-    workload: Workload,
-    title: &str,
-    notes: &mut Notes,
-    cell: impl Fn(&CaseResult) -> String,
-) -> Option<Grid> {
-    let sizes = run.config.sizes.clone();
-    let mut rows = Vec::new();
-    for mech in &run.config.mechanisms {
-        let cells: Vec<String> = sizes
-            .iter()
-            .map(|&size| {
-                run.results
-                    .iter()
-                    .find(|r| &r.mechanism == mech && r.workload == workload && r.size == size)
-                    .map(|r| notes.cell(r, &cell))
-                    .unwrap_or_else(|| "-".into())
-            })
-            .collect();
-        if cells.iter().any(|c| c != "-") {
-            rows.push((mech.clone(), cells));
-        }
+    fn into_block(self) -> Option<Block> {
+        (!self.0.is_empty()).then_some(Block::Notes(self.0))
     }
-    (!rows.is_empty()).then(|| Grid {
-        title: title.to_string(),
-        sizes,
-        rows,
-    })
 }
 
 /// ` [lo-hi]`: the interval of the median p50 over repetitions, in µs.
@@ -118,7 +149,7 @@ pub fn ci_us(r: &CaseResult) -> String {
 /// ` [lo-hi]`: the interval of the median throughput over repetitions, in MB/s.
 pub fn ci_mb(r: &CaseResult) -> String {
     r.bytes_per_sec_ci
-        .map(|[lo, hi]| format!(" [{:.0}-{:.0}]", lo / 1e6, hi / 1e6))
+        .map(|[lo, hi]| format!(" [{}-{}]", mb_per_sec(lo), mb_per_sec(hi)))
         .unwrap_or_default()
 }
 
@@ -133,183 +164,331 @@ pub fn copy_suffix(r: &CaseResult) -> String {
 }
 
 /// ` (lost 1.2%)` for lossy mechanisms that lost anything.
-fn loss_suffix(r: &CaseResult) -> String {
+pub fn loss_suffix(r: &CaseResult) -> String {
     match (r.lost, r.loss) {
         (Some(lost), Some(frac)) if lost > 0 => format!(" (lost {:.2}%)", frac * 100.0),
         _ => String::new(),
     }
 }
 
-fn cpu_cell(r: &CaseResult) -> String {
-    r.cpu
-        .as_ref()
-        .map(|c| micros(c.user_ns_per_msg + c.sys_ns_per_msg))
-        .unwrap_or_else(|| "-".into())
+/// CPU of both processes per message (per round trip for latency), ns.
+pub fn cpu_ns(r: &CaseResult) -> Option<f64> {
+    r.cpu.as_ref().map(|c| c.user_ns_per_msg + c.sys_ns_per_msg)
 }
 
-fn find<'a>(run: &'a RunFile, mech: &str, w: Workload, size: usize) -> Option<&'a CaseResult> {
-    run.results.iter().find(|r| {
-        r.mechanism == mech && r.workload == w && r.size == size && r.status == Status::Ok
-    })
+/// A row that separates calibration rows from the rankings.
+fn calibration_divider(columns: usize) -> Vec<String> {
+    let mut row = vec!["calibration (not a choice):".to_string()];
+    row.extend(std::iter::repeat_n(String::new(), columns - 1));
+    row
+}
+
+/// Mechanism by size for the channel mechanisms that ran `w` (or any channel workload when
+/// `w` is `None`); `cell` formats one size's entry.
+fn grid(
+    run: &RunFile,
+    w: Option<Workload>,
+    mut cell: impl FnMut(&str, usize, &mut Notes) -> String,
+) -> Option<(Block, Option<Block>)> {
+    let sz = sizes(run);
+    let mut header = vec!["mechanism".to_string()];
+    header.extend(sz.iter().map(|s| size_label(*s)));
+    let mut notes = Notes::default();
+    let mut rows = Vec::new();
+    let mut divided = false;
+    for (m, family) in mechanisms(run) {
+        let ran = run.results.iter().any(|r| {
+            r.mechanism == m && !r.workload.is_sync() && w.is_none_or(|w| r.workload == w)
+        });
+        if !ran {
+            continue;
+        }
+        if family == CALIBRATION && !divided && !rows.is_empty() {
+            rows.push(calibration_divider(header.len()));
+            divided = true;
+        }
+        let mut row = vec![m.clone()];
+        row.extend(sz.iter().map(|&s| cell(&m, s, &mut notes)));
+        rows.push(row);
+    }
+    (!rows.is_empty()).then(|| (Block::Table { header, rows }, notes.into_block()))
+}
+
+fn push_grid(out: &mut Vec<Block>, title: &str, legend: String, g: Option<(Block, Option<Block>)>) {
+    let Some((table, notes)) = g else {
+        return;
+    };
+    out.push(Block::Heading(3, title.into()));
+    if !legend.is_empty() {
+        out.push(Block::Para(legend));
+    }
+    out.push(table);
+    out.extend(notes);
 }
 
 /// Crate mechanisms against the raw mechanism they are built on, from the same run:
 /// `p50 ratio / throughput ratio` (above 1 / below 1 means the layer costs).
-fn layers(run: &RunFile) -> Option<Grid> {
+fn layers(run: &RunFile, out: &mut Vec<Block>) {
+    let sz = sizes(run);
     let mut rows = Vec::new();
-    let mut seen = Vec::new();
-    for r in &run.results {
-        let Some(base) = r.built_on.as_deref() else {
+    for (m, _) in mechanisms(run) {
+        let Some(base) = run
+            .results
+            .iter()
+            .find(|r| r.mechanism == m)
+            .and_then(|r| r.built_on.clone())
+        else {
             continue;
         };
-        if seen.contains(&r.mechanism) {
+        if !run.results.iter().any(|r| r.mechanism == base) {
             continue;
         }
-        seen.push(r.mechanism.clone());
-        let cells = run
-            .config
-            .sizes
-            .iter()
-            .map(|&size| {
-                let lat = find(run, &r.mechanism, Workload::Latency, size)
-                    .zip(find(run, base, Workload::Latency, size))
-                    .and_then(|(c, b)| {
-                        Some(c.rtt_ns.as_ref()?.p50 as f64 / b.rtt_ns.as_ref()?.p50.max(1) as f64)
-                    });
-                let tp = find(run, &r.mechanism, Workload::Throughput, size)
-                    .zip(find(run, base, Workload::Throughput, size))
-                    .and_then(|(c, b)| {
-                        Some(
-                            c.throughput.as_ref()?.bytes_per_sec
-                                / b.throughput.as_ref()?.bytes_per_sec,
-                        )
-                    });
-                let show =
-                    |v: Option<f64>| v.map(|v| format!("{v:.2}x")).unwrap_or_else(|| "-".into());
-                format!("{} / {}", show(lat), show(tp))
-            })
-            .collect();
-        rows.push((format!("{} on {base}", r.mechanism), cells));
+        let mut row = vec![format!("{m} on {base}")];
+        for &s in &sz {
+            let ok = |w, mech: &str| find_ok(run, mech, w, s);
+            let lat = ok(Workload::Latency, &m)
+                .zip(ok(Workload::Latency, &base))
+                .and_then(|(c, b)| {
+                    Some(c.rtt_ns.as_ref()?.p50 as f64 / b.rtt_ns.as_ref()?.p50.max(1) as f64)
+                });
+            let tp = ok(Workload::Throughput, &m)
+                .zip(ok(Workload::Throughput, &base))
+                .and_then(|(c, b)| {
+                    Some(
+                        c.throughput.as_ref()?.bytes_per_sec / b.throughput.as_ref()?.bytes_per_sec,
+                    )
+                });
+            let f = |v: Option<f64>| v.map(|v| format!("{v:.2}x")).unwrap_or_else(|| "-".into());
+            row.push(format!("{} / {}", f(lat), f(tp)));
+        }
+        rows.push(row);
     }
-    (!rows.is_empty()).then(|| Grid {
-        title: "Crates against their raw mechanism, same run: p50 latency ratio / throughput ratio"
-            .into(),
-        sizes: run.config.sizes.clone(),
-        rows,
-    })
+    if rows.is_empty() {
+        return;
+    }
+    out.push(Block::Heading(
+        3,
+        "What each crate costs over its raw mechanism".into(),
+    ));
+    out.push(Block::Para(
+        "Latency p50 ratio / throughput ratio against the mechanism the crate is built on, from the same run: a latency ratio above 1 or a throughput ratio below 1 is the layer's cost.".into(),
+    ));
+    let mut header = vec!["crate on mechanism".to_string()];
+    header.extend(sz.iter().map(|s| size_label(*s)));
+    out.push(Block::Table { header, rows });
 }
 
-/// Renders every table for a run, followed by the numbered notes.
-pub fn render(run: &RunFile) -> String {
-    let mut out = String::new();
+/// The synchronisation table: one row per primitive, hand-off and lock side by side.
+fn sync(run: &RunFile, out: &mut Vec<Block>) {
+    let header = [
+        "primitive",
+        "hand-off p50 / p99 (µs)",
+        "lock: acquisitions/s",
+        "parent share",
+        "uncontended ns/pair",
+        "counter",
+    ]
+    .map(String::from)
+    .to_vec();
     let mut notes = Notes::default();
-    let _ = writeln!(out, "{}", run.config.placement);
+    let mut rows = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for r in run.results.iter().filter(|r| r.workload.is_sync()) {
+        if seen.contains(&r.mechanism.as_str()) {
+            continue;
+        }
+        seen.push(&r.mechanism);
+        let get = |w| find(run, &r.mechanism, w, 0);
+        let hand = notes.cell(get(Workload::Handoff), |h| {
+            let s = h.rtt_ns.as_ref()?;
+            Some(format!(
+                "{} / {}{}",
+                micros(s.p50 as f64),
+                micros(s.p99 as f64),
+                ci_us(h)
+            ))
+        });
+        let lock = get(Workload::Lock);
+        let ops = notes.cell(lock, |l| Some(grouped(l.lock.as_ref()?.ops_per_sec, 0)));
+        let k = lock
+            .filter(|l| l.status == Status::Ok)
+            .and_then(|l| l.lock.as_ref());
+        let (share, unc, counter) = match k {
+            Some(k) => (
+                format!("{:.0}%", k.fairness * 100.0),
+                grouped(k.uncontended_ns_per_pair, 0),
+                format!(
+                    "{} = {} writes",
+                    grouped(k.counter as f64, 0),
+                    grouped(k.writes as f64, 0)
+                ),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        rows.push(vec![r.mechanism.clone(), hand, ops, share, unc, counter]);
+    }
+    if rows.is_empty() {
+        return;
+    }
+    out.push(Block::Heading(
+        3,
+        "Synchronisation between processes".into(),
+    ));
+    out.push(Block::Para(
+        "Hand-off: two processes take turns through the primitive (the time for the turn to go and come back). Lock: both processes take the lock and increment a shared counter for the same time; the counter must equal the writes (no lost update). Mutexes and file locks cannot signal, so their hand-off polls a turn word under the lock.".into(),
+    ));
+    out.push(Block::Table { header, rows });
+    out.extend(notes.into_block());
+}
+
+/// Every result table of a run, in the order the terminal and the reports show them.
+pub fn blocks(run: &RunFile) -> Vec<Block> {
+    let mut out = Vec::new();
+    let interval = if run.config.repeat > 1 {
+        format!(
+            "[lo-hi]: the {}. ",
+            crate::stats::interval_label(run.config.repeat)
+        )
+    } else {
+        String::new()
+    };
+    let floor = run
+        .floor
+        .as_ref()
+        .and_then(|f| f.cacheline_rtt_ns)
+        .map(|ns| format!("xN: p50 as a multiple of the cache-line round trip ({ns:.0} ns here)."))
+        .unwrap_or_default();
+    push_grid(
+        &mut out,
+        "Round-trip latency, p50 / p99 (µs)",
+        format!("{interval}{floor}"),
+        grid(run, Some(Workload::Latency), |m, s, notes| {
+            notes.cell(find(run, m, Workload::Latency, s), |r| {
+                let s = r.rtt_ns.as_ref()?;
+                Some(format!(
+                    "{} / {}{}{}{}",
+                    micros(s.p50 as f64),
+                    micros(s.p99 as f64),
+                    ci_us(r),
+                    floor_suffix(r),
+                    loss_suffix(r)
+                ))
+            })
+        }),
+    );
+    push_grid(
+        &mut out,
+        "Throughput, one way (MB/s, 1 MB = 10^6 bytes)",
+        format!("{interval}xN: the fraction of single-thread memcpy bandwidth at that size."),
+        grid(run, Some(Workload::Throughput), |m, s, notes| {
+            notes.cell(find(run, m, Workload::Throughput, s), |r| {
+                Some(format!(
+                    "{}{}{}{}",
+                    mb_per_sec(r.throughput.as_ref()?.bytes_per_sec),
+                    ci_mb(r),
+                    copy_suffix(r),
+                    loss_suffix(r)
+                ))
+            })
+        }),
+    );
+    push_grid(
+        &mut out,
+        "CPU per message, both processes, user+sys (µs): per round trip / per streamed message",
+        String::new(),
+        grid(run, None, |m, s, _| {
+            let f = |w| {
+                find_ok(run, m, w, s)
+                    .and_then(cpu_ns)
+                    .map(micros)
+                    .unwrap_or_else(|| "-".into())
+            };
+            format!("{} / {}", f(Workload::Latency), f(Workload::Throughput))
+        }),
+    );
+    layers(run, &mut out);
+    sync(run, &mut out);
+    out
+}
+
+/// What the terminal prints after a run: placement, floor, then every table as text.
+pub fn render(run: &RunFile) -> String {
+    let mut out = format!("{}\n", run.config.placement);
     if let Some(f) = &run.floor {
         let line = f
             .cacheline_rtt_ns
             .map(|v| format!("cache-line round trip {v:.0} ns"))
             .unwrap_or_else(|| "cache-line round trip not measured".into());
-        let _ = writeln!(out, "floor: {line}, clock read {:.0} ns", f.clock_read_ns);
+        out.push_str(&format!(
+            "floor: {line}, clock read {:.0} ns\n",
+            f.clock_read_ns
+        ));
     }
     if run.config.repeat > 1 {
-        let _ = writeln!(
-            out,
-            "{} repetitions per case, interleaved, fresh peers each time; [lo-hi]: {}",
-            run.config.repeat,
-            crate::stats::interval_label(run.config.repeat)
-        );
+        out.push_str(&format!(
+            "{} repetitions per case, interleaved, fresh peers each time\n",
+            run.config.repeat
+        ));
     }
     out.push('\n');
-    let tables = [
-        grid(
-            run,
-            Workload::Latency,
-            "Round-trip latency, p50 / p99 (µs); [interval of the median p50]; xN: p50 over the cache-line round trip",
-            &mut notes,
-            |r| {
-                r.rtt_ns
-                    .as_ref()
-                    .map(|s| {
-                        format!(
-                            "{} / {}{}{}{}",
-                            micros(s.p50 as f64),
-                            micros(s.p99 as f64),
-                            ci_us(r),
-                            floor_suffix(r),
-                            loss_suffix(r)
-                        )
-                    })
-                    .unwrap_or_else(|| "-".into())
-            },
-        ),
-        grid(
-            run,
-            Workload::Throughput,
-            "Throughput, one way (MB/s, 1 MB = 10^6 bytes); [interval of the median]; xN: fraction of memcpy bandwidth",
-            &mut notes,
-            |r| {
-                r.throughput
-                    .as_ref()
-                    .map(|t| format!("{:.1}{}{}{}", t.bytes_per_sec / 1e6, ci_mb(r), copy_suffix(r), loss_suffix(r)))
-                    .unwrap_or_else(|| "-".into())
-            },
-        ),
-        grid(
-            run,
-            Workload::Latency,
-            "CPU per round trip, both processes, user+sys (µs)",
-            &mut Notes::silent(),
-            cpu_cell,
-        ),
-        grid(
-            run,
-            Workload::Throughput,
-            "CPU per streamed message, both processes, user+sys (µs)",
-            &mut Notes::silent(),
-            cpu_cell,
-        ),
-    ];
-    for t in tables.iter().flatten() {
-        t.render(&mut out);
-    }
-    if let Some(t) = layers(run) {
-        t.render(&mut out);
-    }
-    if let Some((header, rows)) = super::content::sync_table(run) {
-        let _ = writeln!(out, "Synchronisation between processes");
-        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-        for r in &rows {
-            for (i, c) in r.iter().enumerate() {
-                widths[i] = widths[i].max(c.chars().count().min(60));
-            }
-        }
-        let line = |cells: &[String]| {
-            cells
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let c: String = c.chars().take(60).collect();
-                    if i == 0 {
-                        format!("{c:<w$}", w = widths[i])
-                    } else {
-                        format!("{c:>w$}", w = widths[i])
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("  ")
-        };
-        let head = line(&header);
-        let _ = writeln!(out, "{head}\n{}", "-".repeat(head.chars().count()));
-        for r in &rows {
-            let _ = writeln!(out, "{}", line(r));
-        }
-        out.push('\n');
-    }
-    if !notes.0.is_empty() {
-        let _ = writeln!(out, "Notes:");
-        for (i, n) in notes.0.iter().enumerate() {
-            let _ = writeln!(out, "  [{}] {n}", i + 1);
-        }
-    }
+    out.push_str(&to_text(&blocks(run)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// base.json with a calibration result appended after everything else.
+    fn run_with_calibration() -> RunFile {
+        let mut run: RunFile = serde_json::from_str(include_str!("../../tests/fixtures/base.json"))
+            .expect("fixture parses");
+        let mut raw = run.results[0].clone();
+        raw.mechanism = "pipe-raw".into();
+        raw.family = Some("calibration".into());
+        run.results.insert(1, raw);
+        run
+    }
+
+    /// First cells of the rows of the first table, as a renderer printed them.
+    fn first_column(text: &str, row_start: &str) -> Vec<String> {
+        text.lines()
+            .skip_while(|l| !l.starts_with(row_start))
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| {
+                l.trim_start_matches("| ")
+                    .split([' ', '|'])
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn terminal_and_report_list_the_same_rows_with_calibration_apart() {
+        let run = run_with_calibration();
+        let blocks = blocks(&run);
+        let text = to_text(&blocks);
+        let (md, _) = super::super::document::to_markdown(&blocks);
+        let t = first_column(&text, "pipe ");
+        let m = first_column(&md, "| pipe |");
+        assert_eq!(t, m, "same order in both:\n{text}\n{md}");
+        let cal = t
+            .iter()
+            .position(|r| r == "calibration")
+            .expect("a calibration divider");
+        assert_eq!(t[cal + 1], "pipe-raw");
+        assert_eq!(t.len(), cal + 2, "calibration rows come last: {t:?}");
+    }
+
+    #[test]
+    fn digits_are_grouped() {
+        assert_eq!(grouped(35236.7, 0), "35,237");
+        assert_eq!(grouped(1234567.25, 1), "1,234,567.2");
+        assert_eq!(grouped(999.0, 0), "999");
+        assert_eq!(grouped(-1234.0, 0), "-1,234");
+        assert_eq!(mb_per_sec(147.1e6), "147");
+        assert_eq!(mb_per_sec(17.94e6), "17.9");
+    }
 }
