@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Opens a report in headless Chromium, takes a screenshot and checks that the page rendered
 # every chart: the rendered DOM must hold as many <svg> elements as the report has charts,
-# and the screenshot must not be blank.
+# every chart's labelled ticks must span the data it declares (data-lo..data-hi), and the
+# screenshot must not be blank.
 # Usage: scripts/check-report.sh [results/report/report.html] [screenshot.png]
 # Needs Debian's `chromium` package (apt-get install chromium).
 set -euo pipefail
@@ -15,14 +16,27 @@ flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
        --disable-background-networking --disable-component-update --disable-sync
        --user-data-dir="$profile" --window-size=1300,5000 --hide-scrollbars)
 
+dom="$profile/dom.html"
 expected=$(grep -o '<figure>' "$html" | wc -l)
-rendered=$(chromium "${flags[@]}" --dump-dom "file://$html" 2>/dev/null | grep -o '<svg' | wc -l)
+chromium "${flags[@]}" --dump-dom "file://$html" 2>/dev/null >"$dom"
+rendered=$(grep -o '<svg' "$dom" | wc -l)
 chromium "${flags[@]}" --screenshot="$shot" "file://$html" >/dev/null 2>&1
 
-python3 - "$shot" "$expected" "$rendered" <<'PY'
-import struct, sys, zlib
+python3 - "$shot" "$expected" "$rendered" "$dom" <<'PY'
+import re, struct, sys, zlib
 
 path, expected, rendered = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+# Tick labels: in every rendered chart, labelled ticks whose values span its data.
+dom = open(sys.argv[4], encoding="utf-8").read()
+ticks_ok = True
+for i, svg in enumerate(re.findall(r"<svg.*?</svg>", dom, re.S)):
+    title = (re.search(r"<title>(.*?)</title>", svg) or [None, f"chart {i + 1}"])[1]
+    lo, hi = re.search(r'data-lo="([^"]+)"', svg), re.search(r'data-hi="([^"]+)"', svg)
+    ticks = [float(v) for v, label in re.findall(r'class="tick" data-v="([^"]+)"[^>]*>([^<]+)<', svg) if label.strip()]
+    if not (lo and hi and len(ticks) >= 2 and min(ticks) <= float(lo[1]) and max(ticks) >= float(hi[1])):
+        print(f"chart without tick labels spanning its data: {title} (ticks {ticks})")
+        ticks_ok = False
+print(f"tick labels: {'span the data of every chart' if ticks_ok else 'MISSING'}")
 data = open(path, "rb").read()
 assert data[:8] == b"\x89PNG\r\n\x1a\n", "screenshot is not a PNG"
 pos, idat, width, height, ctype = 8, b"", 0, 0, 0
@@ -59,7 +73,7 @@ for y in range(height):
 sampled = (height // 4 + 1) * (width // 4 + 1)
 print(f"screenshot {path}: {width}x{height}, {len(colours)} colours, {100 * ink / sampled:.1f}% non-white")
 print(f"charts: {expected} in the report, {rendered} <svg> elements rendered")
-ok = rendered >= expected > 0 and len(colours) > 20 and ink > sampled // 100
+ok = rendered >= expected > 0 and len(colours) > 20 and ink > sampled // 100 and ticks_ok
 print("browser check: " + ("OK" if ok else "FAILED"))
 sys.exit(0 if ok else 1)
 PY

@@ -105,15 +105,20 @@ pub fn ci_level_for(n: usize) -> f64 {
 /// How a report names the intervals of a run with `repeat` repetitions, e.g. `93.75%
 /// interval of the median over 5 repetitions`, with a hint when it is below 95%.
 pub fn interval_label(repeat: u32) -> String {
-    let level = ci_level_for(repeat as usize) * 100.0;
-    let shown = format!("{level:.2}");
-    let shown = shown.trim_end_matches('0').trim_end_matches('.');
-    let hint = if level < 95.0 {
+    let hint = if ci_level_for(repeat as usize) < 0.95 {
         " (--repeat 6 or more gives at least 95%)"
     } else {
         ""
     };
-    format!("{shown}% interval of the median over {repeat} repetitions{hint}")
+    format!("{}{hint}", interval_name(repeat))
+}
+
+/// `93.75% interval of the median over 5 repetitions`, without the hint.
+pub fn interval_name(repeat: u32) -> String {
+    let level = ci_level_for(repeat as usize) * 100.0;
+    let shown = format!("{level:.2}");
+    let shown = shown.trim_end_matches('0').trim_end_matches('.');
+    format!("{shown}% interval of the median over {repeat} repetitions")
 }
 
 #[cfg(test)]

@@ -198,7 +198,11 @@ fn the_pin_matrix_covers_every_cpu_pair_and_is_drawn() {
             "{m}"
         );
     }
-    assert!(report.join("matrix.svg").exists());
+    let svg = std::fs::read_to_string(report.join("matrix.svg")).unwrap();
+    assert!(
+        svg.contains("(fastest)") && svg.contains("(slowest)") && svg.contains("p50, log scale"),
+        "the heatmap has its colour scale and unit"
+    );
     s.audit();
 }
 

@@ -66,26 +66,96 @@ fn report_shows_every_mechanism_size_and_reason_with_valid_charts() {
         md.contains("ipc-channel on unix-seqpacket"),
         "crate overhead against its base"
     );
-    for chart in ["latency.svg", "throughput.svg", "cpu.svg"] {
+    let charts = [
+        "latency-64B.svg",
+        "latency-64KiB.svg",
+        "throughput-64B.svg",
+        "throughput-64KiB.svg",
+        "latency.svg",
+        "throughput.svg",
+        "cpu.svg",
+    ];
+    for chart in charts {
         assert!(
             md.contains(&format!("]({chart})")),
             "{chart} not referenced"
         );
         let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
-        let doc =
-            roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{chart} is not XML: {e}"));
-        assert_eq!(doc.root_element().tag_name().name(), "svg");
+        check_chart(chart, &svg);
         assert!(
-            svg.contains("pipe") && svg.contains("shm-futex"),
-            "{chart} has a legend"
+            svg.contains(">pipe<") && svg.contains(">shm-futex<"),
+            "{chart} labels its mechanisms directly"
         );
     }
+    // The 64 B latency dot plot is sorted fastest first (base.json: unix-stream leads).
+    let dots = std::fs::read_to_string(dir.join("latency-64B.svg")).unwrap();
+    assert!(
+        dots.find(">unix-stream<").unwrap() < dots.find(">tcp<").unwrap(),
+        "sorted by p50"
+    );
+    let lines = std::fs::read_to_string(dir.join("latency.svg")).unwrap();
+    assert!(
+        lines.contains("posix-mq (unsupported from 64 KiB)"),
+        "a line that stops at a limit says so"
+    );
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert_eq!(html.matches("<svg").count(), 3, "charts inline");
+    assert_eq!(html.matches("<svg").count(), charts.len(), "charts inline");
+    assert!(
+        !html.contains("<figcaption"),
+        "each title is printed once, in its chart"
+    );
     assert!(!html.contains("<script"), "readable without JavaScript");
     for fetch in ["src=\"http", "href=\"http", "url(http", "@import"] {
         assert!(!html.contains(fetch), "self-contained: found {fetch}");
     }
+}
+
+/// A chart a person can read: well-formed SVG, labelled ticks whose values span the data it
+/// declares, no text under 12 px, and a tooltip with the numbers on every mark.
+fn check_chart(name: &str, svg: &str) {
+    let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{name} is not XML: {e}"));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    let num = |n: roxmltree::Node, a: &str| -> f64 {
+        n.attribute(a)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {a} missing"))
+    };
+    let (lo, hi) = (num(root, "data-lo"), num(root, "data-hi"));
+    let ticks: Vec<f64> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("tick"))
+        .map(|n| {
+            assert!(
+                !n.text().unwrap_or("").trim().is_empty(),
+                "{name}: empty tick"
+            );
+            num(n, "data-v")
+        })
+        .collect();
+    assert!(ticks.len() >= 2, "{name}: {ticks:?}");
+    let (tmin, tmax) = ticks
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &t| (a.min(t), b.max(t)));
+    assert!(
+        tmin <= lo && tmax >= hi,
+        "{name}: ticks {tmin}..{tmax} do not span {lo}..{hi}"
+    );
+    for n in doc.descendants().filter(|n| n.has_attribute("font-size")) {
+        assert!(num(n, "font-size") >= 12.0, "{name}: text under 12 px");
+    }
+    let marks = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "circle")
+        .count();
+    let titles = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "title")
+        .count();
+    assert!(
+        marks > 0 && titles > marks / 2,
+        "{name}: {marks} marks, {titles} tooltips"
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::chart::{self, LineChart, Series};
+use super::chart;
 use super::document::{to_html, to_markdown, Block};
 use super::recommend::{advise, Need, Pattern};
 use super::table::{cpu_ns, find, mechanisms, sizes};
@@ -17,92 +17,260 @@ pub struct Input {
     pub run: RunFile,
 }
 
-fn series(
+/// What a gap in a chart says: `unsupported` or `ERROR`, with a pointer to the notes.
+fn gap_word(r: &CaseResult) -> String {
+    match r.status {
+        Status::Unsupported => "unsupported here (see the table notes)".into(),
+        _ => "ERROR (see the table notes)".into(),
+    }
+}
+
+/// Every number of a latency result, for a tooltip.
+fn latency_tooltip(r: &CaseResult) -> String {
+    let Some(s) = &r.rtt_ns else {
+        return r.mechanism.clone();
+    };
+    let mut t = format!(
+        "{} at {}: p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+        r.mechanism,
+        size_label(r.size),
+        micros(s.p50 as f64),
+        micros(s.p90 as f64),
+        micros(s.p99 as f64),
+        micros(s.p999 as f64),
+        micros(s.max as f64)
+    );
+    if let Some([lo, hi]) = r.p50_ci {
+        t.push_str(&format!(
+            "; median p50 interval {}-{} µs",
+            micros(lo),
+            micros(hi)
+        ));
+    }
+    if let Some(c) = cpu_ns(r) {
+        t.push_str(&format!("; CPU {} µs per round trip", micros(c)));
+    }
+    t
+}
+
+fn throughput_tooltip(r: &CaseResult) -> String {
+    let Some(t) = &r.throughput else {
+        return r.mechanism.clone();
+    };
+    let mut s = format!(
+        "{} at {}: {} MB/s, {} messages/s",
+        r.mechanism,
+        size_label(r.size),
+        super::table::mb_per_sec(t.bytes_per_sec),
+        super::table::grouped(t.msgs_per_sec, 0)
+    );
+    if let Some([lo, hi]) = r.bytes_per_sec_ci {
+        s.push_str(&format!(
+            "; median interval {}-{} MB/s",
+            super::table::mb_per_sec(lo),
+            super::table::mb_per_sec(hi)
+        ));
+    }
+    if let Some(c) = cpu_ns(r) {
+        s.push_str(&format!("; CPU {} µs per message", micros(c)));
+    }
+    s
+}
+
+/// Families whose mechanisms are choices (calibration and test mechanisms are not).
+fn charted(family: &str) -> bool {
+    !matches!(family, "calibration" | "test" | "sync")
+}
+
+/// A sorted dot plot of one workload at one size.
+fn dots(run: &RunFile, w: Workload, size: usize) -> Option<chart::DotPlot> {
+    let mut rows = Vec::new();
+    let mut gaps = Vec::new();
+    for (m, family) in mechanisms(run).into_iter().filter(|(_, f)| charted(f)) {
+        let Some(r) = find(run, &m, w, size) else {
+            continue;
+        };
+        if r.status != Status::Ok {
+            gaps.push((m, gap_word(r)));
+            continue;
+        }
+        let dot = match w {
+            Workload::Latency => r.rtt_ns.as_ref().map(|s| chart::Dot {
+                name: m.clone(),
+                family: family.clone(),
+                value: s.p50 as f64,
+                whisker: Some(s.p99 as f64),
+                interval: r.p50_ci,
+                tooltip: latency_tooltip(r),
+            }),
+            _ => r.throughput.as_ref().map(|t| chart::Dot {
+                name: m.clone(),
+                family: family.clone(),
+                value: t.bytes_per_sec,
+                whisker: None,
+                interval: r.bytes_per_sec_ci,
+                tooltip: throughput_tooltip(r),
+            }),
+        };
+        rows.extend(dot);
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    let latency = w == Workload::Latency;
+    rows.sort_by(|a, b| {
+        if latency {
+            a.value.total_cmp(&b.value)
+        } else {
+            b.value.total_cmp(&a.value)
+        }
+    });
+    let band = if run.config.repeat > 1 {
+        format!(
+            "; band: the {}",
+            crate::stats::interval_name(run.config.repeat)
+        )
+    } else {
+        String::new()
+    };
+    Some(if latency {
+        chart::DotPlot {
+            title: format!("Round-trip latency at {}, fastest first", size_label(size)),
+            unit: chart::Unit::Nanos,
+            key: format!("dot: p50; whisker: to p99{band}; log scale"),
+            rows,
+            gaps,
+        }
+    } else {
+        chart::DotPlot {
+            title: format!("Throughput one way at {}, fastest first", size_label(size)),
+            unit: chart::Unit::BytesPerSec,
+            key: format!("dot: payload bytes per second (1 MB = 10^6 B){band}; log scale"),
+            rows,
+            gaps,
+        }
+    })
+}
+
+/// By-size lines of one metric, one panel per family.
+fn by_size(
     run: &RunFile,
     w: Workload,
+    title: &str,
+    unit: chart::Unit,
     value: impl Fn(&CaseResult) -> Option<f64>,
-    mark: impl Fn(&CaseResult) -> Option<f64>,
-) -> Vec<Series> {
-    mechanisms(run)
-        .into_iter()
-        .filter_map(|(m, family)| {
-            let rows: Vec<&CaseResult> = run
-                .results
-                .iter()
-                .filter(|r| r.mechanism == m && r.workload == w && r.status == Status::Ok)
-                .collect();
-            let points: Vec<(f64, f64)> = rows
-                .iter()
-                .filter_map(|r| Some((r.size as f64, value(r)?)))
-                .collect();
-            let marks = rows
-                .iter()
-                .filter_map(|r| Some((r.size as f64, mark(r)?)))
-                .collect();
-            (!points.is_empty()).then_some(Series {
-                name: m,
+    tooltip: impl Fn(&CaseResult) -> String,
+) -> Option<chart::SmallMultiples> {
+    let sz = sizes(run);
+    let mut panels: Vec<chart::Panel> = Vec::new();
+    for (m, family) in mechanisms(run).into_iter().filter(|(_, f)| charted(f)) {
+        let mut line = chart::Line {
+            name: m.clone(),
+            points: Vec::new(),
+            stops: None,
+            tooltips: Vec::new(),
+        };
+        for &s in &sz {
+            match find(run, &m, w, s) {
+                Some(r) if r.status == Status::Ok => {
+                    if let Some(v) = value(r) {
+                        line.points.push((s, v));
+                        line.tooltips.push(tooltip(r));
+                    }
+                }
+                Some(r) if line.stops.is_none() && !line.points.is_empty() => {
+                    let word = if r.status == Status::Unsupported {
+                        "unsupported"
+                    } else {
+                        "ERROR"
+                    };
+                    line.stops = Some((s, word.to_string()));
+                }
+                _ => {}
+            }
+        }
+        if line.points.is_empty() {
+            continue;
+        }
+        match panels.iter_mut().find(|p| p.family == family) {
+            Some(p) => p.lines.push(line),
+            None => panels.push(chart::Panel {
                 family,
-                points,
-                marks,
-            })
-        })
-        .collect()
+                lines: vec![line],
+            }),
+        }
+    }
+    (!panels.is_empty()).then(|| chart::SmallMultiples {
+        title: title.into(),
+        unit,
+        sizes: sz,
+        panels,
+    })
 }
 
 fn charts(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
-    let sz = sizes(run);
-    let specs = [
+    let mut push = |file: String, title: String, svg: Option<String>| {
+        if let Some(svg) = svg {
+            out.push(Block::Chart { file, title, svg });
+        }
+    };
+    for s in sizes(run) {
+        let tag = size_label(s).replace(' ', "");
+        for (w, name) in [
+            (Workload::Latency, "latency"),
+            (Workload::Throughput, "throughput"),
+        ] {
+            if let Some(c) = dots(run, w, s) {
+                push(
+                    format!("{name}-{tag}{suffix}.svg"),
+                    c.title.clone(),
+                    chart::dot_plot(&c),
+                );
+            }
+        }
+    }
+    let lines = [
         (
             "latency",
-            LineChart {
-                title: "Round-trip latency p50 (hollow: p99)".into(),
-                y_label: "round trip (log scale)".into(),
-                y_format: chart::us_axis,
-                sizes: sz.clone(),
-                series: series(
-                    run,
-                    Workload::Latency,
-                    |r| Some(r.rtt_ns.as_ref()?.p50 as f64),
-                    |r| Some(r.rtt_ns.as_ref()?.p99 as f64),
-                ),
-                marks_note: Some("hollow circles: p99".into()),
-            },
+            by_size(
+                run,
+                Workload::Latency,
+                "Round-trip latency p50 by message size, per family",
+                chart::Unit::Nanos,
+                |r| Some(r.rtt_ns.as_ref()?.p50 as f64),
+                latency_tooltip,
+            ),
         ),
         (
             "throughput",
-            LineChart {
-                title: "Throughput, one way".into(),
-                y_label: "bytes per second (log scale)".into(),
-                y_format: chart::rate_axis,
-                sizes: sz.clone(),
-                series: series(
-                    run,
-                    Workload::Throughput,
-                    |r| Some(r.throughput.as_ref()?.bytes_per_sec),
-                    |_| None,
-                ),
-                marks_note: None,
-            },
+            by_size(
+                run,
+                Workload::Throughput,
+                "Throughput by message size, per family",
+                chart::Unit::BytesPerSec,
+                |r| Some(r.throughput.as_ref()?.bytes_per_sec),
+                throughput_tooltip,
+            ),
         ),
         (
             "cpu",
-            LineChart {
-                title: "CPU time per streamed message, both processes".into(),
-                y_label: "CPU per message (log scale)".into(),
-                y_format: chart::us_axis,
-                sizes: sz,
-                series: series(run, Workload::Throughput, cpu_ns, |_| None),
-                marks_note: None,
-            },
+            by_size(
+                run,
+                Workload::Throughput,
+                "CPU time per streamed message, both processes, by size",
+                chart::Unit::Nanos,
+                cpu_ns,
+                throughput_tooltip,
+            ),
         ),
     ];
-    for (name, c) in specs {
-        if let Some(svg) = chart::render(&c) {
-            out.push(Block::Chart {
-                file: format!("{name}{suffix}.svg"),
-                title: c.title.clone(),
-                svg,
-            });
+    for (name, c) in lines {
+        if let Some(c) = c {
+            push(
+                format!("{name}{suffix}.svg"),
+                c.title.clone(),
+                chart::small_multiples(&c),
+            );
         }
     }
 }

@@ -221,12 +221,9 @@ pub fn to_html(title: &str, blocks: &[Block]) -> String {
                 }
                 out.push_str("</p>\n");
             }
-            Block::Chart { title, svg, .. } => {
-                let _ = writeln!(
-                    out,
-                    "<figure><figcaption>{}</figcaption>{svg}</figure>",
-                    escape(title)
-                );
+            // The chart carries its own title (and a <title> for screen readers).
+            Block::Chart { svg, .. } => {
+                let _ = writeln!(out, "<figure>{svg}</figure>");
             }
         }
     }
