@@ -160,7 +160,18 @@ pub fn floor_suffix(r: &CaseResult) -> String {
 
 /// ` x0.25`: throughput as a fraction of memcpy bandwidth at this size.
 pub fn copy_suffix(r: &CaseResult) -> String {
-    r.x_copy.map(|x| format!(" x{x:.2}")).unwrap_or_default()
+    r.x_copy
+        .map(|x| format!(" x{}", two_significant(x)))
+        .unwrap_or_default()
+}
+
+/// `0.25`, `0.0034`: two significant digits for a fraction (a bare `0.00` says nothing).
+fn two_significant(x: f64) -> String {
+    if x >= 0.1 || x <= 0.0 {
+        return format!("{x:.2}");
+    }
+    let digits = (-x.log10().floor()) as usize + 1;
+    format!("{x:.digits$}")
 }
 
 /// ` (lost 1.2%)` for lossy mechanisms that lost anything.
@@ -490,5 +501,8 @@ mod tests {
         assert_eq!(grouped(-1234.0, 0), "-1,234");
         assert_eq!(mb_per_sec(147.1e6), "147");
         assert_eq!(mb_per_sec(17.94e6), "17.9");
+        assert_eq!(two_significant(0.25), "0.25");
+        assert_eq!(two_significant(0.00341), "0.0034");
+        assert_eq!(two_significant(0.05), "0.050");
     }
 }
