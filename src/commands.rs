@@ -214,9 +214,11 @@ pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
         let partial = partial_path(&args.json);
         let saved = save_results(&partial, &run)?;
         anyhow::bail!(
-            "interrupted by signal {sig}: stopped and cleaned up; the {} completed {} are in {} (marked \"partial\": true), {} is untouched",
-            run.results.len(),
-            plural(run.results.len(), "case", "cases"),
+            "interrupted by signal {sig}: stopped and cleaned up; {} in {} (marked \"partial\": true), {} is untouched",
+            match run.results.len() {
+                1 => "the 1 completed case is".to_string(),
+                n => format!("the {n} completed cases are"),
+            },
             saved.display(),
             args.json.display()
         );
@@ -433,10 +435,17 @@ pub fn clean() -> anyhow::Result<bool> {
     Ok(done.failed.is_empty())
 }
 
+/// Where `ipcbench floor` runs; `Err` is a usage error (exit 2).
+pub fn floor_placement(args: &FloorArgs) -> Result<Placement, String> {
+    Placement::plan(args.pin.unwrap_or_else(default_pin), args.cpus)
+}
+
 /// `ipcbench floor`.
-pub fn floor(args: &FloorArgs, peer_exe: std::path::PathBuf) -> anyhow::Result<()> {
-    let pin = args.pin.unwrap_or_else(default_pin);
-    let placement = Placement::plan(pin, args.cpus).map_err(anyhow::Error::msg)?;
+pub fn floor(
+    args: &FloorArgs,
+    placement: Placement,
+    peer_exe: std::path::PathBuf,
+) -> anyhow::Result<()> {
     println!("{}", placement.describe());
     if let Some(p) = placement.pair() {
         println!("{}", p.describe());

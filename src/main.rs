@@ -25,10 +25,16 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         CommandKind::Clean => finish(commands::clean()),
-        CommandKind::Floor(args) => match std::env::current_exe() {
-            Ok(exe) => finish(commands::floor(&args, exe).map(|()| true)),
-            Err(e) => finish(Err(e.into())),
-        },
+        CommandKind::Floor(args) => {
+            let placement = match commands::floor_placement(&args) {
+                Ok(p) => p,
+                Err(msg) => usage_error("floor", msg),
+            };
+            match std::env::current_exe() {
+                Ok(exe) => finish(commands::floor(&args, placement, exe).map(|()| true)),
+                Err(e) => finish(Err(e.into())),
+            }
+        }
         CommandKind::List(args) => finish(commands::list(&args).map(|()| true)),
         CommandKind::Peer(args) => ExitCode::from(peer::serve(&args) as u8),
         CommandKind::Report(args) => finish(commands::report(&args).map(|()| true)),

@@ -60,6 +60,10 @@ fn zero_messages_and_bad_options_are_refused() {
         &["run", "--pin", "cross", "--cpus", "0,0"],
         "two different CPUs",
     );
+    usage_error(
+        &["floor", "--pin", "cross", "--cpus", "0,0"],
+        "Usage: ipcbench floor",
+    );
 }
 
 #[test]

@@ -249,9 +249,9 @@ pub fn default_count(workload: crate::results::Workload, size: usize, quick: boo
     (budget / size.max(1) as u64).clamp(lo, hi)
 }
 
-/// A rough guess of how long a case takes on a small VM where a cross-CPU wake-up costs
-/// ~45 µs per round trip and copies run at a few GB/s; only for the estimate and the
-/// progress bar's ETA, never for a result.
+/// A rough guess of how long a case takes on a small VM (the 2-vCPU reference: a quick run
+/// of everything, 165 cases, took 16.5 s, and this guesses 22 s); only for the estimate and
+/// the progress bar's ETA, never for a result.
 pub fn estimate(
     workload: crate::results::Workload,
     size: usize,
@@ -259,14 +259,14 @@ pub fn estimate(
     n: u64,
 ) -> std::time::Duration {
     use crate::results::Workload::*;
-    const START_NS: f64 = 40e6; // a fresh peer, its channel and its exit
-    const WAKE_NS: f64 = 45e3;
-    let copy_ns = size as f64 / 2.0; // 2 bytes per ns
+    const START_NS: f64 = 15e6; // a fresh peer, its channel and its exit
+    const WAKE_NS: f64 = 25e3; // a sleeping mechanism's round trip, averaged over modes
+    let copy_ns = size as f64 / 4.0; // 4 bytes per ns
     let msgs = (warmup + n) as f64;
     let ns = START_NS
         + match workload {
             Latency => msgs * (WAKE_NS + 2.0 * copy_ns),
-            Throughput => msgs * (2e3 + copy_ns),
+            Throughput => msgs * (1e3 + copy_ns),
             Handoff => msgs * WAKE_NS,
             // `n` is milliseconds of contention; the uncontended pass follows.
             Lock => msgs * 1e6 + 100e6,
