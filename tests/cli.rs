@@ -211,6 +211,15 @@ fn a_run_writes_its_report_beside_its_json_never_into_the_default_folder() {
         "nothing goes to the default results/ folder of the working directory"
     );
     assert!(text(&out.stdout).contains("mine-report/report.md"));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("ipcbench: 1 case x 3 repetitions, about"),
+        "count and estimate: {err}"
+    );
+    assert!(
+        err.contains("percentiles from so few samples"),
+        "20 samples make no p99: {err}"
+    );
     s.audit();
 }
 
@@ -306,4 +315,18 @@ fn list_json_is_for_scripts() {
         .iter()
         .any(|p| p["id"] == "futex"));
     assert!(v["limits"].is_object());
+}
+
+#[test]
+fn help_texts_name_every_workload_and_both_compare_files() {
+    let help = |args: &[&str]| text(&Command::new(EXE).args(args).output().unwrap().stdout);
+    let top = help(&["--help"]);
+    for w in ["latency", "throughput", "handoff", "lock"] {
+        assert!(top.contains(w), "{w} missing from --help:\n{top}");
+    }
+    let compare = help(&["compare", "--help"]);
+    assert!(
+        compare.contains("The earlier results file") && compare.contains("judged against OLD"),
+        "{compare}"
+    );
 }
