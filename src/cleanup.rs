@@ -5,6 +5,8 @@
 //! semaphore sets cannot be, which is what the records are for.
 //! `IPCBENCH_TRACE=FILE` also appends every created object to FILE (for leak audits).
 
+#![forbid(unsafe_code)]
+
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -138,25 +140,12 @@ impl Object {
 
     /// The object's change time (System V), which a reused id would not share.
     fn ctime(&self) -> Option<i64> {
-        // SAFETY: the *_ds structures are plain old data that IPC_STAT fills; each call gets
-        // a valid pointer to one of the right type.
-        unsafe {
-            match self {
-                Object::SysvMsg(id) => {
-                    let mut ds: libc::msqid_ds = std::mem::zeroed();
-                    (libc::msgctl(*id, libc::IPC_STAT, &mut ds) == 0).then_some(ds.msg_ctime)
-                }
-                Object::SysvSem(id) => {
-                    let mut ds: libc::semid_ds = std::mem::zeroed();
-                    (libc::semctl(*id, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) == 0)
-                        .then_some(ds.sem_ctime)
-                }
-                Object::SysvShm(id) => {
-                    let mut ds: libc::shmid_ds = std::mem::zeroed();
-                    (libc::shmctl(*id, libc::IPC_STAT, &mut ds) == 0).then_some(ds.shm_ctime)
-                }
-                _ => None,
-            }
+        use crate::sys::sysv::{ctime, Kind};
+        match self {
+            Object::SysvMsg(id) => ctime(Kind::Queue, *id),
+            Object::SysvSem(id) => ctime(Kind::SemSet, *id),
+            Object::SysvShm(id) => ctime(Kind::Segment, *id),
+            _ => None,
         }
     }
 
@@ -184,22 +173,11 @@ impl Object {
     }
 
     fn remove(&self) -> io::Result<()> {
-        let check = |r: libc::c_int| {
-            if r == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        };
-        // SAFETY: IPC_RMID takes no buffer; the ids were checked against the record.
+        use crate::sys::sysv::{remove_by_id, Kind};
         match self {
-            Object::SysvMsg(id) => {
-                check(unsafe { libc::msgctl(*id, libc::IPC_RMID, std::ptr::null_mut()) })
-            }
-            Object::SysvSem(id) => check(unsafe { libc::semctl(*id, 0, libc::IPC_RMID) }),
-            Object::SysvShm(id) => {
-                check(unsafe { libc::shmctl(*id, libc::IPC_RMID, std::ptr::null_mut()) })
-            }
+            Object::SysvMsg(id) => remove_by_id(Kind::Queue, *id),
+            Object::SysvSem(id) => remove_by_id(Kind::SemSet, *id),
+            Object::SysvShm(id) => remove_by_id(Kind::Segment, *id),
             Object::PosixMq(n) => nix::mqueue::mq_unlink(n.as_str()).map_err(io::Error::from),
             Object::PosixShm(n) => nix::sys::mman::shm_unlink(n.as_str()).map_err(io::Error::from),
             Object::PosixSem(n) => crate::sys::shm::NamedSem::unlink(n),

@@ -1,5 +1,7 @@
 //! The subcommands, at the CLI edge: errors become `anyhow` messages here.
 
+#![forbid(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

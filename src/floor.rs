@@ -3,6 +3,8 @@
 //! two processes), and single-thread memcpy bandwidth at each message size. Results are
 //! expressed against it (`x_floor`, `x_copy`) so a reader knows whether 2 µs is fast.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};

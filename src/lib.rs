@@ -1,5 +1,12 @@
 //! ipcbench: measures how fast two Linux processes can talk through each IPC mechanism,
 //! with every message verified and the machine's facts recorded beside the numbers.
+//!
+//! `unsafe` lives only where a system call or shared memory needs it (`sys/`, `backends/`,
+//! the peer's descriptor check, the cleanup of kernel objects); every block says why it is
+//! sound, and the measuring, running and reporting layers forbid it outright.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod backends;
 pub mod cleanup;

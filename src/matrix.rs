@@ -1,6 +1,8 @@
 //! A core-to-core map: one mechanism's round-trip p50 for every ordered pair of CPUs this
 //! process may use, within a time budget (pairs not reached are left out and said so).
 
+#![forbid(unsafe_code)]
+
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};

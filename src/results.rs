@@ -1,6 +1,8 @@
 //! The JSON results file. This shape is a contract read by reports and users' scripts:
 //! fields are added, never renamed or repurposed.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::path::Path;
 

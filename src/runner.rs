@@ -1,6 +1,8 @@
 //! The sweep: every (mechanism, workload, size) case with a fresh peer, each turned into a
 //! result (ok, unsupported or error) so that one failing mechanism never stops the sweep.
 
+#![forbid(unsafe_code)]
+
 use crate::backends::sync::Primitive;
 use crate::backends::Mechanism;
 use crate::environment::{now_rfc3339, Environment, Limits};

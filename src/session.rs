@@ -1,6 +1,8 @@
 //! One established channel between this process and a live peer: start it, drive the
 //! workloads over it, end it. The CLI sweep and the criterion benches both use this.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

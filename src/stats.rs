@@ -1,5 +1,7 @@
 //! Latency histograms and their summaries. The timed loop records; everything here runs after.
 
+#![forbid(unsafe_code)]
+
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,8 @@
 //! Turning results into something a person reads: the terminal table, the markdown and HTML
 //! report with SVG charts, run-to-run comparison, and the guide for choosing a mechanism.
 
+#![forbid(unsafe_code)]
+
 pub mod chart;
 pub mod compare;
 pub mod content;

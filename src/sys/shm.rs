@@ -141,8 +141,8 @@ impl Drop for Mapping {
             Owner::Sysv => unsafe {
                 libc::shmdt(self.ptr.as_ptr().cast());
             },
-            // SAFETY: `ptr`/`len` came from mmap and are unmapped once.
             Owner::Mmap => {
+                // SAFETY: `ptr`/`len` came from mmap and are unmapped once.
                 let _ = unsafe { munmap(self.ptr.cast(), self.len) };
             }
             Owner::Foreign(_) => {}

@@ -166,3 +166,54 @@ mod tests {
         assert!(MsgQueue::open(id).is_err());
     }
 }
+
+/// Which kind of System V object an id names.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Queue,
+    SemSet,
+    Segment,
+}
+
+/// Removes a System V object by id (for `ipcbench clean`, which holds no handle to it).
+pub fn remove_by_id(kind: Kind, id: libc::c_int) -> io::Result<()> {
+    let r = match kind {
+        // SAFETY: IPC_RMID takes no buffer; a stale or foreign id only makes the call fail.
+        Kind::Queue => unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) },
+        // SAFETY: as above; semctl's fourth argument is unused for IPC_RMID.
+        Kind::SemSet => unsafe { libc::semctl(id, 0, libc::IPC_RMID) },
+        // SAFETY: as above.
+        Kind::Segment => unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) },
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A System V object's change time, which a reused id would not share; `None` if the id
+/// names no object (or one this user may not inspect).
+pub fn ctime(kind: Kind, id: libc::c_int) -> Option<i64> {
+    match kind {
+        Kind::Queue => {
+            // SAFETY: msqid_ds is plain old data that IPC_STAT fills through a valid pointer.
+            let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+            // SAFETY: `ds` is a live msqid_ds for the call's duration.
+            (unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) } == 0).then_some(ds.msg_ctime)
+        }
+        Kind::SemSet => {
+            // SAFETY: semid_ds is plain old data that IPC_STAT fills through a valid pointer.
+            let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+            // SAFETY: `ds` is a live semid_ds for the call's duration.
+            (unsafe { libc::semctl(id, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) } == 0)
+                .then_some(ds.sem_ctime)
+        }
+        Kind::Segment => {
+            // SAFETY: shmid_ds is plain old data that IPC_STAT fills through a valid pointer.
+            let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+            // SAFETY: `ds` is a live shmid_ds for the call's duration.
+            (unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } == 0).then_some(ds.shm_ctime)
+        }
+    }
+}

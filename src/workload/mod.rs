@@ -1,6 +1,8 @@
 //! The timed loops: the one place time is measured. They own no resources, allocate nothing
 //! and print nothing; statistics and presentation happen after them.
 
+#![forbid(unsafe_code)]
+
 pub mod lossy;
 pub mod sync;
 
