@@ -1,50 +1,56 @@
-//! Criterion benches over the same mechanisms and sessions as `ipcbench run`: one group per
-//! workload and size, one benchmark per mechanism, so criterion's report compares them.
-//! Each benchmark keeps one peer process alive across iterations (`iter_custom`).
-//! Pinning: `cross` (parent and peer on the first two allowed CPUs) when there are two or
-//! more CPUs, else `same`; printed at start. `cargo bench -- --quick` runs a short pass.
+//! Criterion benches over the registries: one group per (workload, size) the workload
+//! registry offers (`latency/64 B`, `throughput/1 MiB`, `handoff`, `lock`), one benchmark
+//! per subject that runs it, channels and synchronisation primitives alike, through the same
+//! sessions and workload halves as `ipcbench run`. Each benchmark keeps one peer process
+//! alive across iterations (`iter_custom`). Pinning: `cross` (parent and peer on the first
+//! two allowed CPUs) when there are two or more CPUs, else `same`; printed at start.
+//! `cargo bench -- --quick` runs a short pass; `cargo bench -- --list` lists them all.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ipcbench::backends;
 use ipcbench::environment::Limits;
 use ipcbench::message::Verify;
 use ipcbench::placement::{default_pin, Placement};
 use ipcbench::report::size_label;
 use ipcbench::session::{Session, SessionOptions};
+use ipcbench::subject::Subject;
+use ipcbench::workload::{self, Workload};
 
 /// The default sweep's sizes, identical for every mechanism.
 const SIZES: [usize; 4] = [64, 4 << 10, 64 << 10, 1 << 20];
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Latency,
-    Throughput,
-}
-
-fn bench_group(c: &mut Criterion, kind: Kind, size: usize, opts: &SessionOptions, limits: &Limits) {
-    let name = match kind {
-        Kind::Latency => format!("latency/{}", size_label(size)),
-        Kind::Throughput => format!("throughput/{}", size_label(size)),
+fn bench_group(
+    c: &mut Criterion,
+    w: &'static dyn Workload,
+    size: Option<usize>,
+    opts: &SessionOptions,
+    limits: &Limits,
+) {
+    let name = match size {
+        Some(s) => format!("{}/{}", w.id(), size_label(s)),
+        None => w.id().to_string(),
     };
-    let mut group = c.benchmark_group(name);
+    let mut group = c.benchmark_group(name.as_str());
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(3));
-    if let Kind::Throughput = kind {
-        group.throughput(Throughput::Bytes(size as u64));
+    if let (Some(s), "throughput") = (size, w.id()) {
+        group.throughput(Throughput::Bytes(s as u64));
     }
-    for mechanism in backends::all() {
-        let id = mechanism.info().id;
-        if let Some(why) = mechanism.unsupported(&opts.params(size), limits) {
-            eprintln!("{id} {}: unsupported: {why}", size_label(size));
-            continue;
+    let size = size.unwrap_or(0);
+    for subject in Subject::all().filter(|s| s.runs(w)) {
+        let id = subject.id();
+        if let Subject::Channel(m) = subject {
+            if let Some(why) = m.unsupported(&opts.params(size), limits) {
+                eprintln!("{id} {name}: unsupported: {why}");
+                continue;
+            }
         }
-        let mut session = match Session::start(mechanism, size, opts) {
+        let mut session = match Session::start(subject, size, opts) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("{id} {}: cannot start: {e}", size_label(size));
+                eprintln!("{id} {name}: cannot start: {e}");
                 continue;
             }
         };
@@ -53,12 +59,9 @@ fn bench_group(c: &mut Criterion, kind: Kind, size: usize, opts: &SessionOptions
                 if iters == 0 {
                     return Duration::ZERO;
                 }
-                let cost = match kind {
-                    Kind::Latency => session.round_trips(iters, None),
-                    Kind::Throughput => session.stream(iters),
-                };
                 // A lost or corrupted message invalidates the benchmark: stop loudly.
-                cost.unwrap_or_else(|e| panic!("{e}")).elapsed
+                w.bench(&mut session, iters)
+                    .unwrap_or_else(|e| panic!("{e}"))
             })
         });
         if let Err(e) = session.finish() {
@@ -78,11 +81,14 @@ fn ipc(c: &mut Criterion) {
         TIMEOUT,
     );
     let limits = Limits::read();
-    for size in SIZES {
-        bench_group(c, Kind::Latency, size, &opts, &limits);
-    }
-    for size in SIZES {
-        bench_group(c, Kind::Throughput, size, &opts, &limits);
+    for &w in workload::REGISTRY {
+        if w.sized() {
+            for size in SIZES {
+                bench_group(c, w, Some(size), &opts, &limits);
+            }
+        } else {
+            bench_group(c, w, None, &opts, &limits);
+        }
     }
 }
 

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::backends::{self, Family};
+use crate::backends::Family;
 use crate::message::Verify;
 use crate::peer::{PeerArgs, MAX_SIZE};
 use crate::placement::Pin;
-use crate::results::Workload;
 use crate::runner::Subject;
+use crate::workload::Workload;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -63,14 +63,15 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_size, default_value = "64,4K,64K,1M")]
     pub sizes: Vec<usize>,
 
-    /// Workloads to run, comma-separated.
+    /// Workloads to run, comma-separated; each subject runs those it has (channels: latency,
+    /// throughput; synchronisation primitives: handoff, lock).
     #[arg(
         long,
-        value_enum,
         value_delimiter = ',',
+        value_parser = workload_parser(),
         default_value = "latency,throughput,handoff,lock"
     )]
-    pub workloads: Vec<Workload>,
+    pub workloads: Vec<String>,
 
     /// Fewer messages per case: a full sweep in well under a minute.
     #[arg(long)]
@@ -223,6 +224,18 @@ pub struct RecommendArgs {
     pub need: Vec<crate::report::recommend::Need>,
 }
 
+/// Accepts the ids of the registered workloads (and lists them when given anything else).
+fn workload_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(crate::workload::REGISTRY.iter().map(|w| w.id()))
+}
+
+/// `--workloads` as registry entries (the parser admitted only registered ids).
+pub fn resolve_workloads(ids: &[String]) -> Result<Vec<&'static dyn Workload>, String> {
+    ids.iter()
+        .map(|id| crate::workload::by_id(id).ok_or_else(|| format!("unknown workload {id:?}")))
+        .collect()
+}
+
 fn parse_percent(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim_end_matches('%')
@@ -293,26 +306,15 @@ fn parse_cpu_pair(s: &str) -> Result<(usize, usize), String> {
 }
 
 fn family_by_name(name: &str) -> Option<Family> {
-    [
-        Family::MessagePassing,
-        Family::Sockets,
-        Family::SharedMemory,
-        Family::Crates,
-    ]
-    .into_iter()
-    .find(|f| f.as_str() == name)
+    Family::ALL
+        .into_iter()
+        .filter(|f| *f != Family::Test)
+        .find(|f| f.as_str() == name)
 }
 
 /// Resolves `--mechanisms` into registry entries, in registry order. Unknown or repeated
 /// names are refused.
 pub fn resolve_mechanisms(names: &[String]) -> Result<Vec<Subject>, String> {
-    let channels = || backends::all().map(Subject::Channel);
-    let primitives = || {
-        backends::sync::REGISTRY
-            .iter()
-            .filter(|p| !p.info().hidden)
-            .map(|p| Subject::Sync(*p))
-    };
     let mut chosen: Vec<Subject> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for raw in names {
@@ -321,20 +323,13 @@ pub fn resolve_mechanisms(names: &[String]) -> Result<Vec<Subject>, String> {
             return Err(format!("{name:?} is listed twice in --mechanisms"));
         }
         let picked: Vec<Subject> = if name == "all" {
-            channels().chain(primitives()).collect()
-        } else if name == "sync" {
-            primitives().collect()
+            Subject::all().collect()
         } else if let Some(f) = family_by_name(name) {
-            backends::all()
-                .filter(|m| m.info().family == f)
-                .map(Subject::Channel)
-                .collect()
-        } else if let Some(m) = backends::by_id(name) {
-            vec![Subject::Channel(m)]
-        } else if let Some(p) = backends::sync::by_id(name) {
-            vec![Subject::Sync(p)]
+            Subject::all().filter(|s| s.family() == f).collect()
+        } else if let Some(s) = Subject::by_id(name) {
+            vec![s]
         } else {
-            let known: Vec<&str> = channels().chain(primitives()).map(|s| s.id()).collect();
+            let known: Vec<&str> = Subject::all().map(|s| s.id()).collect();
             return Err(format!(
                 "unknown mechanism {name:?}; choose from: all, message-passing, sockets, shm, crates, calibration, sync, {}",
                 known.join(", ")
@@ -380,7 +375,7 @@ mod tests {
     #[test]
     fn mechanisms() {
         let all = resolve_mechanisms(&["all".into()]).unwrap();
-        assert!(all.iter().all(|m| m.family() != "test"));
+        assert!(all.iter().all(|m| m.family() != Family::Test));
         assert!(all.iter().any(|m| m.id() == "pipe-raw"));
         assert!(all.iter().any(|m| m.id() == "pthread-mutex"));
         assert!(!all.iter().any(|m| m.id() == "cacheline"));
@@ -395,11 +390,11 @@ mod tests {
             .unwrap_err()
             .contains("choose from"));
         let sockets = resolve_mechanisms(&["sockets".into()]).unwrap();
-        assert!(sockets.iter().all(|m| m.family() == "sockets"));
+        assert!(sockets.iter().all(|m| m.family() == Family::Sockets));
         let sync = resolve_mechanisms(&["sync".into()]).unwrap();
         assert_eq!(
             sync.len(),
-            backends::sync::REGISTRY.len() - 1,
+            crate::backends::sync::REGISTRY.len() - 1,
             "all but no-lock"
         );
     }

@@ -6,8 +6,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::ValueEnum;
-
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -30,12 +28,13 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
     let mechanisms = resolve_mechanisms(&args.mechanisms)?;
     check_unique("sizes", &args.sizes)?;
     check_unique("workloads", &args.workloads)?;
+    let workloads = crate::cli::resolve_workloads(&args.workloads)?;
     let pin = args.pin.unwrap_or_else(default_pin);
     let placement = Placement::plan(pin, args.cpus)?;
     let plan = Plan {
         mechanisms,
         sizes: args.sizes.clone(),
-        workloads: args.workloads.clone(),
+        workloads,
         quick: args.quick,
         messages: args.messages,
         repeat: args.repeat.unwrap_or(if args.quick { 1 } else { 3 }),
@@ -68,12 +67,12 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
 
 /// Why `--mechanisms` and `--workloads` select nothing, and what would.
 fn no_case(plan: &Plan) -> String {
-    let runnable: Vec<&str> = crate::results::Workload::value_variants()
+    let runnable: Vec<&str> = crate::workload::REGISTRY
         .iter()
         .filter(|w| plan.mechanisms.iter().any(|m| m.runs(**w)))
-        .map(|w| w.as_str())
+        .map(|w| w.id())
         .collect();
-    let asked: Vec<&str> = plan.workloads.iter().map(|w| w.as_str()).collect();
+    let asked: Vec<&str> = plan.workloads.iter().map(|w| w.id()).collect();
     format!(
         "--workloads {} selects no case of the chosen mechanisms: they run {}; add one of those to --workloads or choose other --mechanisms",
         asked.join(","),
@@ -200,7 +199,7 @@ pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
         Event::Start(c) => bar.set_message(format!(
             "{} {} {}",
             c.subject.id(),
-            c.workload.as_str(),
+            c.workload.id(),
             size_label(c.size)
         )),
         Event::Done(c, _) | Event::Skip(c) => bar.inc(plan.estimate(c).as_millis() as u64),

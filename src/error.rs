@@ -2,11 +2,42 @@
 //! where one exists, the fix.
 
 use std::io;
+use std::path::PathBuf;
 
 use thiserror::Error;
 
 use crate::message::VerifyError;
-use crate::peer::PeerError;
+use crate::peer::protocol::Failure;
+
+/// What went wrong with the peer process or the conversation with it.
+#[derive(Debug, Error)]
+pub enum PeerError {
+    #[error("cannot start the peer process {exe}: {source}")]
+    Spawn {
+        exe: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the peer process {status}{}", stderr_suffix(.stderr))]
+    Died { status: String, stderr: String },
+    #[error("timed out after {secs} s waiting for {what}; the peer was killed (raise --timeout if the workload is merely slow)")]
+    Timeout { what: String, secs: u64 },
+    /// The peer's own account of a failure, with its structure.
+    #[error("the peer reported: {0}")]
+    Reported(Box<Failure>),
+    #[error("the control conversation with the peer broke: {0}")]
+    Protocol(String),
+    #[error("lost the control pipe to the peer: {0}")]
+    Control(#[source] io::Error),
+}
+
+fn stderr_suffix(s: &str) -> String {
+    if s.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; its stderr: {}", s.trim())
+    }
+}
 
 /// A mechanism could not create, open or connect one of its objects.
 #[derive(Debug, Error)]

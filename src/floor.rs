@@ -65,9 +65,9 @@ fn cacheline(opts: &SessionOptions) -> Result<f64, Error> {
     let m =
         backends::by_id("cacheline").expect("the cacheline calibration mechanism is registered");
     let mut s = Session::start(m, 8, opts)?;
-    s.round_trips(2_000, None)?;
+    crate::workload::latency::round_trips(&mut s, 2_000, None)?;
     let mut h = new_histogram();
-    s.round_trips(20_000, Some(&mut h))?;
+    crate::workload::latency::round_trips(&mut s, 20_000, Some(&mut h))?;
     s.finish()?;
     Ok(summarize(&h).p50 as f64)
 }

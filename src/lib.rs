@@ -25,5 +25,6 @@ pub mod results;
 pub mod runner;
 pub mod session;
 pub mod stats;
+pub mod subject;
 pub mod sys;
 pub mod workload;

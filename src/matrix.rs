@@ -68,9 +68,9 @@ pub fn measure(
             }
             let measured = (|| -> Result<u64, crate::error::Error> {
                 let mut s = Session::start(mechanism, size, &opts)?;
-                s.round_trips(200, None)?;
+                crate::workload::latency::round_trips(&mut s, 200, None)?;
                 let mut h = new_histogram();
-                s.round_trips(2_000, Some(&mut h))?;
+                crate::workload::latency::round_trips(&mut s, 2_000, Some(&mut h))?;
                 s.finish()?;
                 Ok(summarize(&h).p50)
             })();

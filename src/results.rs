@@ -6,7 +6,6 @@
 use std::io::Write;
 use std::path::Path;
 
-use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
@@ -41,35 +40,6 @@ pub struct RunFile {
     pub results: Vec<CaseResult>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Workload {
-    /// Ping-pong: the round trip of one message and its reply, per iteration.
-    Latency,
-    /// One-way streaming of N messages, then one acknowledgement.
-    Throughput,
-    /// Synchronisation: two processes take turns through a primitive (round trip per turn pair).
-    Handoff,
-    /// Synchronisation: both processes take the lock and increment a shared counter.
-    Lock,
-}
-
-impl Workload {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Workload::Latency => "latency",
-            Workload::Throughput => "throughput",
-            Workload::Handoff => "handoff",
-            Workload::Lock => "lock",
-        }
-    }
-
-    /// Whether it moves messages (and so takes message sizes) or synchronises.
-    pub fn is_sync(self) -> bool {
-        matches!(self, Workload::Handoff | Workload::Lock)
-    }
-}
-
 /// How the run was configured, including how the processes were placed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -84,7 +54,8 @@ pub struct RunConfig {
     pub verify: String,
     pub mechanisms: Vec<String>,
     pub sizes: Vec<usize>,
-    pub workloads: Vec<Workload>,
+    /// Workload ids, as `--workloads` takes them.
+    pub workloads: Vec<String>,
     /// `--messages` when given; otherwise counts follow the size (see README).
     pub messages: Option<u64>,
     pub timeout_secs: u64,
@@ -144,7 +115,9 @@ pub struct CaseResult {
     /// For crate mechanisms: the raw mechanism it is built on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub built_on: Option<String>,
-    pub workload: Workload,
+    /// The workload's id (`latency`, `throughput`, `handoff`, `lock`, ...).
+    pub workload: String,
+    /// Message size; 0 for workloads that move no messages (synchronisation).
     pub size: usize,
     /// Recorded round trips (latency) or streamed messages (throughput), warm-up excluded.
     pub messages: u64,
@@ -198,6 +171,13 @@ pub struct CaseResult {
     /// The coverage of those intervals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_level: Option<f64>,
+}
+
+impl CaseResult {
+    /// Whether the case moved messages of a size (synchronisation cases carry size 0).
+    pub fn sized(&self) -> bool {
+        self.size > 0
+    }
 }
 
 /// Both processes took the lock for `duration_ns` and incremented a shared counter.

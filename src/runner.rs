@@ -3,71 +3,20 @@
 
 #![forbid(unsafe_code)]
 
-use crate::backends::sync::Primitive;
 use crate::backends::Mechanism;
 use crate::environment::{now_rfc3339, Environment, Limits};
-use crate::error::Error;
 use crate::results::RepeatSummary;
-use crate::results::{
-    CaseResult, CpuCost, LockResult, RunConfig, RunFile, Status, Throughput, Workload, SCHEMA,
-};
-use crate::session::{PhaseCost, Session, SessionOptions, SyncSession};
+use crate::results::{CaseResult, RunConfig, RunFile, Status, SCHEMA};
+use crate::session::{Session, SessionOptions};
 use crate::stats::median_ci;
-use crate::stats::{new_histogram, summarize, LatencySummary};
-use crate::sys::CpuUsage;
-use crate::workload::{default_count, estimate, warmup_count};
-
-/// What a case measures: a channel mechanism (latency, throughput) or a synchronisation
-/// primitive (hand-off, lock).
-#[derive(Clone, Copy)]
-pub enum Subject {
-    Channel(&'static dyn Mechanism),
-    Sync(&'static dyn Primitive),
-}
-
-impl std::fmt::Debug for Subject {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.id())
-    }
-}
-
-impl Subject {
-    pub fn id(&self) -> &'static str {
-        match self {
-            Subject::Channel(m) => m.info().id,
-            Subject::Sync(p) => p.info().id,
-        }
-    }
-
-    pub fn family(&self) -> &'static str {
-        match self {
-            Subject::Channel(m) => m.info().family.as_str(),
-            Subject::Sync(_) => "sync",
-        }
-    }
-
-    /// Whether this subject runs this workload at all (sync primitives do not move messages,
-    /// channels do not synchronise, a condition variable is not a lock).
-    pub fn runs(&self, w: Workload) -> bool {
-        match self {
-            Subject::Channel(m) => match w {
-                Workload::Throughput => m.streams(),
-                _ => !w.is_sync(),
-            },
-            Subject::Sync(p) => match w {
-                Workload::Handoff => p.info().handoff,
-                Workload::Lock => p.info().lock,
-                _ => false,
-            },
-        }
-    }
-}
+pub use crate::subject::Subject;
+use crate::workload::Workload;
 
 /// Everything a sweep needs to know.
 pub struct Plan {
     pub mechanisms: Vec<Subject>,
     pub sizes: Vec<usize>,
-    pub workloads: Vec<Workload>,
+    pub workloads: Vec<&'static dyn Workload>,
     pub quick: bool,
     /// Overrides the size-dependent message counts.
     pub messages: Option<u64>,
@@ -81,8 +30,8 @@ pub struct Plan {
 #[derive(Clone, Copy)]
 pub struct Case {
     pub subject: Subject,
-    pub workload: Workload,
-    /// Message size; 0 for synchronisation workloads.
+    pub workload: &'static dyn Workload,
+    /// Message size; 0 for workloads that move no messages.
     pub size: usize,
 }
 
@@ -148,43 +97,13 @@ fn combine(mut reps: Vec<CaseResult>) -> CaseResult {
     r
 }
 
-fn nothing_arrived(case: &Case, n: u64) -> Error {
-    Error::DataPath {
-        mechanism: case.subject.id(),
-        op: "delivery",
-        seq: 0,
-        source: std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("none of {n} round trips of {} bytes completed", case.size),
-        ),
-    }
-}
-
-enum Measured {
-    Latency(LatencySummary),
-    Throughput(Throughput),
-    Lock(LockResult),
-}
-
-fn per_msg(cpu: CpuUsage, n: u64) -> CpuCost {
-    let n = n.max(1) as f64;
-    let (user, sys) = cpu.exact_split();
-    CpuCost {
-        user_ns_per_msg: user / n,
-        sys_ns_per_msg: sys / n,
-        ctx_switches_per_msg: (cpu.voluntary + cpu.involuntary) as f64 / n,
-        voluntary_ctx_switches_per_msg: cpu.voluntary as f64 / n,
-        involuntary_ctx_switches_per_msg: cpu.involuntary as f64 / n,
-    }
-}
-
 impl Plan {
     /// Cases in the order they run: mechanism by mechanism, so a table fills row by row.
     pub fn cases(&self) -> Vec<Case> {
         let mut out = Vec::new();
         for &subject in &self.mechanisms {
             for &workload in self.workloads.iter().filter(|w| subject.runs(**w)) {
-                if workload.is_sync() {
+                if !workload.sized() {
                     out.push(Case {
                         subject,
                         workload,
@@ -213,14 +132,14 @@ impl Plan {
     pub fn counts(&self, case: &Case) -> (u64, u64) {
         let n = self
             .messages
-            .unwrap_or_else(|| default_count(case.workload, case.size, self.quick));
-        (warmup_count(n), n)
+            .unwrap_or_else(|| case.workload.default_count(case.size, self.quick));
+        (case.workload.warmup(n), n)
     }
 
     /// A rough guess of a case's duration (for the estimate and the ETA only).
     pub fn estimate(&self, case: &Case) -> std::time::Duration {
         let (warmup, n) = self.counts(case);
-        estimate(case.workload, case.size, warmup, n)
+        case.workload.estimate(case.size, warmup, n)
     }
 
     /// The guess for the whole sweep, repetitions included.
@@ -238,8 +157,8 @@ impl Plan {
         let mut r = CaseResult {
             mechanism: case.subject.id().to_string(),
             built_on: channel.and_then(|m| m.info().built_on).map(String::from),
-            family: Some(case.subject.family().to_string()),
-            workload: case.workload,
+            family: Some(case.subject.family().as_str().to_string()),
+            workload: case.workload.id().to_string(),
             size: case.size,
             messages: n,
             warmup,
@@ -268,115 +187,19 @@ impl Plan {
             r.reason = Some(why);
             return r;
         }
-        match self.measure(case, warmup, n) {
-            Ok((m, cost)) => {
-                let mut per = n;
-                match m {
-                    Measured::Latency(s) => r.rtt_ns = Some(s),
-                    Measured::Throughput(t) => r.throughput = Some(t),
-                    Measured::Lock(l) => {
-                        per = cost.delivered;
-                        r.messages = cost.delivered;
-                        r.warmup = 0;
-                        r.lock = Some(l);
-                    }
-                }
-                r.cpu = Some(per_msg(cost.cpu, per));
-                if channel.is_some_and(|m| m.info().lossy) {
-                    r.delivered = Some(cost.delivered);
-                    r.lost = Some(cost.lost);
-                    r.loss = Some(cost.lost as f64 / n.max(1) as f64);
-                }
-            }
-            Err(e) => {
-                r.status = Status::Error;
-                r.reason = Some(e.to_string());
-            }
+        let measured = Session::start(case.subject, case.size, &self.session).and_then(|mut s| {
+            case.workload.measure(&mut s, warmup, n, &mut r)?;
+            s.finish()
+        });
+        if let Err(e) = measured {
+            r.status = Status::Error;
+            r.reason = Some(e.to_string());
+            // Nothing half-measured stays in a failed result.
+            (r.rtt_ns, r.throughput, r.lock, r.cpu) = (None, None, None, None);
+            (r.delivered, r.lost, r.loss) = (None, None, None);
+            (r.messages, r.warmup) = (n, warmup);
         }
         r
-    }
-
-    fn measure(&self, case: &Case, warmup: u64, n: u64) -> Result<(Measured, PhaseCost), Error> {
-        let mechanism = match case.subject {
-            Subject::Channel(m) => m,
-            Subject::Sync(p) => return self.measure_sync(p, case.workload, warmup, n),
-        };
-        let mut s = Session::start(mechanism, case.size, &self.session)?;
-        let out = match case.workload {
-            Workload::Latency => {
-                s.round_trips(warmup, None)?;
-                let mut hist = new_histogram();
-                let cost = s.round_trips(n, Some(&mut hist))?;
-                if cost.delivered == 0 {
-                    return Err(nothing_arrived(case, n));
-                }
-                (Measured::Latency(summarize(&hist)), cost)
-            }
-            Workload::Throughput => {
-                s.stream(warmup)?;
-                let cost = s.stream(n)?;
-                let secs = cost.elapsed.as_secs_f64().max(1e-9);
-                let delivered = cost.delivered as f64;
-                let t = Throughput {
-                    msgs_per_sec: delivered / secs,
-                    bytes_per_sec: delivered * (case.size as f64) / secs,
-                    elapsed_ns: cost.elapsed.as_nanos().min(u64::MAX as u128) as u64,
-                };
-                (Measured::Throughput(t), cost)
-            }
-            Workload::Handoff | Workload::Lock => {
-                unreachable!("channels run no synchronisation workload")
-            }
-        };
-        s.finish()?;
-        Ok(out)
-    }
-
-    /// Hand-off: like latency, one turn pair per recorded value. Lock: `n` milliseconds of
-    /// contention, then the uncontended cost with the peer idle.
-    fn measure_sync(
-        &self,
-        p: &'static dyn Primitive,
-        w: Workload,
-        warmup: u64,
-        n: u64,
-    ) -> Result<(Measured, PhaseCost), Error> {
-        let mut s = SyncSession::start(p, &self.session)?;
-        let out = match w {
-            Workload::Handoff => {
-                s.handoff(warmup, None)?;
-                let mut hist = new_histogram();
-                let cost = s.handoff(n, Some(&mut hist))?;
-                (Measured::Latency(summarize(&hist)), cost)
-            }
-            _ => {
-                let duration = std::time::Duration::from_millis(n);
-                s.lock(std::time::Duration::from_millis(warmup.min(n)))?;
-                let (c, cpu) = s.lock(duration)?;
-                let uncontended = s.uncontended(100_000)?;
-                let secs = duration.as_secs_f64();
-                let total = c.ours.0 + c.theirs.0;
-                let l = LockResult {
-                    duration_ns: duration.as_nanos() as u64,
-                    ops_per_sec: total as f64 / secs,
-                    parent_ops_per_sec: c.ours.0 as f64 / secs,
-                    peer_ops_per_sec: c.theirs.0 as f64 / secs,
-                    fairness: c.ours.0 as f64 / total.max(1) as f64,
-                    counter: c.counter,
-                    writes: c.ours.1 + c.theirs.1,
-                    uncontended_ns_per_pair: uncontended,
-                };
-                let cost = PhaseCost {
-                    elapsed: duration,
-                    cpu,
-                    delivered: total,
-                    lost: 0,
-                };
-                (Measured::Lock(l), cost)
-            }
-        };
-        s.finish()?;
-        Ok(out)
     }
 
     pub fn config(&self) -> RunConfig {
@@ -393,7 +216,7 @@ impl Plan {
             verify: self.session.verify.as_str().to_string(),
             mechanisms: self.mechanisms.iter().map(|m| m.id().to_string()).collect(),
             sizes: self.sizes.clone(),
-            workloads: self.workloads.clone(),
+            workloads: self.workloads.iter().map(|w| w.id().to_string()).collect(),
             messages: self.messages,
             timeout_secs: self.session.timeout.as_secs(),
             repeat: self.repeat.max(1),

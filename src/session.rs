@@ -1,21 +1,22 @@
-//! One established channel between this process and a live peer: start it, drive the
-//! workloads over it, end it. The CLI sweep and the criterion benches both use this.
+//! One subject (a channel or a synchronisation primitive) shared between this process and a
+//! live peer: start it, run workload phases over it, end it. The CLI sweep, the floor, the
+//! core-to-core map and the criterion benches all use this; no workload is named here.
 
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-
 use crate::backends::shm::Segment;
-use crate::backends::{Channel, ChannelParams, Mechanism, MechanismInfo, Rendezvous};
+use crate::backends::{ChannelParams, Rendezvous};
 use crate::error::Error;
 use crate::message::Verify;
-use crate::peer::{Launch, Peer, PhaseReport};
+use crate::peer::protocol::Order;
+use crate::peer::{Launch, Peer};
 use crate::placement::Placement;
+use crate::subject::Subject;
 use crate::sys::CpuUsage;
-use crate::workload::{self, lossy, Buffers, DataError};
+use crate::workload::{Buffers, ChannelEnd, DataError, End, SyncSide};
 
 /// How sessions run: the same for every case of a sweep.
 #[derive(Clone, Debug)]
@@ -64,20 +65,6 @@ impl SessionOptions {
     }
 }
 
-pub struct Session {
-    /// The mechanism: its id, whether it may lose messages, whether it is checked at all.
-    info: &'static MechanismInfo,
-    /// What the peer was told to open (names, ids, ports): for leak checks and diagnostics.
-    peer_spec: String,
-    size: usize,
-    // The peer goes first (fields drop in order): a channel is always dropped after the peer
-    // has exited or been killed, so its cleanup sees everything the peer held released.
-    peer: Peer,
-    chan: Box<dyn Channel>,
-    bufs: Buffers,
-    seq: u64,
-}
-
 /// What a timed phase cost and delivered.
 #[derive(Clone, Copy, Debug)]
 pub struct PhaseCost {
@@ -89,53 +76,119 @@ pub struct PhaseCost {
     pub lost: u64,
 }
 
+pub struct Session {
+    subject: Subject,
+    /// What the peer was told to open (names, ids, ports): for leak checks and diagnostics.
+    peer_spec: String,
+    size: usize,
+    // The peer goes first (fields drop in order): a channel or primitive is always dropped
+    // after the peer has exited or been killed, so its cleanup sees everything released.
+    peer: Peer,
+    end: End,
+}
+
 impl Session {
-    /// Pins this thread, creates the mechanism's objects, starts the peer and waits until
-    /// both sides hold the channel (names are removed at that point).
+    /// Pins this thread, creates the subject's objects, starts the peer and waits until
+    /// both sides hold them (names are removed at that point). `size` is the message size
+    /// for a channel; a synchronisation primitive ignores it.
     pub fn start(
-        mechanism: &'static dyn Mechanism,
+        subject: impl Into<Subject>,
         size: usize,
         opts: &SessionOptions,
     ) -> Result<Session, Error> {
-        let info = mechanism.info();
-        let id = info.id;
-        pin(opts)?;
-        let offer = mechanism.offer(&opts.params(size))?;
-        let peer_spec = offer.spec.clone();
+        let subject = subject.into();
+        let id = subject.id();
         let peer_err = |source| Error::Peer {
             mechanism: id,
             source,
         };
-        let mut peer = spawn(id, size, offer.spec, offer.inherit, opts)?;
-        let connected = {
-            let gone = || peer.has_exited();
-            let rv = Rendezvous {
-                deadline: Instant::now() + opts.timeout,
-                peer_gone: &gone,
-            };
-            (offer.connect)(&rv)
+        opts.placement.apply_parent().map_err(|source| Error::Pin {
+            cpu: opts.placement.parent_cpu.unwrap_or(0),
+            source,
+        })?;
+        let size = match subject {
+            Subject::Channel(_) => size,
+            Subject::Sync(_) => 1,
         };
-        let chan = match connected {
-            Ok(c) => c,
-            // The peer's own account (e.g. it refused the object) explains more.
-            Err(e) => return Err(peer.diagnose().map(peer_err).unwrap_or(Error::Backend(e))),
+        let (end, peer_spec, mut peer) = match subject {
+            Subject::Channel(m) => {
+                let offer = m.offer(&opts.params(size))?;
+                let spec = offer.spec.clone();
+                let mut peer = spawn(id, size, offer.spec, offer.inherit, opts)?;
+                let connected = {
+                    let gone = || peer.has_exited();
+                    let rv = Rendezvous {
+                        deadline: Instant::now() + opts.timeout,
+                        peer_gone: &gone,
+                    };
+                    (offer.connect)(&rv)
+                };
+                let chan = match connected {
+                    Ok(c) => c,
+                    // The peer's own account (e.g. it refused the object) explains more.
+                    Err(e) => {
+                        return Err(peer.diagnose().map(peer_err).unwrap_or(Error::Backend(e)))
+                    }
+                };
+                if let Some(abort) = chan.abort_handle() {
+                    peer.on_exit(abort);
+                }
+                let end = End::Channel(ChannelEnd {
+                    info: m.info(),
+                    chan,
+                    bufs: Buffers::new(size, opts.verify),
+                    seq: 0,
+                });
+                (end, spec, peer)
+            }
+            Subject::Sync(p) => {
+                let offer = crate::backends::sync::offer(p)?;
+                let spec = offer.spec.clone();
+                let mut sync_end = offer.end;
+                let peer = spawn(id, size, offer.spec, offer.inherit, opts)?;
+                if let Some(pid) = peer.pid() {
+                    sync_end.set_peer(pid as i32);
+                }
+                peer.on_exit(sync_end.abort_handle());
+                let end = End::Sync(SyncSide {
+                    info: p.info(),
+                    end: sync_end,
+                });
+                (end, spec, peer)
+            }
         };
-        if let Some(abort) = chan.abort_handle() {
-            peer.on_exit(abort);
-        }
-        // From here on, any failure drops the session: the peer first, then the channel.
+        peer.expect_ready().map_err(peer_err)?;
+        // From here on, any failure drops the session: the peer first, then the objects.
         let mut session = Session {
-            info,
+            subject,
             peer_spec,
             size,
             peer,
-            chan,
-            bufs: Buffers::new(size, opts.verify),
-            seq: 0,
+            end,
         };
-        session.peer.expect("ready").map_err(peer_err)?;
-        session.chan.peer_attached()?;
+        match &mut session.end {
+            End::Channel(c) => c.chan.peer_attached()?,
+            End::Sync(s) => s.end.peer_attached()?,
+        }
         Ok(session)
+    }
+
+    pub fn id(&self) -> &'static str {
+        self.subject.id()
+    }
+
+    pub fn subject(&self) -> Subject {
+        self.subject
+    }
+
+    /// Message size (1 for a synchronisation primitive).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Whether the channel may lose messages (its workloads then count losses).
+    pub fn lossy(&self) -> bool {
+        matches!(&self.end, End::Channel(c) if c.info.lossy)
     }
 
     /// What the peer was told to open: a path, queue names or ids, a port.
@@ -148,112 +201,92 @@ impl Session {
         self.peer.pid()
     }
 
-    /// `n` round trips; each completed one is recorded in `hist` when given.
-    pub fn round_trips(
+    /// One timed phase of workload `workload` with `count`: the order to the peer and its
+    /// `go`, `run` over this side's end under the watchdog with this thread's CPU measured
+    /// around it, then the peer's `done`. Returns `run`'s value, the CPU of both processes
+    /// and the peer half's own account.
+    pub fn phase<T>(
         &mut self,
-        n: u64,
-        hist: Option<&mut Histogram<u64>>,
-    ) -> Result<PhaseCost, Error> {
-        let (lossy, verified) = (self.info.lossy, self.info.verified);
-        let (elapsed, lost, cpu, _) = self.phase(&format!("echo {n}"), |chan, bufs, seq| {
-            if !verified {
-                workload::ping_raw(chan, bufs, n, hist).map(|d| (d, 0))
-            } else if lossy {
-                lossy::ping(chan, bufs, seq, n, hist)
-            } else {
-                workload::ping(chan, bufs, seq, n, hist).map(|d| (d, 0))
-            }
-        })?;
-        Ok(PhaseCost {
-            elapsed,
-            cpu,
-            delivered: n - lost,
-            lost,
-        })
+        workload: &str,
+        count: u64,
+        run: impl FnOnce(&mut End) -> Result<T, DataError>,
+    ) -> Result<(T, CpuUsage, serde_json::Value), Error> {
+        let id = self.id();
+        let peer_err = |source| Error::Peer {
+            mechanism: id,
+            source,
+        };
+        self.peer
+            .command(&Order::Run {
+                workload: workload.to_string(),
+                count,
+            })
+            .map_err(peer_err)?;
+        self.peer.expect_go().map_err(peer_err)?;
+        self.peer.arm();
+        let before = CpuUsage::thread();
+        let result = run(&mut self.end);
+        let after = CpuUsage::thread();
+        self.peer.disarm();
+        let value = result.map_err(|e| explain(id, &mut self.peer, e))?;
+        let (theirs, outcome) = self.peer.expect_done().map_err(peer_err)?;
+        let ours = match (before, after) {
+            (Ok(b), Ok(a)) => a.since(b),
+            _ => CpuUsage::default(),
+        };
+        Ok((value, ours.plus(theirs), outcome))
     }
 
-    /// Streams `n` messages and waits for the acknowledgement. For lossy mechanisms the
-    /// time runs to the acknowledgement if the last message arrived, otherwise to the
-    /// arrival of the last message that did (both processes share `CLOCK_MONOTONIC`).
-    pub fn stream(&mut self, n: u64) -> Result<PhaseCost, Error> {
-        if !self.info.lossy {
-            let verified = self.info.verified;
-            let (elapsed, _, cpu, _) = self.phase(&format!("sink {n}"), |chan, bufs, seq| {
-                if verified {
-                    workload::stream(chan, bufs, seq, n).map(|d| (d, 0))
-                } else {
-                    workload::stream_raw(chan, bufs, n).map(|d| (d, 0))
-                }
-            })?;
-            return Ok(PhaseCost {
-                elapsed,
-                cpu,
-                delivered: n,
-                lost: 0,
-            });
-        }
-        let mut start_ns = 0;
-        let (ack, _, cpu, report) = self.phase(&format!("sink {n}"), |chan, bufs, seq| {
-            let (ack, t0) = lossy::stream(chan, bufs, seq, n)?;
-            start_ns = t0;
-            Ok((ack, 0))
-        })?;
-        let d = report.delivery;
-        let elapsed = match ack {
-            Some(t) if d.final_seen => t,
-            _ if d.delivered > 0 => {
-                Duration::from_nanos(d.last_arrival_ns.saturating_sub(start_ns))
-            }
-            _ => {
-                return Err(Error::DataPath {
-                    mechanism: self.info.id,
-                    op: "delivery",
-                    seq: self.seq.saturating_sub(n),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("none of {n} messages of {} bytes arrived", self.size),
-                    ),
-                })
-            }
+    /// Work on this side alone while the peer idles (e.g. an uncontended lock), its errors
+    /// explained like a phase's.
+    pub fn local<T>(
+        &mut self,
+        run: impl FnOnce(&mut End) -> Result<T, DataError>,
+    ) -> Result<T, Error> {
+        let id = self.id();
+        run(&mut self.end).map_err(|e| explain(id, &mut self.peer, e))
+    }
+
+    /// Test hook (synchronisation primitives): the peer takes the lock and keeps it until
+    /// killed.
+    pub fn peer_holds_lock(&mut self) -> Result<(), Error> {
+        let id = self.id();
+        let peer_err = |source| Error::Peer {
+            mechanism: id,
+            source,
         };
-        Ok(PhaseCost {
-            elapsed,
-            cpu,
-            delivered: d.delivered,
-            lost: n.saturating_sub(d.delivered),
+        self.peer.command(&Order::Hold).map_err(peer_err)?;
+        self.peer.expect_holding().map_err(peer_err)
+    }
+
+    /// Takes and releases the lock once (to observe a dead holder's recovery).
+    pub fn lock_once(&mut self) -> Result<(), Error> {
+        let id = self.id();
+        let r = match &mut self.end {
+            End::Sync(s) => s.end.lock(true).and_then(|()| s.end.unlock(true)),
+            End::Channel(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "not a synchronisation primitive",
+            )),
+        };
+        r.map_err(|source| Error::DataPath {
+            mechanism: id,
+            op: "lock",
+            seq: 0,
+            source,
         })
     }
 
     /// Tells the peer to exit and checks that it did so cleanly.
     pub fn finish(self) -> Result<(), Error> {
-        let id = self.info.id;
+        let id = self.id();
         let quit = self.peer.quit().map_err(|source| Error::Peer {
             mechanism: id,
             source,
         });
-        drop(self.chan);
+        drop(self.end);
         quit
     }
-
-    /// Runs one timed phase: the order to the peer, the loop, the peer's report.
-    fn phase<T>(
-        &mut self,
-        order: &str,
-        run: impl FnOnce(&mut dyn Channel, &mut Buffers, &mut u64) -> Result<(T, u64), DataError>,
-    ) -> Result<(T, u64, CpuUsage, PhaseReport), Error> {
-        let (chan, bufs, seq) = (self.chan.as_mut(), &mut self.bufs, &mut self.seq);
-        let ((value, lost), cpu, report) =
-            timed_phase(self.info.id, &mut self.peer, order, || run(chan, bufs, seq))?;
-        Ok((value, lost, cpu, report))
-    }
-}
-
-/// Binds this thread where the placement puts the parent.
-fn pin(opts: &SessionOptions) -> Result<(), Error> {
-    opts.placement.apply_parent().map_err(|source| Error::Pin {
-        cpu: opts.placement.parent_cpu.unwrap_or(0),
-        source,
-    })
 }
 
 /// Starts the peer for `id` with what the parent's offer gives it.
@@ -279,35 +312,6 @@ fn spawn(
     })
 }
 
-/// One timed phase, whichever kind of session runs it: the order to the peer and its `go`,
-/// the loop under the watchdog with this thread's CPU measured around it, then the peer's
-/// `done` report. The peer's CPU is added to ours.
-fn timed_phase<T>(
-    id: &'static str,
-    peer: &mut Peer,
-    order: &str,
-    run: impl FnOnce() -> Result<T, DataError>,
-) -> Result<(T, CpuUsage, PhaseReport), Error> {
-    let peer_err = |source| Error::Peer {
-        mechanism: id,
-        source,
-    };
-    peer.command(order).map_err(peer_err)?;
-    peer.expect("go").map_err(peer_err)?;
-    peer.arm();
-    let before = CpuUsage::thread();
-    let result = run();
-    let after = CpuUsage::thread();
-    peer.disarm();
-    let value = result.map_err(|e| explain(id, peer, e))?;
-    let report = PhaseReport::decode(&peer.expect("done").map_err(peer_err)?).map_err(peer_err)?;
-    let ours = match (before, after) {
-        (Ok(b), Ok(a)) => a.since(b),
-        _ => CpuUsage::default(),
-    };
-    Ok((value, ours.plus(report.cpu), report))
-}
-
 /// Turns a data-path failure into the most precise error: a peer that detected bad data,
 /// died or hung explains an I/O error on our side better than the error itself.
 fn explain(id: &'static str, peer: &mut Peer, e: DataError) -> Error {
@@ -329,169 +333,5 @@ fn explain(id: &'static str, peer: &mut Peer, e: DataError) -> Error {
                 source,
             },
         },
-    }
-}
-
-/// A synchronisation primitive shared with a live peer: the same start, bounded waits and
-/// error reporting as `Session`, driving the hand-off and lock workloads.
-pub struct SyncSession {
-    primitive: &'static dyn crate::backends::sync::Primitive,
-    // As in `Session`: the peer goes before the objects it shares.
-    peer: Peer,
-    end: Box<dyn crate::backends::sync::SyncEnd>,
-}
-
-/// The lock workload's counts: acquisitions and writes of this process and of the peer.
-#[derive(Clone, Copy, Debug)]
-pub struct LockCounts {
-    pub ours: (u64, u64),
-    pub theirs: (u64, u64),
-    pub counter: u64,
-}
-
-impl SyncSession {
-    pub fn start(
-        primitive: &'static dyn crate::backends::sync::Primitive,
-        opts: &SessionOptions,
-    ) -> Result<SyncSession, Error> {
-        let id = primitive.info().id;
-        pin(opts)?;
-        let offer = crate::backends::sync::offer(primitive)?;
-        let mut end = offer.end;
-        let peer = spawn(id, 1, offer.spec, offer.inherit, opts)?;
-        if let Some(pid) = peer.pid() {
-            end.set_peer(pid as i32);
-        }
-        peer.on_exit(end.abort_handle());
-        let mut session = SyncSession {
-            primitive,
-            peer,
-            end,
-        };
-        session.peer.expect("ready").map_err(|source| Error::Peer {
-            mechanism: id,
-            source,
-        })?;
-        session.end.peer_attached()?;
-        Ok(session)
-    }
-
-    pub fn peer_pid(&self) -> Option<u32> {
-        self.peer.pid()
-    }
-
-    fn id(&self) -> &'static str {
-        self.primitive.info().id
-    }
-
-    /// Runs one timed phase over this primitive (see `timed_phase`).
-    fn phase<T>(
-        &mut self,
-        order: &str,
-        run: impl FnOnce(&mut dyn crate::backends::sync::SyncEnd) -> Result<T, DataError>,
-    ) -> Result<(T, CpuUsage, PhaseReport), Error> {
-        let end = self.end.as_mut();
-        timed_phase(self.primitive.info().id, &mut self.peer, order, || run(end))
-    }
-
-    /// `n` turn pairs, each timed into `hist` when given.
-    pub fn handoff(
-        &mut self,
-        n: u64,
-        hist: Option<&mut Histogram<u64>>,
-    ) -> Result<PhaseCost, Error> {
-        let (elapsed, cpu, _) = self.phase(&format!("handoff {n}"), |end| {
-            workload::sync::handoff_parent(end, n, hist)
-        })?;
-        Ok(PhaseCost {
-            elapsed,
-            cpu,
-            delivered: n,
-            lost: 0,
-        })
-    }
-
-    /// Both processes contend for `duration`; the counter must equal all their writes.
-    pub fn lock(&mut self, duration: Duration) -> Result<(LockCounts, CpuUsage), Error> {
-        let id = self.id();
-        let write_one_in = self.primitive.info().write_one_in;
-        let start = self
-            .end
-            .page()
-            .counter()
-            .load(std::sync::atomic::Ordering::Acquire);
-        let (ours, cpu, report) = self.phase(&format!("lock {}", duration.as_millis()), |end| {
-            workload::sync::lock_loop(end, duration, write_one_in)
-        })?;
-        // The peer's done line carries its acquisitions and writes in the delivery fields.
-        let theirs = (report.delivery.delivered, report.delivery.last_arrival_ns);
-        let counter = self
-            .end
-            .page()
-            .counter()
-            .load(std::sync::atomic::Ordering::Acquire)
-            - start;
-        if counter != ours.1 + theirs.1 {
-            return Err(Error::DataPath {
-                mechanism: id,
-                op: "lock",
-                seq: counter,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "lost updates: the counter reads {counter} after {} writes under the lock",
-                        ours.1 + theirs.1
-                    ),
-                ),
-            });
-        }
-        Ok((
-            LockCounts {
-                ours,
-                theirs,
-                counter,
-            },
-            cpu,
-        ))
-    }
-
-    /// One process alone (the peer idles): nanoseconds per lock/unlock pair.
-    pub fn uncontended(&mut self, n: u64) -> Result<f64, Error> {
-        let id = self.id();
-        workload::sync::uncontended(self.end.as_mut(), n)
-            .map_err(|e| explain(id, &mut self.peer, e))
-    }
-
-    /// Test hook: the peer takes the lock and keeps it until killed.
-    pub fn peer_holds_lock(&mut self) -> Result<(), Error> {
-        let id = self.id();
-        let peer_err = |source| Error::Peer {
-            mechanism: id,
-            source,
-        };
-        self.peer.command("hold").map_err(peer_err)?;
-        self.peer.expect("holding").map_err(peer_err)?;
-        Ok(())
-    }
-
-    /// Takes and releases the lock once (to observe a dead holder's recovery).
-    pub fn lock_once(&mut self) -> Result<(), Error> {
-        let r = self.end.lock(true).and_then(|()| self.end.unlock(true));
-        r.map_err(|source| Error::DataPath {
-            mechanism: self.id(),
-            op: "lock",
-            seq: 0,
-            source,
-        })
-    }
-
-    pub fn finish(self) -> Result<(), Error> {
-        let id = self.id();
-        let quit = self.peer.quit().map_err(|source| Error::Peer {
-            mechanism: id,
-            source,
-        });
-        drop(self.end);
-        quit
     }
 }

@@ -7,6 +7,8 @@ use ipcbench::backends;
 use ipcbench::message::Verify;
 use ipcbench::placement::{Pin, Placement};
 use ipcbench::session::{Session, SessionOptions};
+use ipcbench::workload::latency::round_trips;
+use ipcbench::workload::throughput::stream;
 use nix::mqueue::{mq_open, MQ_OFlag};
 use nix::sys::stat::Mode;
 
@@ -50,8 +52,8 @@ fn posix_queue_names_are_unlinked_once_both_sides_hold_them() {
     // Unlinked already, while the run goes on.
     assert!(!posix_queue_exists(&format!("{base}-to")));
     assert!(!posix_queue_exists(&format!("{base}-from")));
-    s.round_trips(100, None).unwrap();
-    s.stream(100).unwrap();
+    round_trips(&mut s, 100, None).unwrap();
+    stream(&mut s, 100).unwrap();
     s.finish().unwrap();
 }
 
@@ -61,8 +63,8 @@ fn sysv_queues_are_removed_after_a_run() {
     let ids: Vec<String> = s.peer_spec().split(',').map(String::from).collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.iter().all(|id| sysv_queue_exists(id)));
-    s.round_trips(100, None).unwrap();
-    s.stream(100).unwrap();
+    round_trips(&mut s, 100, None).unwrap();
+    stream(&mut s, 100).unwrap();
     s.finish().unwrap();
     assert!(
         ids.iter().all(|id| !sysv_queue_exists(id)),
@@ -81,7 +83,7 @@ fn queues_are_removed_and_the_parent_unblocked_when_the_peer_dies() {
             kill(pid);
         });
         let t = Instant::now();
-        let err = match s.round_trips(100_000_000, None) {
+        let err = match round_trips(&mut s, 100_000_000, None) {
             Ok(_) => panic!("{mechanism}: the run survived its peer"),
             Err(e) => e.to_string(),
         };
@@ -107,7 +109,7 @@ fn posix_queue_descriptors_are_closed_so_many_runs_fit_the_rlimit() {
     // every descriptor is closed: ten runs in one process only fit if nothing leaks.
     for _ in 0..10 {
         let mut s = start("posix-mq", 8192);
-        s.round_trips(10, None).unwrap();
+        round_trips(&mut s, 10, None).unwrap();
         s.finish().unwrap();
     }
 }

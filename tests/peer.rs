@@ -7,6 +7,8 @@ use ipcbench::backends;
 use ipcbench::message::Verify;
 use ipcbench::placement::{Pin, Placement};
 use ipcbench::session::{Session, SessionOptions};
+use ipcbench::workload::latency::round_trips;
+use ipcbench::workload::throughput::stream;
 
 const EXE: &str = env!("CARGO_BIN_EXE_ipcbench");
 
@@ -61,11 +63,11 @@ fn a_peer_that_exits_at_once_is_reported_with_its_status() {
 fn a_peer_killed_between_phases_is_reported_with_its_signal() {
     for mechanism in ["pipe", "fifo", "unix-stream", "tcp"] {
         let mut s = start(EXE, mechanism).unwrap();
-        s.round_trips(10, None).unwrap();
+        round_trips(&mut s, 10, None).unwrap();
         kill_later(s.peer_pid().unwrap(), Duration::ZERO)
             .join()
             .unwrap();
-        let err = failure(s.round_trips(1000, None));
+        let err = failure(round_trips(&mut s, 1000, None));
         assert!(
             err.contains("killed by signal 9 (SIGKILL)"),
             "{mechanism}: {err}"
@@ -80,7 +82,7 @@ fn a_peer_killed_during_timing_is_reported_promptly() {
         let killer = kill_later(s.peer_pid().unwrap(), Duration::from_millis(100));
         let t = Instant::now();
         // Far more round trips than fit in 100 ms: the kill lands mid-phase.
-        let err = failure(s.round_trips(100_000_000, None));
+        let err = failure(round_trips(&mut s, 100_000_000, None));
         killer.join().unwrap();
         assert!(err.starts_with(mechanism), "{err}");
         assert!(
@@ -93,7 +95,7 @@ fn a_peer_killed_during_timing_is_reported_promptly() {
             t.elapsed()
         );
         assert!(
-            !failure(s.stream(10)).is_empty(),
+            !failure(stream(&mut s, 10)).is_empty(),
             "a dead session stays dead"
         );
     }

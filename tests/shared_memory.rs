@@ -12,6 +12,8 @@ use ipcbench::backends::shm::Segment;
 use ipcbench::message::Verify;
 use ipcbench::placement::{Pin, Placement};
 use ipcbench::session::{Session, SessionOptions};
+use ipcbench::workload::latency::round_trips;
+use ipcbench::workload::throughput::stream;
 
 /// `SHM_DEST` from <linux/shm.h>: the segment is marked for removal (libc lacks it).
 const SHM_DEST: i32 = 0o1000;
@@ -250,8 +252,8 @@ fn named_objects_go_once_attached_and_semaphores_after_the_run() {
             let (seg, sem) = objects(s.peer_spec());
             // Both sides hold the segment: its name (or id) is already gone.
             assert!(!segment_exists(&seg), "{id}: {seg} still visible");
-            s.round_trips(50, None).unwrap_or_else(|e| panic!("{e}"));
-            s.stream(50).unwrap_or_else(|e| panic!("{e}"));
+            round_trips(&mut s, 50, None).unwrap_or_else(|e| panic!("{e}"));
+            stream(&mut s, 50).unwrap_or_else(|e| panic!("{e}"));
             s.finish().unwrap_or_else(|e| panic!("{e}"));
             assert!(
                 !segment_exists(&seg) && !segment_remains(&seg),
@@ -281,7 +283,7 @@ fn a_dead_peer_leaves_no_semaphore_set_and_unblocks_every_strategy() {
                 nix::sys::signal::Signal::SIGKILL,
             );
         });
-        let err = match s.round_trips(100_000_000, None) {
+        let err = match round_trips(&mut s, 100_000_000, None) {
             Ok(_) => panic!("{id}: survived its peer"),
             Err(e) => e.to_string(),
         };

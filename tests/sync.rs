@@ -10,7 +10,7 @@ use common::{text, Scratch};
 use ipcbench::backends::sync;
 use ipcbench::message::Verify;
 use ipcbench::placement::{Pin, Placement};
-use ipcbench::session::{SessionOptions, SyncSession};
+use ipcbench::session::{Session, SessionOptions};
 
 #[test]
 fn every_primitive_hands_off_and_locks_without_losing_an_update() {
@@ -99,7 +99,7 @@ fn a_dead_mutex_holder_is_recovered_from_not_waited_for() {
         env!("CARGO_BIN_EXE_ipcbench").into(),
         Duration::from_secs(10),
     );
-    let mut s = SyncSession::start(sync::by_id("pthread-mutex").unwrap(), &opts)
+    let mut s = Session::start(sync::by_id("pthread-mutex").unwrap(), 0, &opts)
         .unwrap_or_else(|e| panic!("{e}"));
     s.peer_holds_lock().unwrap_or_else(|e| panic!("{e}"));
     let pid = s.peer_pid().unwrap() as i32;

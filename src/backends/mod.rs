@@ -72,9 +72,22 @@ pub enum Family {
     Calibration,
     /// Mechanisms that misbehave on purpose to prove the verifier; never in `all`.
     Test,
+    /// Synchronisation primitives (`backends::sync`).
+    Sync,
 }
 
 impl Family {
+    /// Every family, in the order reports list them.
+    pub const ALL: [Family; 7] = [
+        Family::MessagePassing,
+        Family::Sockets,
+        Family::SharedMemory,
+        Family::Crates,
+        Family::Sync,
+        Family::Calibration,
+        Family::Test,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Family::MessagePassing => "message-passing",
@@ -83,6 +96,7 @@ impl Family {
             Family::Crates => "crates",
             Family::Calibration => "calibration",
             Family::Test => "test",
+            Family::Sync => "sync",
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use super::size_label;
-use crate::results::{CaseResult, RunFile, Status, Workload};
+use crate::results::{CaseResult, RunFile, Status};
 
 /// Default threshold in percent. Two back-to-back `run --quick` of the same build on the
 /// 2-vCPU reference VM differed, over 62 (mechanism, size) pairs, by a median of 21% and a
@@ -29,7 +29,7 @@ pub enum Verdict {
 
 pub struct Row {
     pub mechanism: String,
-    pub workload: Workload,
+    pub workload: String,
     pub size: usize,
     pub metric: &'static str,
     pub old: f64,
@@ -42,7 +42,7 @@ pub struct Row {
 /// A case of OLD that worked and does not in NEW.
 pub struct Lost {
     pub mechanism: String,
-    pub workload: Workload,
+    pub workload: String,
     pub size: usize,
     /// `failed: <reason>`, `unsupported: <reason>` or `missing`.
     pub what: String,
@@ -221,7 +221,7 @@ pub fn compare(old: &RunFile, new: &RunFile, threshold: f64) -> Comparison {
                 };
                 lost.push(Lost {
                     mechanism: o.mechanism.clone(),
-                    workload: o.workload,
+                    workload: o.workload.clone(),
                     size: o.size,
                     what,
                     missing,
@@ -241,7 +241,7 @@ pub fn compare(old: &RunFile, new: &RunFile, threshold: f64) -> Comparison {
             let gain_pct = if om.higher_is_better { change } else { -change };
             rows.push(Row {
                 mechanism: o.mechanism.clone(),
-                workload: o.workload,
+                workload: o.workload.clone(),
                 size: o.size,
                 metric: om.name,
                 old: om.value,
@@ -260,11 +260,11 @@ pub fn compare(old: &RunFile, new: &RunFile, threshold: f64) -> Comparison {
     }
 }
 
-fn case_label(mechanism: &str, workload: Workload, size: usize) -> String {
-    if workload.is_sync() {
-        format!("{mechanism} {}", workload.as_str())
+fn case_label(mechanism: &str, workload: &str, size: usize) -> String {
+    if size == 0 {
+        format!("{mechanism} {workload}")
     } else {
-        format!("{mechanism} {} {}", workload.as_str(), size_label(size))
+        format!("{mechanism} {workload} {}", size_label(size))
     }
 }
 
@@ -293,7 +293,7 @@ pub fn render(c: &Comparison, allow_missing: bool) -> String {
             Verdict::NotJudged => "  (single-run p99: not judged)",
         };
         let change = (r.new - r.old) / r.old * 100.0;
-        let size = if r.workload.is_sync() {
+        let size = if r.size == 0 {
             "-".to_string()
         } else {
             size_label(r.size)
@@ -321,7 +321,7 @@ pub fn render(c: &Comparison, allow_missing: bool) -> String {
             let _ = writeln!(
                 out,
                 "  {tag}: {}: {}",
-                case_label(&l.mechanism, l.workload, l.size),
+                case_label(&l.mechanism, &l.workload, l.size),
                 l.what
             );
         }

@@ -9,7 +9,8 @@ use super::document::{to_html, to_markdown, Block};
 use super::recommend::{advise, Need, Pattern};
 use super::table::{cpu_ns, find, mechanisms, sizes};
 use super::{micros, size_label, ReportError};
-use crate::results::{CaseResult, RunFile, Status, Workload};
+use super::{LATENCY, THROUGHPUT};
+use crate::results::{CaseResult, RunFile, Status};
 
 /// One results file and how the report names it.
 pub struct Input {
@@ -83,7 +84,7 @@ fn charted(family: &str) -> bool {
 }
 
 /// A sorted dot plot of one workload at one size.
-fn dots(run: &RunFile, w: Workload, size: usize) -> Option<chart::DotPlot> {
+fn dots(run: &RunFile, w: &str, size: usize) -> Option<chart::DotPlot> {
     let mut rows = Vec::new();
     let mut gaps = Vec::new();
     for (m, family) in mechanisms(run).into_iter().filter(|(_, f)| charted(f)) {
@@ -95,7 +96,7 @@ fn dots(run: &RunFile, w: Workload, size: usize) -> Option<chart::DotPlot> {
             continue;
         }
         let dot = match w {
-            Workload::Latency => r.rtt_ns.as_ref().map(|s| chart::Dot {
+            LATENCY => r.rtt_ns.as_ref().map(|s| chart::Dot {
                 name: m.clone(),
                 family: family.clone(),
                 value: s.p50 as f64,
@@ -117,7 +118,7 @@ fn dots(run: &RunFile, w: Workload, size: usize) -> Option<chart::DotPlot> {
     if rows.is_empty() {
         return None;
     }
-    let latency = w == Workload::Latency;
+    let latency = w == LATENCY;
     rows.sort_by(|a, b| {
         if latency {
             a.value.total_cmp(&b.value)
@@ -155,7 +156,7 @@ fn dots(run: &RunFile, w: Workload, size: usize) -> Option<chart::DotPlot> {
 /// By-size lines of one metric, one panel per family.
 fn by_size(
     run: &RunFile,
-    w: Workload,
+    w: &str,
     title: &str,
     unit: chart::Unit,
     value: impl Fn(&CaseResult) -> Option<f64>,
@@ -216,10 +217,7 @@ fn charts(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
     };
     for s in sizes(run) {
         let tag = size_label(s).replace(' ', "");
-        for (w, name) in [
-            (Workload::Latency, "latency"),
-            (Workload::Throughput, "throughput"),
-        ] {
+        for (w, name) in [(LATENCY, "latency"), (THROUGHPUT, "throughput")] {
             if let Some(c) = dots(run, w, s) {
                 push(
                     format!("{name}-{tag}{suffix}.svg"),
@@ -234,7 +232,7 @@ fn charts(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
             "latency",
             by_size(
                 run,
-                Workload::Latency,
+                LATENCY,
                 "Round-trip latency p50 by message size, per family",
                 chart::Unit::Nanos,
                 |r| Some(r.rtt_ns.as_ref()?.p50 as f64),
@@ -245,7 +243,7 @@ fn charts(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
             "throughput",
             by_size(
                 run,
-                Workload::Throughput,
+                THROUGHPUT,
                 "Throughput by message size, per family",
                 chart::Unit::BytesPerSec,
                 |r| Some(r.throughput.as_ref()?.bytes_per_sec),
@@ -256,7 +254,7 @@ fn charts(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
             "cpu",
             by_size(
                 run,
-                Workload::Throughput,
+                THROUGHPUT,
                 "CPU time per streamed message, both processes, by size",
                 chart::Unit::Nanos,
                 cpu_ns,
@@ -523,7 +521,7 @@ fn measurement(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
     }
     for s in sizes(run) {
         let p50 = |m: &str| {
-            find(run, m, Workload::Latency, s)
+            find(run, m, LATENCY, s)
                 .filter(|r| r.status == Status::Ok)
                 .and_then(|r| Some(r.rtt_ns.as_ref()?.p50 as f64))
         };
@@ -588,18 +586,13 @@ fn differences(inputs: &[Input], out: &mut Vec<Block>) {
     let mut rows = Vec::new();
     for (m, _) in mechanisms(&base.run) {
         for s in sizes(&base.run) {
-            for (w, metric) in [
-                (Workload::Latency, "p50 µs"),
-                (Workload::Throughput, "MB/s"),
-            ] {
+            for (w, metric) in [(LATENCY, "p50 µs"), (THROUGHPUT, "MB/s")] {
                 let value = |run: &RunFile| -> Option<f64> {
                     let r = find(run, &m, w, s).filter(|r| r.status == Status::Ok)?;
-                    match w {
-                        Workload::Latency | Workload::Handoff => {
-                            Some(r.rtt_ns.as_ref()?.p50 as f64 / 1000.0)
-                        }
-                        Workload::Throughput => Some(r.throughput.as_ref()?.bytes_per_sec / 1e6),
-                        Workload::Lock => Some(r.lock.as_ref()?.ops_per_sec),
+                    if w == LATENCY {
+                        Some(r.rtt_ns.as_ref()?.p50 as f64 / 1000.0)
+                    } else {
+                        Some(r.throughput.as_ref()?.bytes_per_sec / 1e6)
                     }
                 };
                 let Some(b) = value(&base.run) else { continue };

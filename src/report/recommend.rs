@@ -6,8 +6,9 @@ use clap::ValueEnum;
 use serde::Serialize;
 
 use super::{micros, size_label};
+use super::{LATENCY, THROUGHPUT};
 use crate::backends;
-use crate::results::{CaseResult, RunFile, Status, Workload};
+use crate::results::{CaseResult, RunFile, Status};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 pub enum Pattern {
@@ -127,11 +128,7 @@ pub fn advise(
     needs: &[Need],
 ) -> Result<Advice, String> {
     let by_latency = pattern == Pattern::RequestResponse || needs.contains(&Need::LowestLatency);
-    let workload = if by_latency {
-        Workload::Latency
-    } else {
-        Workload::Throughput
-    };
+    let workload = if by_latency { LATENCY } else { THROUGHPUT };
     let ok: Vec<&CaseResult> = run
         .results
         .iter()
@@ -147,7 +144,7 @@ pub fn advise(
     .ok_or_else(|| {
         format!(
             "the results have no successful {} measurement to rank",
-            workload.as_str()
+            workload
         )
     })?;
     let by_cpu = needs.contains(&Need::LowestCpu);

@@ -4,7 +4,8 @@
 
 use super::document::{to_text, Block};
 use super::{family_of, micros, size_label};
-use crate::results::{CaseResult, RunFile, Status, Workload};
+use super::{HANDOFF, LATENCY, LOCK, THROUGHPUT};
+use crate::results::{CaseResult, RunFile, Status};
 
 /// Families in the order tables list them; calibration comes last, apart, since it is
 /// not a choice.
@@ -38,7 +39,7 @@ pub fn sizes(run: &RunFile) -> Vec<usize> {
     let mut s: Vec<usize> = run
         .results
         .iter()
-        .filter(|r| !r.workload.is_sync())
+        .filter(|r| r.sized())
         .map(|r| r.size)
         .collect();
     s.sort_unstable();
@@ -47,19 +48,14 @@ pub fn sizes(run: &RunFile) -> Vec<usize> {
 }
 
 /// The result of one case, whatever its status.
-pub fn find<'a>(run: &'a RunFile, mech: &str, w: Workload, size: usize) -> Option<&'a CaseResult> {
+pub fn find<'a>(run: &'a RunFile, mech: &str, w: &str, size: usize) -> Option<&'a CaseResult> {
     run.results
         .iter()
         .find(|r| r.mechanism == mech && r.workload == w && r.size == size)
 }
 
 /// The result of one case if it succeeded.
-pub fn find_ok<'a>(
-    run: &'a RunFile,
-    mech: &str,
-    w: Workload,
-    size: usize,
-) -> Option<&'a CaseResult> {
+pub fn find_ok<'a>(run: &'a RunFile, mech: &str, w: &str, size: usize) -> Option<&'a CaseResult> {
     find(run, mech, w, size).filter(|r| r.status == Status::Ok)
 }
 
@@ -110,7 +106,7 @@ impl Notes {
             Status::Unsupported => "unsupported",
             Status::Error => "ERROR",
         };
-        let where_ = if r.workload.is_sync() {
+        let where_ = if !r.sized() {
             format!("{} {}", r.mechanism, r.workload.as_str())
         } else {
             format!(
@@ -198,7 +194,7 @@ fn calibration_divider(columns: usize) -> Vec<String> {
 /// `w` is `None`); `cell` formats one size's entry.
 fn grid(
     run: &RunFile,
-    w: Option<Workload>,
+    w: Option<&str>,
     mut cell: impl FnMut(&str, usize, &mut Notes) -> String,
 ) -> Option<(Block, Option<Block>)> {
     let sz = sizes(run);
@@ -208,9 +204,10 @@ fn grid(
     let mut rows = Vec::new();
     let mut divided = false;
     for (m, family) in mechanisms(run) {
-        let ran = run.results.iter().any(|r| {
-            r.mechanism == m && !r.workload.is_sync() && w.is_none_or(|w| r.workload == w)
-        });
+        let ran = run
+            .results
+            .iter()
+            .any(|r| r.mechanism == m && r.sized() && w.is_none_or(|w| r.workload == w));
         if !ran {
             continue;
         }
@@ -257,13 +254,11 @@ fn layers(run: &RunFile, out: &mut Vec<Block>) {
         let mut row = vec![format!("{m} on {base}")];
         for &s in &sz {
             let ok = |w, mech: &str| find_ok(run, mech, w, s);
-            let lat = ok(Workload::Latency, &m)
-                .zip(ok(Workload::Latency, &base))
-                .and_then(|(c, b)| {
-                    Some(c.rtt_ns.as_ref()?.p50 as f64 / b.rtt_ns.as_ref()?.p50.max(1) as f64)
-                });
-            let tp = ok(Workload::Throughput, &m)
-                .zip(ok(Workload::Throughput, &base))
+            let lat = ok(LATENCY, &m).zip(ok(LATENCY, &base)).and_then(|(c, b)| {
+                Some(c.rtt_ns.as_ref()?.p50 as f64 / b.rtt_ns.as_ref()?.p50.max(1) as f64)
+            });
+            let tp = ok(THROUGHPUT, &m)
+                .zip(ok(THROUGHPUT, &base))
                 .and_then(|(c, b)| {
                     Some(
                         c.throughput.as_ref()?.bytes_per_sec / b.throughput.as_ref()?.bytes_per_sec,
@@ -304,13 +299,13 @@ fn sync(run: &RunFile, out: &mut Vec<Block>) {
     let mut notes = Notes::default();
     let mut rows = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
-    for r in run.results.iter().filter(|r| r.workload.is_sync()) {
+    for r in run.results.iter().filter(|r| !r.sized()) {
         if seen.contains(&r.mechanism.as_str()) {
             continue;
         }
         seen.push(&r.mechanism);
         let get = |w| find(run, &r.mechanism, w, 0);
-        let hand = notes.cell(get(Workload::Handoff), |h| {
+        let hand = notes.cell(get(HANDOFF), |h| {
             let s = h.rtt_ns.as_ref()?;
             Some(format!(
                 "{} / {}{}",
@@ -319,7 +314,7 @@ fn sync(run: &RunFile, out: &mut Vec<Block>) {
                 ci_us(h)
             ))
         });
-        let lock = get(Workload::Lock);
+        let lock = get(LOCK);
         let ops = notes.cell(lock, |l| Some(grouped(l.lock.as_ref()?.ops_per_sec, 0)));
         let k = lock
             .filter(|l| l.status == Status::Ok)
@@ -373,8 +368,8 @@ pub fn blocks(run: &RunFile) -> Vec<Block> {
         &mut out,
         "Round-trip latency, p50 / p99 (µs)",
         format!("{interval}{floor}"),
-        grid(run, Some(Workload::Latency), |m, s, notes| {
-            notes.cell(find(run, m, Workload::Latency, s), |r| {
+        grid(run, Some(LATENCY), |m, s, notes| {
+            notes.cell(find(run, m, LATENCY, s), |r| {
                 let s = r.rtt_ns.as_ref()?;
                 Some(format!(
                     "{} / {}{}{}{}",
@@ -391,8 +386,8 @@ pub fn blocks(run: &RunFile) -> Vec<Block> {
         &mut out,
         "Throughput, one way (MB/s, 1 MB = 10^6 bytes)",
         format!("{interval}xN: the fraction of single-thread memcpy bandwidth at that size."),
-        grid(run, Some(Workload::Throughput), |m, s, notes| {
-            notes.cell(find(run, m, Workload::Throughput, s), |r| {
+        grid(run, Some(THROUGHPUT), |m, s, notes| {
+            notes.cell(find(run, m, THROUGHPUT, s), |r| {
                 Some(format!(
                     "{}{}{}{}",
                     mb_per_sec(r.throughput.as_ref()?.bytes_per_sec),
@@ -414,7 +409,7 @@ pub fn blocks(run: &RunFile) -> Vec<Block> {
                     .map(micros)
                     .unwrap_or_else(|| "-".into())
             };
-            format!("{} / {}", f(Workload::Latency), f(Workload::Throughput))
+            format!("{} / {}", f(LATENCY), f(THROUGHPUT))
         }),
     );
     layers(run, &mut out);

@@ -24,7 +24,7 @@ pub fn random_u64() -> io::Result<u64> {
 /// CPU time and context switches of one thread, in nanoseconds and counts.
 /// `total_ns` is exact (`CLOCK_THREAD_CPUTIME_ID`); the user/system split comes from
 /// `getrusage`, whose split is sampled at the scheduler tick.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CpuUsage {
     pub total_ns: u64,
     pub user_ns: u64,

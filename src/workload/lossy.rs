@@ -15,13 +15,24 @@ use crate::message::{infer_seq, reply_seq, stamp};
 pub const GRACE: Duration = Duration::from_millis(500);
 
 /// What the receiving side of a lossy phase saw.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Delivery {
     pub delivered: u64,
     /// Whether the phase's last message arrived (the acknowledgement then times the run).
     pub final_seen: bool,
     /// `CLOCK_MONOTONIC` (shared by both processes) when the last delivered message arrived.
     pub last_arrival_ns: u64,
+}
+
+impl Delivery {
+    /// A phase of `n` messages that all arrived (reliable mechanisms).
+    pub fn all(n: u64) -> Delivery {
+        Delivery {
+            delivered: n,
+            final_seen: true,
+            last_arrival_ns: 0,
+        }
+    }
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process on the machine.

@@ -1,24 +1,190 @@
-//! The timed loops: the one place time is measured. They own no resources, allocate nothing
-//! and print nothing; statistics and presentation happen after them.
+//! Workloads: what a case measures. Each is one file here holding its parent half (the
+//! timed loops: the one place time is measured; they allocate nothing and print nothing)
+//! and its peer half side by side, its default counts, which subjects it runs on (by
+//! capability) and how its measurements fill its part of a result; `REGISTRY` lists them.
+//! Runner, session and the peer role drive every workload through the `Workload` trait
+//! without naming one.
+//!
+//! A trait rather than a table of function pointers: a workload's halves are generic code
+//! with a few constants, and a trait object keeps each one's id, help, counts and halves in
+//! one `impl` block a reader finds at once. The dispatch happens once per phase, never in a
+//! timed loop.
+//!
+//! Layering: this module's core (the trait, `End`, `Buffers`, `DataError`) sits below the
+//! session; the workload files use the session's `phase` to run their halves.
 
 #![forbid(unsafe_code)]
 
+pub mod handoff;
+pub mod latency;
+pub mod lock;
 pub mod lossy;
-pub mod sync;
+pub mod throughput;
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use thiserror::Error;
 
-use crate::backends::Channel;
-use crate::message::{fill_base, reply_seq, stamp, Checker, Verify, VerifyError};
+use crate::backends::sync::{PrimitiveInfo, SyncEnd};
+use crate::backends::{Channel, MechanismInfo};
+use crate::error::Error;
+use crate::message::{fill_base, stamp, Checker, Verify, VerifyError};
+use crate::results::CaseResult;
+use crate::session::Session;
+
+/// Every workload, in the order a sweep runs them for a subject.
+pub static REGISTRY: &[&dyn Workload] = &[
+    &latency::LATENCY,
+    &throughput::THROUGHPUT,
+    &handoff::HANDOFF,
+    &lock::LOCK,
+];
+
+pub fn by_id(id: &str) -> Option<&'static dyn Workload> {
+    REGISTRY.iter().copied().find(|w| w.id() == id)
+}
+
+/// What a subject can do; workloads choose their subjects by these, not by family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Carries messages without loss (a loss fails the case).
+    pub reliable_channel: bool,
+    /// Carries messages that may be lost (datagrams): losses are counted.
+    pub lossy_channel: bool,
+    /// Can stream messages one way (the cache-line bounce cannot).
+    pub streams: bool,
+    /// A synchronisation primitive that can hand a turn to the other process.
+    pub handoff: bool,
+    /// A synchronisation primitive that excludes (a lock).
+    pub lock: bool,
+}
+
+impl Capabilities {
+    pub fn channel(&self) -> bool {
+        self.reliable_channel || self.lossy_channel
+    }
+}
+
+/// One workload: its identity, its subjects, its counts and its two halves.
+pub trait Workload: Sync {
+    /// As results files and `--workloads` spell it.
+    fn id(&self) -> &'static str;
+    /// One line for `--help` and `list`.
+    fn help(&self) -> &'static str;
+    /// Whether it runs on a subject with these capabilities.
+    fn applies(&self, caps: &Capabilities) -> bool;
+    /// Whether it moves messages of a size (else it runs once per subject, as size 0).
+    fn sized(&self) -> bool {
+        true
+    }
+    /// Measured count when `--messages` is not given (its unit is the workload's own).
+    fn default_count(&self, size: usize, quick: bool) -> u64;
+    /// Unrecorded warm-up before `n`.
+    fn warmup(&self, n: u64) -> u64 {
+        warmup_count(n)
+    }
+    /// A rough guess of its duration, for the run's estimate and ETA only.
+    fn estimate(&self, size: usize, warmup: u64, n: u64) -> Duration;
+    /// Parent half: warm-up and measured phases over a started session; fills this
+    /// workload's part of `result` (its summary, CPU per unit, losses).
+    fn measure(
+        &self,
+        session: &mut Session,
+        warmup: u64,
+        n: u64,
+        result: &mut CaseResult,
+    ) -> Result<(), Error>;
+    /// For criterion: the time `iters` of this workload's units take over a live session
+    /// (a round trip, a streamed message, a turn pair, a contended acquisition).
+    fn bench(&self, session: &mut Session, iters: u64) -> Result<Duration, Error>;
+    /// Peer half of one phase of `count`: runs after the peer said `go`; what it returns
+    /// reaches the parent half in the phase's `done`.
+    fn serve(&self, end: &mut End, count: u64) -> Result<serde_json::Value, DataError>;
+}
+
+impl std::fmt::Debug for dyn Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// One side's end of a subject, as a workload's halves use it.
+pub enum End {
+    Channel(ChannelEnd),
+    Sync(SyncSide),
+}
+
+/// A channel with its prepared buffers and the next sequence number.
+pub struct ChannelEnd {
+    pub info: &'static MechanismInfo,
+    pub chan: Box<dyn Channel>,
+    pub bufs: Buffers,
+    pub seq: u64,
+}
+
+/// A synchronisation primitive's end.
+pub struct SyncSide {
+    pub info: &'static PrimitiveInfo,
+    pub end: Box<dyn SyncEnd>,
+}
+
+impl End {
+    /// The channel, for channel workloads (`applies` keeps others away).
+    pub fn channel(&mut self) -> Result<&mut ChannelEnd, DataError> {
+        match self {
+            End::Channel(c) => Ok(c),
+            End::Sync(_) => Err(mismatch("a channel")),
+        }
+    }
+
+    /// The primitive, for synchronisation workloads.
+    pub fn sync(&mut self) -> Result<&mut SyncSide, DataError> {
+        match self {
+            End::Sync(s) => Ok(s),
+            End::Channel(_) => Err(mismatch("a synchronisation primitive")),
+        }
+    }
+}
+
+fn mismatch(wanted: &str) -> DataError {
+    DataError::Io {
+        op: "run",
+        seq: 0,
+        source: io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("this workload needs {wanted}"),
+        ),
+    }
+}
+
+/// Encodes a peer half's account for the `done` reply.
+pub fn outcome<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, DataError> {
+    serde_json::to_value(v).map_err(|e| DataError::Io {
+        op: "report",
+        seq: 0,
+        source: io::Error::other(e),
+    })
+}
+
+/// Decodes the peer's account in the parent half.
+pub fn decode_outcome<T: for<'de> serde::Deserialize<'de>>(
+    id: &'static str,
+    v: serde_json::Value,
+) -> Result<T, Error> {
+    serde_json::from_value(v).map_err(|e| Error::Peer {
+        mechanism: id,
+        source: crate::error::PeerError::Protocol(format!(
+            "a phase report the parent cannot read: {e}"
+        )),
+    })
+}
 
 /// One side's message buffers for one size, prepared before timing.
 pub struct Buffers {
-    tx: Vec<u8>,
-    rx: Vec<u8>,
+    pub(crate) tx: Vec<u8>,
+    pub(crate) rx: Vec<u8>,
     checker: Checker,
 }
 
@@ -35,7 +201,7 @@ impl Buffers {
         }
     }
 
-    fn receive(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
+    pub(crate) fn receive(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
         let n = chan.recv(&mut self.rx).map_err(|source| DataError::Io {
             op: "receive",
             seq,
@@ -46,7 +212,7 @@ impl Buffers {
 
     /// Checks the `n` bytes just received as message `seq`. Message mechanisms report the
     /// true length of an oversized message, so `n` may exceed the buffer.
-    fn check(&mut self, n: usize, seq: u64) -> Result<(), DataError> {
+    pub(crate) fn check(&mut self, n: usize, seq: u64) -> Result<(), DataError> {
         if n != self.rx.len() {
             return Err(DataError::Verify(VerifyError::Length {
                 seq,
@@ -57,7 +223,7 @@ impl Buffers {
         self.checker.check(&self.rx, seq).map_err(DataError::Verify)
     }
 
-    fn send(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
+    pub(crate) fn send(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
         stamp(&mut self.tx, seq);
         chan.send(&self.tx).map_err(|source| DataError::Io {
             op: "send",
@@ -95,185 +261,21 @@ pub(crate) fn record(hist: &mut Option<&mut Histogram<u64>>, rtt: Duration) {
     }
 }
 
-/// Parent side of ping-pong: `n` round trips from `*seq` on. With a histogram, each round
-/// trip is timed and recorded; the returned duration is the whole loop either way.
-pub fn ping(
-    chan: &mut dyn Channel,
-    bufs: &mut Buffers,
-    seq: &mut u64,
-    n: u64,
-    mut hist: Option<&mut Histogram<u64>>,
-) -> Result<Duration, DataError> {
-    let start = Instant::now();
-    for _ in 0..n {
-        let s = *seq;
-        stamp(&mut bufs.tx, s);
-        let t0 = Instant::now();
-        let result = chan
-            .send(&bufs.tx)
-            .map_err(|source| DataError::Io {
-                op: "send",
-                seq: s,
-                source,
-            })
-            .and_then(|()| {
-                chan.recv(&mut bufs.rx).map_err(|source| DataError::Io {
-                    op: "receive",
-                    seq: reply_seq(s),
-                    source,
-                })
-            });
-        let rtt = t0.elapsed();
-        let len = result?;
-        // Checked outside the timed interval; the peer checks inside it, equally for all.
-        bufs.check(len, reply_seq(s))?;
-        record(&mut hist, rtt);
-        *seq += 1;
-    }
-    Ok(start.elapsed())
-}
-
-/// Peer side of ping-pong: receive, check, answer, `n` times.
-pub fn pong(
-    chan: &mut dyn Channel,
-    bufs: &mut Buffers,
-    seq: &mut u64,
-    n: u64,
-) -> Result<(), DataError> {
-    for _ in 0..n {
-        let s = *seq;
-        bufs.receive(chan, s)?;
-        bufs.send(chan, reply_seq(s))?;
-        *seq += 1;
-    }
-    Ok(())
-}
-
-/// Parent side of streaming: `n` messages one way, then wait for the acknowledgement.
-/// Returns the time from the first send to the acknowledgement.
-pub fn stream(
-    chan: &mut dyn Channel,
-    bufs: &mut Buffers,
-    seq: &mut u64,
-    n: u64,
-) -> Result<Duration, DataError> {
-    let t0 = Instant::now();
-    for _ in 0..n {
-        bufs.send(chan, *seq)?;
-        *seq += 1;
-    }
-    bufs.receive(chan, reply_seq(*seq - 1))?;
-    Ok(t0.elapsed())
-}
-
-/// Peer side of streaming: receive and check `n` messages, then acknowledge the last.
-pub fn sink(
-    chan: &mut dyn Channel,
-    bufs: &mut Buffers,
-    seq: &mut u64,
-    n: u64,
-) -> Result<(), DataError> {
-    for _ in 0..n {
-        bufs.receive(chan, *seq)?;
-        *seq += 1;
-    }
-    bufs.send(chan, reply_seq(*seq - 1))
-}
-
-/// Calibration (`pipe-raw`): the parent's round trip with no framing and no checks, as
-/// plain as a hand-written pipe ping-pong.
-pub fn ping_raw(
-    chan: &mut dyn Channel,
-    bufs: &mut Buffers,
-    n: u64,
-    mut hist: Option<&mut Histogram<u64>>,
-) -> Result<Duration, DataError> {
-    let start = Instant::now();
-    for i in 0..n {
-        let t0 = Instant::now();
-        chan.send(&bufs.tx).map_err(DataError::io("send", i))?;
-        chan.recv(&mut bufs.rx)
-            .map_err(DataError::io("receive", i))?;
-        record(&mut hist, t0.elapsed());
-    }
-    Ok(start.elapsed())
-}
-
-/// Calibration: the peer's echo with no checks.
-pub fn pong_raw(chan: &mut dyn Channel, bufs: &mut Buffers, n: u64) -> Result<(), DataError> {
-    for i in 0..n {
-        chan.recv(&mut bufs.rx)
-            .map_err(DataError::io("receive", i))?;
-        chan.send(&bufs.rx).map_err(DataError::io("send", i))?;
-    }
-    Ok(())
-}
-
-/// Calibration: streaming with no framing and no checks.
-pub fn stream_raw(
-    chan: &mut dyn Channel,
-    bufs: &mut Buffers,
-    n: u64,
-) -> Result<Duration, DataError> {
-    let t0 = Instant::now();
-    for i in 0..n {
-        chan.send(&bufs.tx).map_err(DataError::io("send", i))?;
-    }
-    chan.recv(&mut bufs.rx)
-        .map_err(DataError::io("receive", n))?;
-    Ok(t0.elapsed())
-}
-
-/// Calibration: the peer's side of `stream_raw`.
-pub fn sink_raw(chan: &mut dyn Channel, bufs: &mut Buffers, n: u64) -> Result<(), DataError> {
-    for i in 0..n {
-        chan.recv(&mut bufs.rx)
-            .map_err(DataError::io("receive", i))?;
-    }
-    chan.send(&bufs.tx).map_err(DataError::io("send", n))
-}
-
-/// How many messages a case uses when `--messages` is not given: enough bytes to
-/// measure, bounded in count so small sizes do not run for minutes.
-pub fn default_count(workload: crate::results::Workload, size: usize, quick: bool) -> u64 {
-    use crate::results::Workload::*;
-    let (budget, lo, hi): (u64, u64, u64) = match (workload, quick) {
-        (Latency, true) => (128 << 20, 100, 5_000),
-        (Latency, false) => (2 << 30, 1_000, 100_000),
-        (Throughput, true) => (256 << 20, 100, 50_000),
-        (Throughput, false) => (4 << 30, 1_000, 1_000_000),
-        // Turn pairs; for the lock workload, milliseconds of contention.
-        (Handoff, true) => return 5_000,
-        (Handoff, false) => return 100_000,
-        (Lock, true) => return 200,
-        (Lock, false) => return 2_000,
-    };
+/// Messages worth `budget` bytes at `size`, bounded to `lo..=hi` so small sizes do not run
+/// for minutes.
+pub fn by_budget(size: usize, budget: u64, lo: u64, hi: u64) -> u64 {
     (budget / size.max(1) as u64).clamp(lo, hi)
 }
 
-/// A rough guess of how long a case takes on a small VM (the 2-vCPU reference: a quick run
-/// of everything, 165 cases, took 16.5 s, and this guesses 22 s); only for the estimate and
-/// the progress bar's ETA, never for a result.
-pub fn estimate(
-    workload: crate::results::Workload,
-    size: usize,
-    warmup: u64,
-    n: u64,
-) -> std::time::Duration {
-    use crate::results::Workload::*;
-    const START_NS: f64 = 15e6; // a fresh peer, its channel and its exit
-    const WAKE_NS: f64 = 25e3; // a sleeping mechanism's round trip, averaged over modes
-    let copy_ns = size as f64 / 4.0; // 4 bytes per ns
-    let msgs = (warmup + n) as f64;
-    let ns = START_NS
-        + match workload {
-            Latency => msgs * (WAKE_NS + 2.0 * copy_ns),
-            Throughput => msgs * (1e3 + copy_ns),
-            Handoff => msgs * WAKE_NS,
-            // `n` is milliseconds of contention; the uncontended pass follows.
-            Lock => msgs * 1e6 + 100e6,
-        };
-    std::time::Duration::from_nanos(ns as u64)
+/// The estimate's costs on a small VM (the 2-vCPU reference: a quick run of everything,
+/// 165 cases, took 16.5 s, and the estimate says 22 s).
+pub mod cost {
+    /// A fresh peer, its channel and its exit, ns.
+    pub const START_NS: f64 = 15e6;
+    /// A sleeping mechanism's round trip, averaged over its modes, ns.
+    pub const WAKE_NS: f64 = 25e3;
+    /// Copy cost per byte, ns (4 bytes per ns).
+    pub const NS_PER_BYTE: f64 = 0.25;
 }
 
 /// Warm-up length for a case of `n` messages (not recorded).
@@ -281,55 +283,54 @@ pub fn warmup_count(n: u64) -> u64 {
     (n / 10).clamp(10, 1_000)
 }
 
+/// CPU per unit of work from a phase's CPU use, both processes.
+pub fn per_unit(cpu: crate::sys::CpuUsage, n: u64) -> crate::results::CpuCost {
+    let n = n.max(1) as f64;
+    let (user, sys) = cpu.exact_split();
+    crate::results::CpuCost {
+        user_ns_per_msg: user / n,
+        sys_ns_per_msg: sys / n,
+        ctx_switches_per_msg: (cpu.voluntary + cpu.involuntary) as f64 / n,
+        voluntary_ctx_switches_per_msg: cpu.voluntary as f64 / n,
+        involuntary_ctx_switches_per_msg: cpu.involuntary as f64 / n,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::VecDeque;
-
-    /// A loopback channel: what is sent is what is received, in one thread.
-    struct Echo(VecDeque<Vec<u8>>);
-
-    impl Channel for Echo {
-        fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-            // Answer as a peer would: the reply to message s carries reply_seq(s).
-            let mut seq = [0u8; 8];
-            seq.copy_from_slice(&msg[..8]);
-            let s = u64::from_le_bytes(seq);
-            let mut reply = msg.to_vec();
-            stamp(&mut reply, reply_seq(s));
-            self.0.push_back(reply);
-            Ok(())
-        }
-        fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let m = self.0.pop_front().ok_or(io::ErrorKind::UnexpectedEof)?;
-            buf[..m.len()].copy_from_slice(&m);
-            Ok(m.len())
-        }
-    }
 
     #[test]
-    fn ping_records_every_round_trip() {
-        let mut bufs = Buffers::new(64, Verify::Full);
-        let mut h = crate::stats::new_histogram();
-        let mut seq = 0;
-        ping(
-            &mut Echo(VecDeque::new()),
-            &mut bufs,
-            &mut seq,
-            50,
-            Some(&mut h),
-        )
-        .unwrap();
-        assert_eq!(seq, 50);
-        assert_eq!(h.len(), 50);
-    }
-
-    #[test]
-    fn counts_are_bounded() {
-        use crate::results::Workload;
-        assert_eq!(default_count(Workload::Latency, 1, true), 5_000);
-        assert_eq!(default_count(Workload::Latency, 1 << 20, true), 128);
-        assert_eq!(default_count(Workload::Throughput, 64 << 20, false), 1_000);
+    fn every_workload_has_a_unique_id_and_subjects() {
+        let mut ids: Vec<&str> = REGISTRY.iter().map(|w| w.id()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), REGISTRY.len());
+        let channel = Capabilities {
+            reliable_channel: true,
+            streams: true,
+            ..Default::default()
+        };
+        let cacheline = Capabilities {
+            reliable_channel: true,
+            ..Default::default()
+        };
+        let condvar = Capabilities {
+            handoff: true,
+            ..Default::default()
+        };
+        let runs = |c: &Capabilities| -> Vec<&str> {
+            REGISTRY
+                .iter()
+                .filter(|w| w.applies(c))
+                .map(|w| w.id())
+                .collect()
+        };
+        assert_eq!(runs(&channel), ["latency", "throughput"]);
+        assert_eq!(runs(&cacheline), ["latency"]);
+        assert_eq!(runs(&condvar), ["handoff"]);
         assert_eq!(warmup_count(5), 10);
+        assert_eq!(by_budget(1, 128 << 20, 100, 5_000), 5_000);
+        assert_eq!(by_budget(1 << 20, 128 << 20, 100, 5_000), 128);
     }
 }

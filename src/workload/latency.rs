@@ -1,0 +1,260 @@
+//! `latency`: ping-pong. The parent sends a message of S bytes, the peer receives it whole
+//! and answers with S bytes; each round trip is timed and recorded in an HDR histogram.
+//! Runs on every channel; datagram channels count lost round trips instead of failing.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::{
+    by_budget, cost, lossy, outcome, per_unit, record, Buffers, Capabilities, DataError, End,
+    Workload,
+};
+use crate::backends::Channel;
+use crate::error::Error;
+use crate::message::{reply_seq, stamp};
+use crate::results::CaseResult;
+use crate::session::{PhaseCost, Session};
+use crate::stats::{new_histogram, summarize};
+
+pub const ID: &str = "latency";
+
+pub struct Latency;
+pub static LATENCY: Latency = Latency;
+
+impl Workload for Latency {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn help(&self) -> &'static str {
+        "ping-pong: the round trip of one message and its reply, per iteration"
+    }
+
+    fn applies(&self, caps: &Capabilities) -> bool {
+        caps.channel()
+    }
+
+    fn default_count(&self, size: usize, quick: bool) -> u64 {
+        match quick {
+            true => by_budget(size, 128 << 20, 100, 5_000),
+            false => by_budget(size, 2 << 30, 1_000, 100_000),
+        }
+    }
+
+    fn estimate(&self, size: usize, warmup: u64, n: u64) -> Duration {
+        let each = cost::WAKE_NS + 2.0 * size as f64 * cost::NS_PER_BYTE;
+        Duration::from_nanos((cost::START_NS + (warmup + n) as f64 * each) as u64)
+    }
+
+    fn measure(
+        &self,
+        s: &mut Session,
+        warmup: u64,
+        n: u64,
+        r: &mut CaseResult,
+    ) -> Result<(), Error> {
+        round_trips(s, warmup, None)?;
+        let mut hist = new_histogram();
+        let cost = round_trips(s, n, Some(&mut hist))?;
+        if cost.delivered == 0 {
+            return Err(Error::DataPath {
+                mechanism: s.id(),
+                op: "delivery",
+                seq: 0,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("none of {n} round trips of {} bytes completed", s.size()),
+                ),
+            });
+        }
+        r.rtt_ns = Some(summarize(&hist));
+        r.cpu = Some(per_unit(cost.cpu, n));
+        if s.lossy() {
+            r.delivered = Some(cost.delivered);
+            r.lost = Some(cost.lost);
+            r.loss = Some(cost.lost as f64 / n.max(1) as f64);
+        }
+        Ok(())
+    }
+
+    fn bench(&self, s: &mut Session, iters: u64) -> Result<Duration, Error> {
+        Ok(round_trips(s, iters, None)?.elapsed)
+    }
+
+    fn serve(&self, end: &mut End, n: u64) -> Result<serde_json::Value, DataError> {
+        let c = end.channel()?;
+        let (chan, bufs, seq) = (c.chan.as_mut(), &mut c.bufs, &mut c.seq);
+        let delivery = if !c.info.verified {
+            pong_raw(chan, bufs, n)?;
+            lossy::Delivery::all(n)
+        } else if c.info.lossy {
+            lossy::pong(chan, bufs, seq, n)?
+        } else {
+            pong(chan, bufs, seq, n)?;
+            lossy::Delivery::all(n)
+        };
+        outcome(&delivery)
+    }
+}
+
+/// `n` round trips over a session; each completed one is recorded in `hist` when given.
+/// (The floor, the core-to-core map, the criterion benches and tests use it directly.)
+pub fn round_trips(
+    s: &mut Session,
+    n: u64,
+    hist: Option<&mut Histogram<u64>>,
+) -> Result<PhaseCost, Error> {
+    let ((elapsed, lost), cpu, _) = s.phase(ID, n, |end| {
+        let c = end.channel()?;
+        let (chan, bufs, seq) = (c.chan.as_mut(), &mut c.bufs, &mut c.seq);
+        if !c.info.verified {
+            ping_raw(chan, bufs, n, hist).map(|d| (d, 0))
+        } else if c.info.lossy {
+            lossy::ping(chan, bufs, seq, n, hist)
+        } else {
+            ping(chan, bufs, seq, n, hist).map(|d| (d, 0))
+        }
+    })?;
+    Ok(PhaseCost {
+        elapsed,
+        cpu,
+        delivered: n - lost,
+        lost,
+    })
+}
+
+/// Parent side of ping-pong: `n` round trips from `*seq` on. With a histogram, each round
+/// trip is timed and recorded; the returned duration is the whole loop either way.
+pub fn ping(
+    chan: &mut dyn Channel,
+    bufs: &mut Buffers,
+    seq: &mut u64,
+    n: u64,
+    mut hist: Option<&mut Histogram<u64>>,
+) -> Result<Duration, DataError> {
+    let start = Instant::now();
+    for _ in 0..n {
+        let s = *seq;
+        stamp(&mut bufs.tx, s);
+        let t0 = Instant::now();
+        let result = chan
+            .send(&bufs.tx)
+            .map_err(|source| DataError::Io {
+                op: "send",
+                seq: s,
+                source,
+            })
+            .and_then(|()| {
+                chan.recv(&mut bufs.rx).map_err(|source| DataError::Io {
+                    op: "receive",
+                    seq: reply_seq(s),
+                    source,
+                })
+            });
+        let rtt = t0.elapsed();
+        let len = result?;
+        // Checked outside the timed interval; the peer checks inside it, equally for all.
+        bufs.check(len, reply_seq(s))?;
+        record(&mut hist, rtt);
+        *seq += 1;
+    }
+    Ok(start.elapsed())
+}
+
+/// Peer side of ping-pong: receive, check, answer, `n` times.
+pub fn pong(
+    chan: &mut dyn Channel,
+    bufs: &mut Buffers,
+    seq: &mut u64,
+    n: u64,
+) -> Result<(), DataError> {
+    for _ in 0..n {
+        let s = *seq;
+        bufs.receive(chan, s)?;
+        bufs.send(chan, reply_seq(s))?;
+        *seq += 1;
+    }
+    Ok(())
+}
+
+/// Calibration (`pipe-raw`): the parent's round trip with no framing and no checks, as
+/// plain as a hand-written pipe ping-pong.
+pub fn ping_raw(
+    chan: &mut dyn Channel,
+    bufs: &mut Buffers,
+    n: u64,
+    mut hist: Option<&mut Histogram<u64>>,
+) -> Result<Duration, DataError> {
+    let start = Instant::now();
+    for i in 0..n {
+        let t0 = Instant::now();
+        chan.send(&bufs.tx).map_err(DataError::io("send", i))?;
+        chan.recv(&mut bufs.rx)
+            .map_err(DataError::io("receive", i))?;
+        record(&mut hist, t0.elapsed());
+    }
+    Ok(start.elapsed())
+}
+
+/// Calibration: the peer's echo with no checks.
+pub fn pong_raw(chan: &mut dyn Channel, bufs: &mut Buffers, n: u64) -> Result<(), DataError> {
+    for i in 0..n {
+        chan.recv(&mut bufs.rx)
+            .map_err(DataError::io("receive", i))?;
+        chan.send(&bufs.rx).map_err(DataError::io("send", i))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Verify;
+    use std::collections::VecDeque;
+    use std::io;
+
+    /// A loopback channel: what is sent is what is received, in one thread.
+    struct Echo(VecDeque<Vec<u8>>);
+
+    impl Channel for Echo {
+        fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+            // Answer as a peer would: the reply to message s carries reply_seq(s).
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&msg[..8]);
+            let s = u64::from_le_bytes(seq);
+            let mut reply = msg.to_vec();
+            stamp(&mut reply, reply_seq(s));
+            self.0.push_back(reply);
+            Ok(())
+        }
+        fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let m = self.0.pop_front().ok_or(io::ErrorKind::UnexpectedEof)?;
+            buf[..m.len()].copy_from_slice(&m);
+            Ok(m.len())
+        }
+    }
+
+    #[test]
+    fn ping_records_every_round_trip() {
+        let mut bufs = Buffers::new(64, Verify::Full);
+        let mut h = new_histogram();
+        let mut seq = 0;
+        ping(
+            &mut Echo(VecDeque::new()),
+            &mut bufs,
+            &mut seq,
+            50,
+            Some(&mut h),
+        )
+        .unwrap();
+        assert_eq!(seq, 50);
+        assert_eq!(h.len(), 50);
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        assert_eq!(LATENCY.default_count(1, true), 5_000);
+        assert_eq!(LATENCY.default_count(1 << 20, true), 128);
+    }
+}

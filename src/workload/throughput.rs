@@ -1,0 +1,194 @@
+//! `throughput`: the parent streams N messages of S bytes one way; the peer receives and
+//! checks them all and answers one acknowledgement. Time from the first send to the
+//! acknowledgement gives messages/s and bytes/s. Runs on channels that can stream;
+//! datagram channels count losses and time to the last arrival when the end is lost.
+
+use std::time::{Duration, Instant};
+
+use super::{
+    by_budget, cost, lossy, outcome, per_unit, Buffers, Capabilities, DataError, End, Workload,
+};
+use crate::backends::Channel;
+use crate::error::Error;
+use crate::message::reply_seq;
+use crate::results::{CaseResult, Throughput as Rate};
+use crate::session::{PhaseCost, Session};
+
+pub const ID: &str = "throughput";
+
+pub struct Throughput;
+pub static THROUGHPUT: Throughput = Throughput;
+
+impl Workload for Throughput {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn help(&self) -> &'static str {
+        "one-way streaming of N messages, then one acknowledgement (messages/s, bytes/s)"
+    }
+
+    fn applies(&self, caps: &Capabilities) -> bool {
+        caps.channel() && caps.streams
+    }
+
+    fn default_count(&self, size: usize, quick: bool) -> u64 {
+        match quick {
+            true => by_budget(size, 256 << 20, 100, 50_000),
+            false => by_budget(size, 4 << 30, 1_000, 1_000_000),
+        }
+    }
+
+    fn estimate(&self, size: usize, warmup: u64, n: u64) -> Duration {
+        let each = 1e3 + size as f64 * cost::NS_PER_BYTE;
+        Duration::from_nanos((cost::START_NS + (warmup + n) as f64 * each) as u64)
+    }
+
+    fn measure(
+        &self,
+        s: &mut Session,
+        warmup: u64,
+        n: u64,
+        r: &mut CaseResult,
+    ) -> Result<(), Error> {
+        stream(s, warmup)?;
+        let cost = stream(s, n)?;
+        let secs = cost.elapsed.as_secs_f64().max(1e-9);
+        let delivered = cost.delivered as f64;
+        r.throughput = Some(Rate {
+            msgs_per_sec: delivered / secs,
+            bytes_per_sec: delivered * (s.size() as f64) / secs,
+            elapsed_ns: cost.elapsed.as_nanos().min(u64::MAX as u128) as u64,
+        });
+        r.cpu = Some(per_unit(cost.cpu, n));
+        if s.lossy() {
+            r.delivered = Some(cost.delivered);
+            r.lost = Some(cost.lost);
+            r.loss = Some(cost.lost as f64 / n.max(1) as f64);
+        }
+        Ok(())
+    }
+
+    fn bench(&self, s: &mut Session, iters: u64) -> Result<Duration, Error> {
+        Ok(stream(s, iters)?.elapsed)
+    }
+
+    fn serve(&self, end: &mut End, n: u64) -> Result<serde_json::Value, DataError> {
+        let c = end.channel()?;
+        let (chan, bufs, seq) = (c.chan.as_mut(), &mut c.bufs, &mut c.seq);
+        let delivery = if !c.info.verified {
+            sink_raw(chan, bufs, n)?;
+            lossy::Delivery::all(n)
+        } else if c.info.lossy {
+            lossy::sink(chan, bufs, seq, n)?
+        } else {
+            sink(chan, bufs, seq, n)?;
+            lossy::Delivery::all(n)
+        };
+        outcome(&delivery)
+    }
+}
+
+/// Streams `n` messages over a session and waits for the acknowledgement. For lossy
+/// mechanisms the time runs to the acknowledgement if the last message arrived, otherwise
+/// to the arrival of the last message that did (both processes share `CLOCK_MONOTONIC`).
+pub fn stream(s: &mut Session, n: u64) -> Result<PhaseCost, Error> {
+    if !s.lossy() {
+        let (elapsed, cpu, _) = s.phase(ID, n, |end| {
+            let c = end.channel()?;
+            let (chan, bufs, seq) = (c.chan.as_mut(), &mut c.bufs, &mut c.seq);
+            if c.info.verified {
+                send_all(chan, bufs, seq, n)
+            } else {
+                stream_raw(chan, bufs, n)
+            }
+        })?;
+        return Ok(PhaseCost {
+            elapsed,
+            cpu,
+            delivered: n,
+            lost: 0,
+        });
+    }
+    let ((ack, start_ns), cpu, report) = s.phase(ID, n, |end| {
+        let c = end.channel()?;
+        lossy::stream(c.chan.as_mut(), &mut c.bufs, &mut c.seq, n)
+    })?;
+    let d: lossy::Delivery = super::decode_outcome(s.id(), report)?;
+    let elapsed = match ack {
+        Some(t) if d.final_seen => t,
+        _ if d.delivered > 0 => Duration::from_nanos(d.last_arrival_ns.saturating_sub(start_ns)),
+        _ => {
+            return Err(Error::DataPath {
+                mechanism: s.id(),
+                op: "delivery",
+                seq: 0,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("none of {n} messages of {} bytes arrived", s.size()),
+                ),
+            })
+        }
+    };
+    Ok(PhaseCost {
+        elapsed,
+        cpu,
+        delivered: d.delivered,
+        lost: n.saturating_sub(d.delivered),
+    })
+}
+
+/// Parent side of streaming: `n` messages one way, then wait for the acknowledgement.
+/// Returns the time from the first send to the acknowledgement.
+pub fn send_all(
+    chan: &mut dyn Channel,
+    bufs: &mut Buffers,
+    seq: &mut u64,
+    n: u64,
+) -> Result<Duration, DataError> {
+    let t0 = Instant::now();
+    for _ in 0..n {
+        bufs.send(chan, *seq)?;
+        *seq += 1;
+    }
+    bufs.receive(chan, reply_seq(*seq - 1))?;
+    Ok(t0.elapsed())
+}
+
+/// Peer side of streaming: receive and check `n` messages, then acknowledge the last.
+pub fn sink(
+    chan: &mut dyn Channel,
+    bufs: &mut Buffers,
+    seq: &mut u64,
+    n: u64,
+) -> Result<(), DataError> {
+    for _ in 0..n {
+        bufs.receive(chan, *seq)?;
+        *seq += 1;
+    }
+    bufs.send(chan, reply_seq(*seq - 1))
+}
+
+/// Calibration: streaming with no framing and no checks.
+pub fn stream_raw(
+    chan: &mut dyn Channel,
+    bufs: &mut Buffers,
+    n: u64,
+) -> Result<Duration, DataError> {
+    let t0 = Instant::now();
+    for i in 0..n {
+        chan.send(&bufs.tx).map_err(DataError::io("send", i))?;
+    }
+    chan.recv(&mut bufs.rx)
+        .map_err(DataError::io("receive", n))?;
+    Ok(t0.elapsed())
+}
+
+/// Calibration: the peer's side of `stream_raw`.
+pub fn sink_raw(chan: &mut dyn Channel, bufs: &mut Buffers, n: u64) -> Result<(), DataError> {
+    for i in 0..n {
+        chan.recv(&mut bufs.rx)
+            .map_err(DataError::io("receive", i))?;
+    }
+    chan.send(&bufs.tx).map_err(DataError::io("send", n))
+}
