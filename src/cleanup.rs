@@ -180,7 +180,7 @@ impl Object {
             Object::SysvShm(id) => remove_by_id(Kind::Segment, *id),
             Object::PosixMq(n) => nix::mqueue::mq_unlink(n.as_str()).map_err(io::Error::from),
             Object::PosixShm(n) => nix::sys::mman::shm_unlink(n.as_str()).map_err(io::Error::from),
-            Object::PosixSem(n) => crate::sys::shm::NamedSem::unlink(n),
+            Object::PosixSem(n) => crate::sys::sem::NamedSem::unlink(n),
             #[cfg(feature = "iceoryx2")]
             Object::Iox2Domain(n) => crate::backends::remove_iox2_domain(n),
             #[cfg(not(feature = "iceoryx2"))]

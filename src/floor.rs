@@ -5,29 +5,15 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-
-use serde::{Deserialize, Serialize};
 
 use crate::backends;
 use crate::error::Error;
 use crate::session::{Session, SessionOptions};
 use crate::stats::{new_histogram, summarize};
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Floor {
-    /// Nanoseconds per `Instant::now()` (a vDSO clock read).
-    pub clock_read_ns: f64,
-    /// p50 of the cache-line round trip between the run's two CPUs; null when it cannot be
-    /// measured (one CPU, `--pin same`), with the reason.
-    pub cacheline_rtt_ns: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cacheline_reason: Option<String>,
-    /// Bytes per second of one thread copying a message of each size (keys are sizes).
-    pub copy_bytes_per_sec: BTreeMap<usize, f64>,
-}
+pub use crate::results::Floor;
 
 fn clock_read_ns() -> f64 {
     let n = 200_000u32;

@@ -5,24 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::backends::Mechanism;
 use crate::placement::{Pin, Placement};
 use crate::session::{Session, SessionOptions};
 use crate::stats::{new_histogram, summarize};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Matrix {
-    pub mechanism: String,
-    pub size: usize,
-    pub cpus: Vec<usize>,
-    /// `p50_ns[i][j]`: parent on `cpus[i]`, peer on `cpus[j]`; null where not measured.
-    pub p50_ns: Vec<Vec<Option<u64>>>,
-    /// Why some pairs are missing (budget spent, unsupported on one CPU, errors).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-}
+pub use crate::results::Matrix;
 
 /// Measures every pair in `cpus`, spending at most `budget` in total.
 pub fn measure(

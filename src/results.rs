@@ -1,5 +1,6 @@
 //! The JSON results file. This shape is a contract read by reports and users' scripts:
-//! fields are added, never renamed or repurposed.
+//! fields are added, never renamed or repurposed. The schema imports nothing above it:
+//! only the plain data types of the machine's facts, placement and latency summaries.
 
 #![forbid(unsafe_code)]
 
@@ -33,10 +34,10 @@ pub struct RunFile {
     pub config: RunConfig,
     /// The machine's floor on the run's CPUs, measured before the sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub floor: Option<crate::floor::Floor>,
+    pub floor: Option<Floor>,
     /// With `--pin-matrix`: one mechanism's p50 over every CPU pair.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub matrix: Option<crate::matrix::Matrix>,
+    pub matrix: Option<Matrix>,
     pub results: Vec<CaseResult>,
 }
 
@@ -210,6 +211,33 @@ pub struct RepeatSummary {
     pub lost: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<LockResult>,
+}
+
+/// The machine's floor on the run's CPUs (measured by `floor`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Floor {
+    /// Nanoseconds per `Instant::now()` (a vDSO clock read).
+    pub clock_read_ns: f64,
+    /// p50 of the cache-line round trip between the run's two CPUs; null when it cannot be
+    /// measured (one CPU, `--pin same`), with the reason.
+    pub cacheline_rtt_ns: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacheline_reason: Option<String>,
+    /// Bytes per second of one thread copying a message of each size (keys are sizes).
+    pub copy_bytes_per_sec: std::collections::BTreeMap<usize, f64>,
+}
+
+/// The core-to-core map (measured by `matrix`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Matrix {
+    pub mechanism: String,
+    pub size: usize,
+    pub cpus: Vec<usize>,
+    /// `p50_ns[i][j]`: parent on `cpus[i]`, peer on `cpus[j]`; null where not measured.
+    pub p50_ns: Vec<Vec<Option<u64>>>,
+    /// Why some pairs are missing (budget spent, unsupported on one CPU, errors).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Writes the file atomically: a temporary file beside it, then a rename, so an

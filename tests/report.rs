@@ -555,3 +555,23 @@ fn recommend_lowest_cpu_leaves_out_what_busy_waits() {
     );
     assert!(out.contains("shm-spin: busy-waits"), "{out}");
 }
+
+#[test]
+fn a_calibration_loop_is_set_beside_the_mechanism_it_calibrates() {
+    let s = Scratch::new("calibrates");
+    let with_raw = variant(&s, "raw.json", |v| {
+        let mut raw = case(v, "pipe", "latency", 64).clone();
+        raw["mechanism"] = "pipe-raw".into();
+        raw["family"] = "calibration".into();
+        raw["rtt_ns"]["p50"] = 30_000.into();
+        v["results"].as_array_mut().unwrap().push(raw);
+    });
+    let dir = s.root.join("r");
+    let (code, _, err) = ipcbench(&["report", &with_raw, "-o", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("harness cost at 64 B: `pipe` p50 30.8 µs against `pipe-raw`"),
+        "{md}"
+    );
+}

@@ -40,6 +40,7 @@ static RAW_INFO: MechanismInfo = MechanismInfo {
     trade_off: "not a choice: it exists to show what the harness's framing and checks cost",
     verified: false,
     busy_waits: false,
+    calibrates: Some("pipe"),
     in_all: true,
 };
 
@@ -59,6 +60,7 @@ static LINE_INFO: MechanismInfo = MechanismInfo {
     trade_off: "not a choice: the lower bound for any cross-process notification",
     verified: true,
     busy_waits: true,
+    calibrates: None,
     in_all: false,
 };
 

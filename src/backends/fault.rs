@@ -44,6 +44,7 @@ const fn info(id: &'static str, summary: &'static str) -> MechanismInfo {
         trade_off: "deliberately faulty, for tests",
         verified: true,
         busy_waits: false,
+        calibrates: None,
         in_all: false,
     }
 }

@@ -32,6 +32,7 @@ static INFO: MechanismInfo = MechanismInfo {
         "a pipe with a filesystem name, so unrelated processes can meet; still a byte stream",
     verified: true,
     busy_waits: false,
+    calibrates: None,
     in_all: true,
 };
 

@@ -133,6 +133,9 @@ pub struct MechanismInfo {
     /// Whether a waiting side busy-polls (burning a CPU while idle, which CPU per message
     /// under load does not show).
     pub busy_waits: bool,
+    /// For a calibration loop: the mechanism it is the bare version of (`pipe-raw` of
+    /// `pipe`); reports set the two side by side as the harness's cost.
+    pub calibrates: Option<&'static str>,
     /// Whether `all` includes it.
     pub in_all: bool,
 }

@@ -31,6 +31,7 @@ static INFO: MechanismInfo = MechanismInfo {
     trade_off: "simplest; a byte stream (no boundaries) between related processes; the 64 KiB pipe buffer makes large messages slow",
     verified: true,
     busy_waits: false,
+    calibrates: None,
     in_all: true,
 };
 

@@ -38,6 +38,7 @@ static INFO: MechanismInfo = MechanismInfo {
     trade_off: "boundaries and priorities; messages capped by fs.mqueue.msgsize_max (8 KiB by default), 10 per queue; not on macOS",
     verified: true,
     busy_waits: false,
+    calibrates: None,
     in_all: true,
 };
 

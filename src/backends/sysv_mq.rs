@@ -28,6 +28,7 @@ static INFO: MechanismInfo = MechanismInfo {
     trade_off: "ubiquitous but old; sizes capped by kernel.msgmax and kernel.msgmnb (8 and 16 KiB by default); queues outlive crashed processes",
     verified: true,
     busy_waits: false,
+    calibrates: None,
     in_all: true,
 };
 

@@ -27,6 +27,7 @@ static INFO: MechanismInfo = MechanismInfo {
     trade_off: "works across hosts; on loopback it pays for the whole TCP stack",
     verified: true,
     busy_waits: false,
+    calibrates: None,
     in_all: true,
 };
 

@@ -31,6 +31,7 @@ static INFO: MechanismInfo = MechanismInfo {
     trade_off: "boundaries, across hosts; drops under load and caps datagrams at 65,507 bytes",
     verified: true,
     busy_waits: false,
+    calibrates: None,
     in_all: true,
 };
 

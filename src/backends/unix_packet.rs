@@ -36,6 +36,7 @@ static DGRAM_INFO: MechanismInfo = MechanismInfo {
         "boundaries, many senders, passes file descriptors; one datagram must fit the socket buffer",
     verified: true,
     busy_waits: false,
+    calibrates: None,
     in_all: true,
 };
 
@@ -55,6 +56,7 @@ static SEQPACKET_INFO: MechanismInfo = MechanismInfo {
     trade_off: "boundaries with connections and reliability; passes file descriptors; Linux (and few others) only",
     verified: true,
     busy_waits: false,
+    calibrates: None,
     in_all: true,
 };
 

@@ -27,6 +27,7 @@ static INFO: MechanismInfo = MechanismInfo {
     trade_off: "the usual choice for local request/response: reliable, passes file descriptors, fast for large messages; a byte stream",
     verified: true,
     busy_waits: false,
+    calibrates: None,
     in_all: true,
 };
 

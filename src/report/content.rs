@@ -519,20 +519,26 @@ fn measurement(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
             ));
         }
     }
-    for s in sizes(run) {
-        let p50 = |m: &str| {
-            find(run, m, LATENCY, s)
-                .filter(|r| r.status == Status::Ok)
-                .and_then(|r| Some(r.rtt_ns.as_ref()?.p50 as f64))
+    // Each calibration loop beside the mechanism it is the bare version of.
+    for (raw, _) in mechanisms(run) {
+        let Some(base) = crate::backends::by_id(&raw).and_then(|m| m.info().calibrates) else {
+            continue;
         };
-        if let (Some(a), Some(b)) = (p50("pipe"), p50("pipe-raw")) {
-            items.push(format!(
-                "harness cost at {}: `pipe` p50 {} µs against `pipe-raw` (no framing, no checks) {} µs: {:+.1}%",
-                size_label(s),
-                micros(a),
-                micros(b),
-                (a - b) / b * 100.0
-            ));
+        for s in sizes(run) {
+            let p50 = |m: &str| {
+                find(run, m, LATENCY, s)
+                    .filter(|r| r.status == Status::Ok)
+                    .and_then(|r| Some(r.rtt_ns.as_ref()?.p50 as f64))
+            };
+            if let (Some(a), Some(b)) = (p50(base), p50(&raw)) {
+                items.push(format!(
+                    "harness cost at {}: `{base}` p50 {} µs against `{raw}` (no framing, no checks) {} µs: {:+.1}%",
+                    size_label(s),
+                    micros(a),
+                    micros(b),
+                    (a - b) / b * 100.0
+                ));
+            }
         }
     }
     let c = &run.config;

@@ -6,6 +6,8 @@ pub mod fs;
 pub mod futex;
 pub mod lock;
 pub mod mq;
+pub mod pthread;
+pub mod sem;
 pub mod shm;
 pub mod sysv;
 

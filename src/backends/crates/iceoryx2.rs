@@ -40,6 +40,7 @@ static INFO: MechanismInfo = MechanismInfo {
     trade_off: "zero-copy capable publish-subscribe middleware (copied out here); polls; about 70 extra crates",
     verified: true,
     busy_waits: true,
+    calibrates: None,
     in_all: true,
 };
 

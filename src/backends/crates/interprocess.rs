@@ -37,6 +37,7 @@ static INFO: MechanismInfo = MechanismInfo {
     trade_off: "portable Rust local sockets (named pipes on Windows); thin over unix-stream",
     verified: true,
     busy_waits: false,
+    calibrates: None,
     in_all: true,
 };
 

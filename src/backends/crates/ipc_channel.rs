@@ -35,6 +35,7 @@ static INFO: MechanismInfo = MechanismInfo {
     trade_off: "typed Rust channels that can carry channels and descriptors; allocates a Vec per message",
     verified: true,
     busy_waits: false,
+    calibrates: None,
     in_all: true,
 };
 

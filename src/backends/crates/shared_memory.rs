@@ -32,6 +32,7 @@ static INFO: MechanismInfo = MechanismInfo {
     trade_off: "crate-managed segment with the harness's futex rings; the crate is unmaintained",
     verified: true,
     busy_waits: false,
+    calibrates: None,
     in_all: true,
 };
 

@@ -22,7 +22,9 @@ use crate::environment::Limits;
 use crate::error::BackendError;
 use crate::placement::Pin;
 use crate::sys::fs::PREFIX;
-use crate::sys::shm::{self as seg, Mapping, ShmCondvar, ShmSem, SysvSemSet, SysvShm};
+use crate::sys::pthread::ShmCondvar;
+use crate::sys::sem::{ShmSem, SysvSemSet};
+use crate::sys::shm::{self as seg, Mapping, SysvShm};
 
 /// Default bytes per ring: one 1 MiB message in flight plus room for the next.
 pub const DEFAULT_RING: usize = 2 << 20;
@@ -108,6 +110,7 @@ macro_rules! shm_mechanism {
             trade_off: $trade_off,
             verified: true,
             busy_waits: matches!($strategy, Strategy::Spin),
+            calibrates: None,
             in_all: true,
         };
         pub static $name: Shm = Shm {

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use crate::sys::futex;
 
 use super::super::AbortHandle;
-use crate::sys::shm::{Mapping, ShmCondvar, ShmSem, SysvSemSet};
+use crate::sys::pthread::ShmCondvar;
+use crate::sys::sem::{ShmSem, SysvSemSet};
+use crate::sys::shm::Mapping;
 
 /// Events 0..4: to-peer data, to-peer space, from-peer data, from-peer space.
 pub const EVENTS: usize = 4;

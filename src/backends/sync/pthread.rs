@@ -12,7 +12,7 @@ use super::{gone, Base, Created, Primitive, PrimitiveInfo, Role, SharedPage, Syn
 use crate::backends::AbortHandle;
 use crate::backends::{expect_fds, expect_no_spec};
 use crate::error::BackendError;
-use crate::sys::shm::{ShmCondvar, ShmRwLock};
+use crate::sys::pthread::{ShmCondvar, ShmRwLock};
 
 #[derive(Clone, Copy)]
 enum Kind {

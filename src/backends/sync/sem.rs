@@ -13,7 +13,7 @@ use crate::backends::expect_fds;
 use crate::backends::AbortHandle;
 use crate::error::BackendError;
 use crate::sys::fs::PREFIX;
-use crate::sys::shm::{NamedSem, ShmSem, SysvSemSet};
+use crate::sys::sem::{NamedSem, ShmSem, SysvSemSet};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
