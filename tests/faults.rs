@@ -445,10 +445,10 @@ fn a_killed_iceoryx2_run_is_recorded_and_clean_removes_its_domain() {
 fn a_domain_with_half_made_nodes_is_removed_entirely() {
     let s = Scratch::new("iox2-half-nodes");
     let domain = killed_iceoryx2_run(&s);
-    let ipcbench::cleanup::Object::Iox2Domain(name) = &domain else {
+    let ipcbench::cleanup::Object::Registered { name, .. } = &domain else {
         panic!("{domain} is not an iceoryx2 domain");
     };
-    let files = ipcbench::cleanup::iox2_domain_files(name);
+    let files = ipcbench::backends::iox2_domain_files(name);
     let file_name = |p: &std::path::Path| p.file_name().unwrap().to_str().unwrap().to_string();
     // Node details sit in a directory named by the node id.
     let details: Vec<_> = files

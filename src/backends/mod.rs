@@ -283,9 +283,28 @@ pub trait Mechanism: Send + Sync {
     ) -> Result<Box<dyn Channel>, BackendError>;
 }
 
-/// Removes a dead run's iceoryx2 domain (for `ipcbench clean`).
+/// A kind of object a mechanism leaves that is not a plain kernel object: how to tell that
+/// one still exists and how to remove it. The mechanism records its objects under `kind`
+/// (`sys::record::Object::Registered`); `clean` and leak audits find them through here.
+pub struct Leftovers {
+    pub kind: &'static str,
+    pub exists: fn(&str) -> bool,
+    pub remove: fn(&str) -> io::Result<()>,
+}
+
+/// Every registered kind of leftover (one line per mechanism that has one).
+pub static LEFTOVERS: &[&Leftovers] = &[
+    #[cfg(feature = "iceoryx2")]
+    &crates::iceoryx2::DOMAIN,
+];
+
+pub fn leftovers(kind: &str) -> Option<&'static Leftovers> {
+    LEFTOVERS.iter().copied().find(|l| l.kind == kind)
+}
+
+/// The files of an iceoryx2 domain (for tests that damage one on purpose).
 #[cfg(feature = "iceoryx2")]
-pub use crates::iceoryx2::remove_domain as remove_iox2_domain;
+pub use crates::iceoryx2::domain_files as iox2_domain_files;
 
 impl std::fmt::Debug for dyn Mechanism {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -143,7 +143,7 @@ impl Drop for MqChannel {
 /// Unlinks a queue name and forgets its record.
 fn mq_unlink(name: &str) -> nix::Result<()> {
     nix::mqueue::mq_unlink(name)?;
-    crate::cleanup::untrack(&crate::cleanup::Object::PosixMq(name.to_string()));
+    crate::sys::record::untrack(&crate::sys::record::Object::PosixMq(name.to_string()));
     Ok(())
 }
 
@@ -198,7 +198,7 @@ impl Mechanism for PosixMq {
                 Some(&attr),
             )
             .map(|q| {
-                crate::cleanup::track(&crate::cleanup::Object::PosixMq(name.to_string()));
+                crate::sys::record::track(&crate::sys::record::Object::PosixMq(name.to_string()));
                 OwnedMq::new(q)
             })
             .map_err(|e| {

@@ -7,6 +7,7 @@ pub mod futex;
 pub mod lock;
 pub mod mq;
 pub mod pthread;
+pub mod record;
 pub mod sem;
 pub mod shm;
 pub mod sysv;

@@ -25,7 +25,7 @@ impl SysvSemSet {
                 libc::IPC_CREAT | libc::IPC_EXCL | 0o600,
             )
         })?;
-        crate::cleanup::track(&crate::cleanup::Object::SysvSem(id));
+        crate::sys::record::track(&crate::sys::record::Object::SysvSem(id));
         Ok(SysvSemSet {
             id,
             owned: true,
@@ -113,7 +113,7 @@ impl SysvSemSet {
         }
         // SAFETY: IPC_RMID takes no further argument.
         check(unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) })?;
-        crate::cleanup::untrack(&crate::cleanup::Object::SysvSem(self.id));
+        crate::sys::record::untrack(&crate::sys::record::Object::SysvSem(self.id));
         Ok(())
     }
 }
@@ -196,7 +196,7 @@ impl NamedSem {
         if p == libc::SEM_FAILED {
             return Err(io::Error::last_os_error());
         }
-        crate::cleanup::track(&crate::cleanup::Object::PosixSem(name.to_string()));
+        crate::sys::record::track(&crate::sys::record::Object::PosixSem(name.to_string()));
         Ok(NamedSem(p))
     }
 
@@ -216,7 +216,7 @@ impl NamedSem {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))?;
         // SAFETY: `c` is a valid C string.
         check(unsafe { libc::sem_unlink(c.as_ptr()) })?;
-        crate::cleanup::untrack(&crate::cleanup::Object::PosixSem(name.to_string()));
+        crate::sys::record::untrack(&crate::sys::record::Object::PosixSem(name.to_string()));
         Ok(())
     }
 

@@ -172,7 +172,7 @@ pub fn posix_create(name: &str, len: usize) -> io::Result<OwnedFd> {
         OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
         Mode::S_IRUSR | Mode::S_IWUSR,
     )?;
-    crate::cleanup::track(&crate::cleanup::Object::PosixShm(name.to_string()));
+    crate::sys::record::track(&crate::sys::record::Object::PosixShm(name.to_string()));
     if let Err(e) = nix::unistd::ftruncate(&fd, len as libc::off_t) {
         let _ = posix_unlink(name);
         return Err(e.into());
@@ -199,7 +199,7 @@ pub fn posix_open(name: &str, len: usize) -> io::Result<OwnedFd> {
 
 pub fn posix_unlink(name: &str) -> io::Result<()> {
     shm_unlink(name)?;
-    crate::cleanup::untrack(&crate::cleanup::Object::PosixShm(name.to_string()));
+    crate::sys::record::untrack(&crate::sys::record::Object::PosixShm(name.to_string()));
     Ok(())
 }
 
@@ -228,7 +228,7 @@ impl SysvShm {
                 libc::IPC_CREAT | libc::IPC_EXCL | 0o600,
             )
         })?;
-        crate::cleanup::track(&crate::cleanup::Object::SysvShm(id));
+        crate::sys::record::track(&crate::sys::record::Object::SysvShm(id));
         Ok(SysvShm {
             id,
             removed: AtomicBool::new(false),
@@ -246,7 +246,7 @@ impl SysvShm {
         }
         // SAFETY: IPC_RMID takes no buffer.
         check(unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })?;
-        crate::cleanup::untrack(&crate::cleanup::Object::SysvShm(self.id));
+        crate::sys::record::untrack(&crate::sys::record::Object::SysvShm(self.id));
         Ok(())
     }
 }

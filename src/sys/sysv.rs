@@ -56,7 +56,7 @@ impl MsgQueue {
         let id = check(unsafe {
             libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | libc::IPC_EXCL | 0o600)
         })?;
-        crate::cleanup::track(&crate::cleanup::Object::SysvMsg(id));
+        crate::sys::record::track(&crate::sys::record::Object::SysvMsg(id));
         Ok(MsgQueue {
             id,
             owned: true,
@@ -129,7 +129,7 @@ impl MsgQueue {
         }
         // SAFETY: IPC_RMID takes no buffer.
         check(unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })?;
-        crate::cleanup::untrack(&crate::cleanup::Object::SysvMsg(self.id));
+        crate::sys::record::untrack(&crate::sys::record::Object::SysvMsg(self.id));
         Ok(())
     }
 }

@@ -16,11 +16,15 @@ use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::port::{BackpressureAction, BackpressureInfo};
 use iceoryx2::prelude::*;
 
-use super::super::{AbortHandle, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
+use super::super::{
+    AbortHandle, Channel, ChannelParams, Family, Leftovers, Mechanism, MechanismInfo, Offer,
+};
 use crate::environment::Limits;
 use crate::error::BackendError;
 use crate::placement::Pin;
 use crate::sys::fs::PREFIX;
+use crate::sys::record::Object;
+use std::path::{Path, PathBuf};
 
 pub struct Iceoryx2;
 
@@ -72,7 +76,7 @@ struct Domain {
 impl Drop for Domain {
     fn drop(&mut self) {
         if sweep(&self.name, &self.config).is_ok() {
-            crate::cleanup::untrack(&crate::cleanup::Object::Iox2Domain(self.name.clone()));
+            crate::sys::record::untrack(&domain_object(&self.name));
         }
     }
 }
@@ -180,7 +184,70 @@ fn sweep(name: &str, config: &Config) -> io::Result<()> {
         )));
     }
     remove_global_segment(config).map_err(other)?;
-    crate::cleanup::remove_iox2_domain_files(name)
+    remove_domain_files(name)
+}
+
+/// A run's domain as `clean` and leak audits know it.
+pub static DOMAIN: Leftovers = Leftovers {
+    kind: "iox2-domain",
+    exists: |name| !domain_files(name).is_empty(),
+    remove: remove_domain,
+};
+
+fn domain_object(name: &str) -> Object {
+    Object::Registered {
+        kind: DOMAIN.kind.to_string(),
+        name: name.to_string(),
+    }
+}
+
+/// Where iceoryx2 keeps its files by default (its `global.root-path`).
+const IOX2_ROOT: &str = "/tmp/iceoryx2";
+
+/// The files of the iceoryx2 domain `name`: shared memory and the node and service records.
+pub fn domain_files(name: &str) -> Vec<PathBuf> {
+    let prefix = format!("iox2_{name}_");
+    let mut dirs = vec![
+        PathBuf::from("/dev/shm"),
+        Path::new(IOX2_ROOT).join("services"),
+        Path::new(IOX2_ROOT).join("nodes"),
+    ];
+    // Node records sit in one directory per node id, named without the prefix.
+    if let Ok(rd) = std::fs::read_dir(Path::new(IOX2_ROOT).join("nodes")) {
+        dirs.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    dirs.iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|rd| rd.flatten().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .collect()
+}
+
+/// Removes the files of the iceoryx2 domain `name` (see `domain_files`) and the node
+/// directories that leaves empty. For a domain no live process uses: the caller checks.
+/// An error names a file that could not be removed.
+fn remove_domain_files(name: &str) -> io::Result<()> {
+    let nodes = Path::new(IOX2_ROOT).join("nodes");
+    for path in domain_files(name) {
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display())));
+            }
+        }
+        // A node's directory is named by its id alone (ids hold a pid and a time, so no
+        // other domain shares it); removing it succeeds only once it is empty.
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| d.parent() == Some(nodes.as_path()))
+        {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    Ok(())
 }
 
 /// Removes a dead run's domain (see `sweep`).
@@ -281,10 +348,16 @@ impl Mechanism for Iceoryx2 {
 
     fn offer(&self, params: &ChannelParams) -> Result<Offer, BackendError> {
         // What killed earlier runs left (their domains are recorded; live runs' are kept).
-        let _ = crate::cleanup::clean_dead_iox2_domains();
+        for r in crate::sys::record::records().unwrap_or_default() {
+            if let Object::Registered { kind, name } = &r.object {
+                if kind == DOMAIN.kind && !r.maker_alive() && remove_domain(name).is_ok() {
+                    r.forget();
+                }
+            }
+        }
         let tag = crate::sys::random_u64().map_err(|e| err("read", "/dev/urandom", e))?;
         let base = format!("{PREFIX}{}-{tag:016x}", std::process::id());
-        crate::cleanup::track(&crate::cleanup::Object::Iox2Domain(base.clone()));
+        crate::sys::record::track(&domain_object(&base));
         // Held from the start, so even a failed open leaves nothing (and no record) behind.
         let guard = Domain {
             name: base.clone(),

@@ -85,7 +85,7 @@ impl Mechanism for SharedMemoryCrate {
             .size(segment_bytes(params.shm_ring))
             .create()
             .map_err(|e| err("create", &name, e))?;
-        crate::cleanup::track(&crate::cleanup::Object::PosixShm(name.clone()));
+        crate::sys::record::track(&crate::sys::record::Object::PosixShm(name.clone()));
         let map = mapping(shm)?;
         SHM_FUTEX.offer_over(
             map,
