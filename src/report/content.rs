@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::chart;
 use super::document::{to_html, to_markdown, Block};
+use super::model::{calibration_pairs, cpu_ns, find, mechanisms, sizes};
 use super::recommend::{advise, Need, Pattern};
-use super::table::{cpu_ns, find, mechanisms, sizes};
 use super::{micros, size_label, ReportError};
 use super::{LATENCY, THROUGHPUT};
 use crate::results::{CaseResult, RunFile, Status};
@@ -520,17 +520,14 @@ fn measurement(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
         }
     }
     // Each calibration loop beside the mechanism it is the bare version of.
-    for (raw, _) in mechanisms(run) {
-        let Some(base) = crate::backends::by_id(&raw).and_then(|m| m.info().calibrates) else {
-            continue;
-        };
+    for (raw, base) in calibration_pairs(run) {
         for s in sizes(run) {
             let p50 = |m: &str| {
                 find(run, m, LATENCY, s)
                     .filter(|r| r.status == Status::Ok)
                     .and_then(|r| Some(r.rtt_ns.as_ref()?.p50 as f64))
             };
-            if let (Some(a), Some(b)) = (p50(base), p50(&raw)) {
+            if let (Some(a), Some(b)) = (p50(&base), p50(&raw)) {
                 items.push(format!(
                     "harness cost at {}: `{base}` p50 {} µs against `{raw}` (no framing, no checks) {} µs: {:+.1}%",
                     size_label(s),

@@ -7,6 +7,7 @@ pub mod chart;
 pub mod compare;
 pub mod content;
 pub mod document;
+pub mod model;
 pub mod recommend;
 pub mod table;
 
@@ -129,14 +130,7 @@ pub fn micros(ns: f64) -> String {
     }
 }
 
-/// The family a result's mechanism belongs to (from the file, else this build's registry).
-pub fn family_of(r: &crate::results::CaseResult) -> String {
-    r.family.clone().unwrap_or_else(|| {
-        crate::backends::by_id(&r.mechanism)
-            .map(|m| m.info().family.as_str().to_string())
-            .unwrap_or_else(|| "other".into())
-    })
-}
+pub use model::family_of;
 
 #[cfg(test)]
 mod tests {

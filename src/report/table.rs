@@ -3,61 +3,10 @@
 //! cells and notes are the same everywhere.
 
 use super::document::{to_text, Block};
-use super::{family_of, micros, size_label};
+use super::model::{cpu_ns, find, find_ok, mechanisms, sizes, CALIBRATION};
+use super::{micros, size_label};
 use super::{HANDOFF, LATENCY, LOCK, THROUGHPUT};
 use crate::results::{CaseResult, RunFile, Status};
-
-/// Families in the order tables list them; calibration comes last, apart, since it is
-/// not a choice.
-const FAMILY_ORDER: [&str; 5] = ["message-passing", "sockets", "shm", "crates", "sync"];
-const CALIBRATION: &str = "calibration";
-
-/// Mechanisms of a run in family order (calibration last), then in the order they ran.
-pub fn mechanisms(run: &RunFile) -> Vec<(String, String)> {
-    let mut seen: Vec<(String, String)> = Vec::new();
-    for r in &run.results {
-        if !seen.iter().any(|(m, _)| *m == r.mechanism) {
-            seen.push((r.mechanism.clone(), family_of(r)));
-        }
-    }
-    let rank = |f: &str| {
-        if f == CALIBRATION {
-            FAMILY_ORDER.len() + 1
-        } else {
-            FAMILY_ORDER
-                .iter()
-                .position(|x| *x == f)
-                .unwrap_or(FAMILY_ORDER.len())
-        }
-    };
-    seen.sort_by_key(|(_, f)| rank(f));
-    seen
-}
-
-/// Message sizes of the run (synchronisation results carry no size).
-pub fn sizes(run: &RunFile) -> Vec<usize> {
-    let mut s: Vec<usize> = run
-        .results
-        .iter()
-        .filter(|r| r.sized())
-        .map(|r| r.size)
-        .collect();
-    s.sort_unstable();
-    s.dedup();
-    s
-}
-
-/// The result of one case, whatever its status.
-pub fn find<'a>(run: &'a RunFile, mech: &str, w: &str, size: usize) -> Option<&'a CaseResult> {
-    run.results
-        .iter()
-        .find(|r| r.mechanism == mech && r.workload == w && r.size == size)
-}
-
-/// The result of one case if it succeeded.
-pub fn find_ok<'a>(run: &'a RunFile, mech: &str, w: &str, size: usize) -> Option<&'a CaseResult> {
-    find(run, mech, w, size).filter(|r| r.status == Status::Ok)
-}
 
 /// `12,345.6`: digits grouped in threes, with `decimals` places.
 pub fn grouped(v: f64, decimals: usize) -> String {
@@ -178,11 +127,6 @@ pub fn loss_suffix(r: &CaseResult) -> String {
     }
 }
 
-/// CPU of both processes per message (per round trip for latency), ns.
-pub fn cpu_ns(r: &CaseResult) -> Option<f64> {
-    r.cpu.as_ref().map(|c| c.user_ns_per_msg + c.sys_ns_per_msg)
-}
-
 /// A row that separates calibration rows from the rankings.
 fn calibration_divider(columns: usize) -> Vec<String> {
     let mut row = vec!["calibration (not a choice):".to_string()];
@@ -239,18 +183,7 @@ fn push_grid(out: &mut Vec<Block>, title: &str, legend: String, g: Option<(Block
 fn layers(run: &RunFile, out: &mut Vec<Block>) {
     let sz = sizes(run);
     let mut rows = Vec::new();
-    for (m, _) in mechanisms(run) {
-        let Some(base) = run
-            .results
-            .iter()
-            .find(|r| r.mechanism == m)
-            .and_then(|r| r.built_on.clone())
-        else {
-            continue;
-        };
-        if !run.results.iter().any(|r| r.mechanism == base) {
-            continue;
-        }
+    for (m, base) in super::model::built_on_pairs(run) {
         let mut row = vec![format!("{m} on {base}")];
         for &s in &sz {
             let ok = |w, mech: &str| find_ok(run, mech, w, s);
