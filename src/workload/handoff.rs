@@ -44,7 +44,7 @@ impl Workload for Handoff {
     }
 
     fn estimate(&self, _size: usize, warmup: u64, n: u64) -> Duration {
-        Duration::from_nanos((cost::START_NS + (warmup + n) as f64 * cost::WAKE_NS) as u64)
+        cost::of(warmup + n, cost::WAKE_NS, 0.0)
     }
 
     fn measure(

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::{
-    by_budget, cost, lossy, outcome, per_unit, record, Buffers, Capabilities, DataError, End,
-    Workload,
+    by_budget, cost, lossy, outcome, per_unit, record, record_losses, Buffers, Capabilities,
+    DataError, End, Mode, Workload,
 };
 use crate::backends::Channel;
 use crate::error::Error;
@@ -44,7 +44,7 @@ impl Workload for Latency {
 
     fn estimate(&self, size: usize, warmup: u64, n: u64) -> Duration {
         let each = cost::WAKE_NS + 2.0 * size as f64 * cost::NS_PER_BYTE;
-        Duration::from_nanos((cost::START_NS + (warmup + n) as f64 * each) as u64)
+        cost::of(warmup + n, each, 0.0)
     }
 
     fn measure(
@@ -71,9 +71,7 @@ impl Workload for Latency {
         r.rtt_ns = Some(summarize(&hist));
         r.cpu = Some(per_unit(cost.cpu, n));
         if s.lossy() {
-            r.delivered = Some(cost.delivered);
-            r.lost = Some(cost.lost);
-            r.loss = Some(cost.lost as f64 / n.max(1) as f64);
+            record_losses(r, n, cost.delivered);
         }
         Ok(())
     }
@@ -84,15 +82,12 @@ impl Workload for Latency {
 
     fn serve(&self, end: &mut End, n: u64) -> Result<serde_json::Value, DataError> {
         let c = end.channel()?;
+        let mode = c.mode();
         let (chan, bufs, seq) = (c.chan.as_mut(), &mut c.bufs, &mut c.seq);
-        let delivery = if !c.info.verified {
-            pong_raw(chan, bufs, n)?;
-            lossy::Delivery::all(n)
-        } else if c.info.lossy {
-            lossy::pong(chan, bufs, seq, n)?
-        } else {
-            pong(chan, bufs, seq, n)?;
-            lossy::Delivery::all(n)
+        let delivery = match mode {
+            Mode::Raw => pong_raw(chan, bufs, n).map(|()| lossy::Delivery::all(n))?,
+            Mode::Lossy => lossy::pong(chan, bufs, seq, n)?,
+            Mode::Reliable => pong(chan, bufs, seq, n).map(|()| lossy::Delivery::all(n))?,
         };
         outcome(&delivery)
     }
@@ -107,13 +102,12 @@ pub fn round_trips(
 ) -> Result<PhaseCost, Error> {
     let ((elapsed, lost), cpu, _) = s.phase(ID, n, |end| {
         let c = end.channel()?;
+        let mode = c.mode();
         let (chan, bufs, seq) = (c.chan.as_mut(), &mut c.bufs, &mut c.seq);
-        if !c.info.verified {
-            ping_raw(chan, bufs, n, hist).map(|d| (d, 0))
-        } else if c.info.lossy {
-            lossy::ping(chan, bufs, seq, n, hist)
-        } else {
-            ping(chan, bufs, seq, n, hist).map(|d| (d, 0))
+        match mode {
+            Mode::Raw => ping_raw(chan, bufs, n, hist).map(|d| (d, 0)),
+            Mode::Lossy => lossy::ping(chan, bufs, seq, n, hist),
+            Mode::Reliable => ping(chan, bufs, seq, n, hist).map(|d| (d, 0)),
         }
     })?;
     Ok(PhaseCost {

@@ -57,7 +57,8 @@ impl Workload for Lock {
     }
 
     fn estimate(&self, _size: usize, warmup: u64, n: u64) -> Duration {
-        Duration::from_nanos((cost::START_NS + (warmup + n) as f64 * 1e6 + 100e6) as u64)
+        // `n` is milliseconds of contention; the uncontended pass follows.
+        cost::of(warmup + n, 1e6, 100e6)
     }
 
     fn measure(

@@ -124,6 +124,37 @@ pub struct ChannelEnd {
     pub seq: u64,
 }
 
+/// How a channel workload's halves run on a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A calibration loop: no framing, no checks.
+    Raw,
+    /// Datagrams: every wait bounded, losses counted.
+    Lossy,
+    /// Every message framed and checked; a loss fails the case.
+    Reliable,
+}
+
+impl ChannelEnd {
+    pub fn mode(&self) -> Mode {
+        if !self.info.verified {
+            Mode::Raw
+        } else if self.info.lossy {
+            Mode::Lossy
+        } else {
+            Mode::Reliable
+        }
+    }
+}
+
+/// Records a lossy channel's losses in its result (`n` sent, `delivered` arrived).
+pub fn record_losses(r: &mut CaseResult, n: u64, delivered: u64) {
+    let lost = n.saturating_sub(delivered);
+    r.delivered = Some(delivered);
+    r.lost = Some(lost);
+    r.loss = Some(lost as f64 / n.max(1) as f64);
+}
+
 /// A synchronisation primitive's end.
 pub struct SyncSide {
     pub info: &'static PrimitiveInfo,
@@ -276,6 +307,11 @@ pub mod cost {
     pub const WAKE_NS: f64 = 25e3;
     /// Copy cost per byte, ns (4 bytes per ns).
     pub const NS_PER_BYTE: f64 = 0.25;
+
+    /// A case of `units` units costing `each_ns` apiece, plus `extra_ns`, after its start.
+    pub fn of(units: u64, each_ns: f64, extra_ns: f64) -> std::time::Duration {
+        std::time::Duration::from_nanos((START_NS + units as f64 * each_ns + extra_ns) as u64)
+    }
 }
 
 /// Warm-up length for a case of `n` messages (not recorded).

@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    by_budget, cost, lossy, outcome, per_unit, Buffers, Capabilities, DataError, End, Workload,
+    by_budget, cost, lossy, outcome, per_unit, record_losses, Buffers, Capabilities, DataError,
+    End, Mode, Workload,
 };
 use crate::backends::Channel;
 use crate::error::Error;
@@ -40,8 +41,7 @@ impl Workload for Throughput {
     }
 
     fn estimate(&self, size: usize, warmup: u64, n: u64) -> Duration {
-        let each = 1e3 + size as f64 * cost::NS_PER_BYTE;
-        Duration::from_nanos((cost::START_NS + (warmup + n) as f64 * each) as u64)
+        cost::of(warmup + n, 1e3 + size as f64 * cost::NS_PER_BYTE, 0.0)
     }
 
     fn measure(
@@ -62,9 +62,7 @@ impl Workload for Throughput {
         });
         r.cpu = Some(per_unit(cost.cpu, n));
         if s.lossy() {
-            r.delivered = Some(cost.delivered);
-            r.lost = Some(cost.lost);
-            r.loss = Some(cost.lost as f64 / n.max(1) as f64);
+            record_losses(r, n, cost.delivered);
         }
         Ok(())
     }
@@ -75,15 +73,12 @@ impl Workload for Throughput {
 
     fn serve(&self, end: &mut End, n: u64) -> Result<serde_json::Value, DataError> {
         let c = end.channel()?;
+        let mode = c.mode();
         let (chan, bufs, seq) = (c.chan.as_mut(), &mut c.bufs, &mut c.seq);
-        let delivery = if !c.info.verified {
-            sink_raw(chan, bufs, n)?;
-            lossy::Delivery::all(n)
-        } else if c.info.lossy {
-            lossy::sink(chan, bufs, seq, n)?
-        } else {
-            sink(chan, bufs, seq, n)?;
-            lossy::Delivery::all(n)
+        let delivery = match mode {
+            Mode::Raw => sink_raw(chan, bufs, n).map(|()| lossy::Delivery::all(n))?,
+            Mode::Lossy => lossy::sink(chan, bufs, seq, n)?,
+            Mode::Reliable => sink(chan, bufs, seq, n).map(|()| lossy::Delivery::all(n))?,
         };
         outcome(&delivery)
     }
