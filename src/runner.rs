@@ -47,7 +47,8 @@ pub enum Event<'a> {
 
 /// One case's repetitions as one result: the repetition with the median headline metric
 /// carries the top-level numbers; every repetition's summary is kept in `repeats`, with the
-/// median and a distribution-free interval for it (its level in `ci_level`). Any failed repetition fails the case.
+/// median and a distribution-free interval for it (its level in `ci_level`). Any failed
+/// repetition fails the case.
 fn combine(mut reps: Vec<CaseResult>) -> CaseResult {
     if reps.len() == 1 {
         return reps.remove(0);
@@ -121,11 +122,6 @@ impl Plan {
             }
         }
         out
-    }
-
-    /// Number of progress events a run makes (cases times repetitions).
-    pub fn steps(&self) -> usize {
-        self.cases().len() * self.repeat.max(1) as usize
     }
 
     /// (warm-up, measured) message counts of a case.
