@@ -15,7 +15,7 @@ use ipcbench::placement::{default_pin, Placement};
 use ipcbench::report::size_label;
 use ipcbench::session::{Session, SessionOptions};
 use ipcbench::subject::Subject;
-use ipcbench::workload::{self, Workload};
+use ipcbench::workload::{self, Params, Workload};
 
 /// The default sweep's sizes, identical for every mechanism.
 const SIZES: [usize; 4] = [64, 4 << 10, 64 << 10, 1 << 20];
@@ -60,7 +60,7 @@ fn bench_group(
                     return Duration::ZERO;
                 }
                 // A lost or corrupted message invalidates the benchmark: stop loudly.
-                w.bench(&mut session, iters)
+                w.bench(&mut session, &Params::default(), iters)
                     .unwrap_or_else(|e| panic!("{e}"))
             })
         });
@@ -81,7 +81,7 @@ fn ipc(c: &mut Criterion) {
         TIMEOUT,
     );
     let limits = Limits::read();
-    for &w in workload::REGISTRY {
+    for &w in workload::REGISTRY.iter().filter(|w| w.benchable()) {
         if w.sized() {
             for size in SIZES {
                 bench_group(c, w, Some(size), &opts, &limits);

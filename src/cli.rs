@@ -103,6 +103,16 @@ pub struct RunArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub messages: Option<u64>,
 
+    /// The `rate` workload's offered load, requests per second (open loop: requests are
+    /// sent on schedule whether or not replies have come).
+    #[arg(long, default_value_t = 20_000.0, value_parser = parse_rate)]
+    pub rate: f64,
+
+    /// How the `rate` workload spaces its requests: `even` (exactly 1/R apart) or `poisson`
+    /// (exponential gaps with mean 1/R).
+    #[arg(long, value_enum, default_value = "even")]
+    pub arrivals: crate::results::Arrivals,
+
     /// CPU placement: `cross` puts the two processes on different CPUs (default with 2+ CPUs),
     /// `same` on one CPU, `none` lets the scheduler decide.
     #[arg(long, value_enum)]
@@ -234,6 +244,19 @@ pub fn resolve_workloads(ids: &[String]) -> Result<Vec<&'static dyn Workload>, S
     ids.iter()
         .map(|id| crate::workload::by_id(id).ok_or_else(|| format!("unknown workload {id:?}")))
         .collect()
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a rate: give requests per second, e.g. 20000"))?;
+    if !(v.is_finite() && (1.0..=10_000_000.0).contains(&v)) {
+        return Err(format!(
+            "{s}: the rate must be between 1 and 10000000 requests per second"
+        ));
+    }
+    Ok(v)
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {

@@ -35,7 +35,11 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
         mechanisms,
         sizes: args.sizes.clone(),
         workloads,
-        quick: args.quick,
+        params: crate::workload::Params {
+            quick: args.quick,
+            rate: args.rate,
+            arrivals: args.arrivals,
+        },
         messages: args.messages,
         repeat: args.repeat.unwrap_or(if args.quick { 1 } else { 3 }),
         matrix: match args.pin_matrix {

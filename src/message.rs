@@ -129,6 +129,11 @@ pub struct Checker {
 }
 
 impl Checker {
+    /// How much of each message this checker checks.
+    pub fn mode(&self) -> Verify {
+        self.mode
+    }
+
     pub fn new(size: usize, mode: Verify) -> Self {
         let mut expected = vec![0u8; size];
         fill_base(&mut expected);

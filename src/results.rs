@@ -41,6 +41,18 @@ pub struct RunFile {
     pub results: Vec<CaseResult>,
 }
 
+/// How an open-loop client spaces its requests.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrivals {
+    /// Exactly 1/R apart.
+    Even,
+    /// Exponential gaps with mean 1/R (a Poisson process), from a fixed seed.
+    Poisson,
+}
+
 /// How the run was configured, including how the processes were placed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -57,6 +69,11 @@ pub struct RunConfig {
     pub sizes: Vec<usize>,
     /// Workload ids, as `--workloads` takes them.
     pub workloads: Vec<String>,
+    /// Open-loop workloads (`rate`): the requests per second offered and their spacing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrivals: Option<Arrivals>,
     /// `--messages` when given; otherwise counts follow the size (see README).
     pub messages: Option<u64>,
     pub timeout_secs: u64,
@@ -135,6 +152,10 @@ pub struct CaseResult {
     /// The lock workload's outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<LockResult>,
+    /// The open-loop `rate` workload's load and schedule keeping (its latencies, measured
+    /// from each request's scheduled time, are in `rtt_ns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateResult>,
     /// Lossy (datagram) mechanisms only: messages (round trips) that completed, those
     /// lost, and the lost fraction. Reliable mechanisms fail on any loss instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,6 +217,27 @@ pub struct LockResult {
     pub writes: u64,
     /// One process alone: lock plus unlock, nanoseconds.
     pub uncontended_ns_per_pair: f64,
+}
+
+/// An open-loop phase: what was offered, what was achieved, how far sends fell behind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RateResult {
+    /// Requests per second offered (the schedule) and answered (requests over the time from
+    /// the first scheduled send to the last reply).
+    pub offered_per_sec: f64,
+    pub achieved_per_sec: f64,
+    /// How late actual sends were against their scheduled times, ns.
+    pub send_lag_ns: LagSummary,
+    /// The client could not keep up: achieved under 0.95 x offered, or the last sends
+    /// lagged their schedule by more than 1 ms (a backlog that grew through the run).
+    pub saturated: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LagSummary {
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
 }
 
 /// One repetition of a case.

@@ -10,14 +10,15 @@ use crate::results::{CaseResult, RunConfig, RunFile, Status, SCHEMA};
 use crate::session::{Session, SessionOptions};
 use crate::stats::median_ci;
 pub use crate::subject::Subject;
-use crate::workload::Workload;
+use crate::workload::{Params, Workload};
 
 /// Everything a sweep needs to know.
 pub struct Plan {
     pub mechanisms: Vec<Subject>,
     pub sizes: Vec<usize>,
     pub workloads: Vec<&'static dyn Workload>,
-    pub quick: bool,
+    /// `--quick`, the open-loop rate and arrivals: what the workloads are given.
+    pub params: Params,
     /// Overrides the size-dependent message counts.
     pub messages: Option<u64>,
     /// Repetitions of every case (`--repeat`), each with fresh peers.
@@ -128,7 +129,7 @@ impl Plan {
     pub fn counts(&self, case: &Case) -> (u64, u64) {
         let n = self
             .messages
-            .unwrap_or_else(|| case.workload.default_count(case.size, self.quick));
+            .unwrap_or_else(|| case.workload.default_count(case.size, &self.params));
         (case.workload.warmup(n), n)
     }
 
@@ -164,6 +165,7 @@ impl Plan {
             throughput: None,
             cpu: None,
             lock: None,
+            rate: None,
             delivered: None,
             lost: None,
             loss: None,
@@ -176,22 +178,27 @@ impl Plan {
             ops_per_sec_ci: None,
             ci_level: None,
         };
-        if let Some(why) =
-            channel.and_then(|m| m.unsupported(&self.session.params(case.size), limits))
+        if let Some(why) = case
+            .workload
+            .unsupported(&case.subject.capabilities())
+            .or_else(|| {
+                channel.and_then(|m| m.unsupported(&self.session.params(case.size), limits))
+            })
         {
             r.status = Status::Unsupported;
             r.reason = Some(why);
             return r;
         }
         let measured = Session::start(case.subject, case.size, &self.session).and_then(|mut s| {
-            case.workload.measure(&mut s, warmup, n, &mut r)?;
+            case.workload
+                .measure(&mut s, &self.params, warmup, n, &mut r)?;
             s.finish()
         });
         if let Err(e) = measured {
             r.status = Status::Error;
             r.reason = Some(e.to_string());
             // Nothing half-measured stays in a failed result.
-            (r.rtt_ns, r.throughput, r.lock, r.cpu) = (None, None, None, None);
+            (r.rtt_ns, r.throughput, r.lock, r.cpu, r.rate) = (None, None, None, None, None);
             (r.delivered, r.lost, r.loss) = (None, None, None);
             (r.messages, r.warmup) = (n, warmup);
         }
@@ -208,7 +215,17 @@ impl Plan {
                 None => p.describe(),
             },
             cpu_pair: p.pair(),
-            quick: self.quick,
+            quick: self.params.quick,
+            rate: self
+                .workloads
+                .iter()
+                .any(|w| w.id() == "rate")
+                .then_some(self.params.rate),
+            arrivals: self
+                .workloads
+                .iter()
+                .any(|w| w.id() == "rate")
+                .then_some(self.params.arrivals),
             verify: self.session.verify.as_str().to_string(),
             mechanisms: self.mechanisms.iter().map(|m| m.id().to_string()).collect(),
             sizes: self.sizes.clone(),

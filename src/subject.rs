@@ -54,6 +54,7 @@ impl Subject {
                     reliable_channel: !i.lossy,
                     lossy_channel: i.lossy,
                     streams: m.streams(),
+                    duplex: m.duplex(),
                     ..Default::default()
                 }
             }

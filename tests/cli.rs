@@ -56,6 +56,13 @@ fn zero_messages_and_bad_options_are_refused() {
         "possible values: latency, throughput",
     );
     usage_error(&["run", "--timeout", "0"], "--timeout");
+    usage_error(&["run", "--rate", "0"], "between 1 and 10000000");
+    usage_error(&["run", "--rate=-5"], "between 1 and 10000000");
+    usage_error(&["run", "--rate", "fast"], "is not a rate");
+    usage_error(
+        &["run", "--arrivals", "bursty"],
+        "possible values: even, poisson",
+    );
     usage_error(
         &["run", "--pin", "cross", "--cpus", "0,0"],
         "two different CPUs",

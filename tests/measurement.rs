@@ -224,3 +224,87 @@ fn the_cacheline_floor_runs_latency_only_and_without_errors() {
     assert_eq!(results[0]["status"], "ok");
     s.audit();
 }
+
+#[test]
+fn coordinated_omission_is_visible_in_the_open_loop_only() {
+    // fault-stall's peer stops for 50 ms once a second. A closed-loop case is over before
+    // the first stall; 3 s of open-loop requests at 1000/s queue behind two or three stalls.
+    let s = Scratch::new("stall");
+    let v = s.sweep(&[
+        "--mechanisms",
+        "fault-stall",
+        "--workloads",
+        "latency,rate",
+        "--sizes",
+        "64",
+        "--messages",
+        "3000",
+        "--rate",
+        "1000",
+        "--repeat",
+        "1",
+        "--no-report",
+    ]);
+    let get = |w: &str| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["workload"] == w)
+            .unwrap_or_else(|| panic!("no {w} result"))
+            .clone()
+    };
+    let closed = get("latency");
+    let open = get("rate");
+    assert_eq!(open["status"], "ok", "{open}");
+    let ms = |r: &serde_json::Value, k: &str| r["rtt_ns"][k].as_f64().unwrap() / 1e6;
+    assert!(
+        ms(&closed, "p999") < 25.0,
+        "the closed loop waits a stall out once at most: {closed}"
+    );
+    assert!(
+        ms(&open, "p999") >= 30.0 && ms(&open, "max") >= 40.0,
+        "every request queued behind a stall is charged for it: {open}"
+    );
+    let rate = &open["rate"];
+    assert_eq!(rate["offered_per_sec"], 1000.0);
+    assert!(rate["achieved_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(rate["send_lag_ns"]["p99"].is_u64() && rate["saturated"].is_boolean());
+    assert_eq!(v["config"]["rate"], 1000.0);
+    assert_eq!(v["config"]["arrivals"], "even");
+    s.audit();
+}
+
+#[test]
+fn the_open_loop_is_offered_where_a_channel_can_split_and_refused_elsewhere() {
+    let s = Scratch::new("rate-where");
+    let v = s.sweep(&[
+        "--mechanisms",
+        "pipe,unix-stream,shm-futex",
+        "--workloads",
+        "rate",
+        "--sizes",
+        "64",
+        "--messages",
+        "500",
+        "--rate",
+        "5000",
+        "--arrivals",
+        "poisson",
+        "--no-report",
+    ]);
+    for r in v["results"].as_array().unwrap() {
+        match r["mechanism"].as_str().unwrap() {
+            "shm-futex" => {
+                assert_eq!(r["status"], "unsupported", "{r}");
+                assert!(r["reason"].as_str().unwrap().contains("split"), "{r}");
+            }
+            _ => {
+                assert_eq!(r["status"], "ok", "{r}");
+                assert!(r["rtt_ns"]["p50"].as_u64().unwrap() > 0);
+            }
+        }
+    }
+    assert_eq!(v["config"]["arrivals"], "poisson");
+    s.audit();
+}

@@ -149,6 +149,11 @@ fn every_field_of_the_schema_sketch_is_written_by_this_build() {
     // Fields the reference run has no occasion to write.
     for conditional in [
         "partial",
+        "rate",
+        "offered_per_sec",
+        "achieved_per_sec",
+        "send_lag_ns",
+        "saturated",
         "delivered",
         "lost",
         "loss",

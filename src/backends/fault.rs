@@ -1,5 +1,6 @@
-//! Deliberately faulty mechanisms (a pipe whose parent loses or damages its sixth message).
-//! They prove the verifier can fail; `all` never includes them.
+//! Deliberately faulty mechanisms (a pipe whose parent loses or damages its sixth message,
+//! one whose peer stalls). They prove the verifier can fail and that open-loop latency sees
+//! stalls; `all` never includes them.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -133,5 +134,64 @@ impl Mechanism for Fault {
         _params: &ChannelParams,
     ) -> Result<Box<dyn Channel>, BackendError> {
         join_pipes(self.info().id, spec, inherited)
+    }
+}
+
+/// How long the stalling peer stops, and how often.
+pub const STALL: std::time::Duration = std::time::Duration::from_millis(50);
+pub const STALL_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+static STALL_INFO: MechanismInfo = info(
+    "fault-stall",
+    "test: pipe whose peer stops for 50 ms once a second (makes coordinated omission visible)",
+);
+
+/// A pipe whose peer, once a second, stops for 50 ms before taking the next message: a
+/// closed-loop client waits it out once; an open-loop client's queued requests all see it.
+pub struct Stall;
+pub static FAULT_STALL: Stall = Stall;
+
+struct Stalling {
+    inner: Box<dyn Channel>,
+    next: std::time::Instant,
+}
+
+impl Channel for Stalling {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        self.inner.send(msg)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if std::time::Instant::now() >= self.next {
+            std::thread::sleep(STALL);
+            self.next = std::time::Instant::now() + STALL_EVERY;
+        }
+        self.inner.recv(buf)
+    }
+}
+
+impl Mechanism for Stall {
+    fn info(&self) -> &'static MechanismInfo {
+        &STALL_INFO
+    }
+
+    fn duplex(&self) -> bool {
+        true
+    }
+
+    fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
+        offer_pipes(STALL_INFO.id)
+    }
+
+    fn join(
+        &self,
+        spec: &str,
+        inherited: Vec<OwnedFd>,
+        _params: &ChannelParams,
+    ) -> Result<Box<dyn Channel>, BackendError> {
+        Ok(Box::new(Stalling {
+            inner: join_pipes(STALL_INFO.id, spec, inherited)?,
+            next: std::time::Instant::now() + STALL_EVERY,
+        }))
     }
 }

@@ -8,7 +8,7 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
 use nix::sys::stat::{Mode, SFlag};
 
-use super::stream::StreamChannel;
+use super::stream::{dup_files, StreamChannel};
 use super::{expect_file_type, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
 use crate::error::BackendError;
 use crate::sys::fs::{check_private_dir, PrivateDir};
@@ -63,6 +63,10 @@ impl Mechanism for Fifo {
         &INFO
     }
 
+    fn duplex(&self) -> bool {
+        true
+    }
+
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
         let dir = PrivateDir::create().map_err(|e| {
             BackendError::new(INFO.id, "create", "a private directory", e)
@@ -93,7 +97,9 @@ impl Mechanism for Fifo {
                 set_blocking(&rx, &from)?;
                 set_blocking(&tx, &to)?;
                 Ok(Box::new(
-                    StreamChannel::new(INFO.id, File::from(rx), File::from(tx)).with_names(dir),
+                    StreamChannel::new(INFO.id, File::from(rx), File::from(tx))
+                        .with_names(dir)
+                        .with_dup(dup_files),
                 ))
             }),
         })

@@ -56,6 +56,7 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &fault::FAULT_DROP,
     &fault::FAULT_CORRUPT,
     &fault::FAULT_CORRUPT_MIDDLE,
+    &fault::FAULT_STALL,
 ];
 
 /// Which part of the IPC landscape a mechanism belongs to (reports group by it).
@@ -167,6 +168,13 @@ impl ChannelParams {
     }
 }
 
+/// A channel's two directions as two channels that two threads can use at once (for
+/// open-loop workloads, where replies are read while requests are still being sent).
+pub struct Split {
+    pub tx: Box<dyn Channel + Send>,
+    pub rx: Box<dyn Channel + Send>,
+}
+
 /// Makes a blocked send or receive return once the peer is gone; called from another thread.
 pub type AbortHandle = Box<dyn FnOnce() + Send>;
 
@@ -191,6 +199,12 @@ pub trait Channel {
             io::ErrorKind::Unsupported,
             "this mechanism has no receive timeout",
         ))
+    }
+
+    /// Two independent directions over the same objects (duplicated descriptors), if the
+    /// mechanism can have a send and a receive in flight at once (`Mechanism::duplex`).
+    fn split(&mut self) -> Option<io::Result<Split>> {
+        None
     }
 
     /// Called once the peer has said it holds every object: names are removed now, so
@@ -259,6 +273,12 @@ pub struct Offer {
 /// One IPC mechanism: how the parent offers a channel and how the peer joins it.
 pub trait Mechanism: Send + Sync {
     fn info(&self) -> &'static MechanismInfo;
+
+    /// Whether its channel can `split` into a sending and a receiving half used by two
+    /// threads at once (open-loop workloads need it).
+    fn duplex(&self) -> bool {
+        false
+    }
 
     /// Whether it can stream messages one way (the throughput workload); the cache-line
     /// bounce cannot: a second write before the first is read overwrites it.

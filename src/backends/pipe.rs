@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 use nix::fcntl::OFlag;
 use nix::sys::stat::SFlag;
 
-use super::stream::StreamChannel;
+use super::stream::{dup_files, StreamChannel};
 use super::{
     expect_fds, expect_file_type, expect_no_spec, Channel, ChannelParams, Family, Mechanism,
     MechanismInfo, Offer,
@@ -56,11 +56,9 @@ pub(super) fn offer_pipes(mechanism: &'static str) -> Result<Offer, BackendError
         spec: String::new(),
         inherit: vec![peer_rx, peer_tx],
         connect: Box::new(move |_| {
-            Ok(Box::new(StreamChannel::new(
-                mechanism,
-                File::from(rx),
-                File::from(tx),
-            )))
+            Ok(Box::new(
+                StreamChannel::new(mechanism, File::from(rx), File::from(tx)).with_dup(dup_files),
+            ))
         }),
     })
 }
@@ -85,6 +83,10 @@ pub(super) fn join_pipes(
 impl Mechanism for Pipe {
     fn info(&self) -> &'static MechanismInfo {
         &INFO
+    }
+
+    fn duplex(&self) -> bool {
+        true
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {

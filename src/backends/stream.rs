@@ -3,7 +3,7 @@
 
 use std::io::{self, Read, Write};
 
-use super::Channel;
+use super::{Channel, Split};
 use crate::error::BackendError;
 use crate::sys::fs::PrivateDir;
 
@@ -13,6 +13,19 @@ pub struct StreamChannel<R, W> {
     /// Names to remove once the peer holds the objects.
     names: Option<PrivateDir>,
     mechanism: &'static str,
+    /// Duplicates both ends (for `split`), where the handles can be duplicated.
+    dup: Option<Dup<R, W>>,
+}
+
+/// Duplicates a stream channel's two handles.
+pub type Dup<R, W> = fn(&R, &W) -> io::Result<(R, W)>;
+
+/// `Dup` for pipes and FIFOs.
+pub fn dup_files(
+    r: &std::fs::File,
+    w: &std::fs::File,
+) -> io::Result<(std::fs::File, std::fs::File)> {
+    Ok((r.try_clone()?, w.try_clone()?))
 }
 
 impl<R: Read + Send, W: Write + Send> StreamChannel<R, W> {
@@ -22,7 +35,14 @@ impl<R: Read + Send, W: Write + Send> StreamChannel<R, W> {
             tx,
             names: None,
             mechanism,
+            dup: None,
         }
+    }
+
+    /// Lets the channel `split` by duplicating its handles with `dup`.
+    pub fn with_dup(mut self, dup: Dup<R, W>) -> Self {
+        self.dup = Some(dup);
+        self
     }
 
     pub fn with_names(mut self, dir: PrivateDir) -> Self {
@@ -31,20 +51,64 @@ impl<R: Read + Send, W: Write + Send> StreamChannel<R, W> {
     }
 }
 
-impl<R: Read + Send, W: Write + Send> Channel for StreamChannel<R, W> {
+/// A stream's sending half after `split`.
+struct SendHalf<W>(W);
+/// A stream's receiving half after `split`.
+struct RecvHalf<R>(R);
+
+impl<W: Write + Send> Channel for SendHalf<W> {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        self.0.write_all(msg)
+    }
+
+    fn recv(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the sending half does not receive",
+        ))
+    }
+}
+
+impl<R: Read + Send> Channel for RecvHalf<R> {
+    fn send(&mut self, _msg: &[u8]) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the receiving half does not send",
+        ))
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_message(&mut self.0, buf)
+    }
+}
+
+/// Reads exactly one message of `buf.len()` bytes.
+fn read_message(rx: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    rx.read_exact(buf).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(e.kind(), "the other side closed the channel")
+        } else {
+            e
+        }
+    })?;
+    Ok(buf.len())
+}
+
+impl<R: Read + Send + 'static, W: Write + Send + 'static> Channel for StreamChannel<R, W> {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         self.tx.write_all(msg)
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.rx.read_exact(buf).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                io::Error::new(e.kind(), "the other side closed the channel")
-            } else {
-                e
-            }
-        })?;
-        Ok(buf.len())
+        read_message(&mut self.rx, buf)
+    }
+
+    fn split(&mut self) -> Option<io::Result<Split>> {
+        let dup = self.dup?;
+        Some(dup(&self.rx, &self.tx).map(|(rx, tx)| Split {
+            tx: Box::new(SendHalf(tx)),
+            rx: Box::new(RecvHalf(rx)),
+        }))
     }
 
     fn peer_attached(&mut self) -> Result<(), BackendError> {

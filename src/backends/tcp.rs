@@ -40,7 +40,10 @@ fn channel(stream: TcpStream, what: &str) -> Result<Box<dyn Channel>, BackendErr
         .set_nodelay(true)
         .map_err(|e| err("set TCP_NODELAY on", what, e))?;
     let rx = stream.try_clone().map_err(|e| err("duplicate", what, e))?;
-    Ok(Box::new(StreamChannel::new(INFO.id, rx, stream)))
+    Ok(Box::new(
+        StreamChannel::new(INFO.id, rx, stream)
+            .with_dup(|r, w| Ok((r.try_clone()?, w.try_clone()?))),
+    ))
 }
 
 /// Reads the 8-byte token a connecting peer must present: any other local process that
@@ -68,6 +71,10 @@ fn parse_spec(spec: &str) -> Option<(u16, u64)> {
 impl Mechanism for Tcp {
     fn info(&self) -> &'static MechanismInfo {
         &INFO
+    }
+
+    fn duplex(&self) -> bool {
+        true
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {

@@ -39,12 +39,17 @@ fn err(action: &'static str, path: &Path, e: std::io::Error) -> BackendError {
 
 fn channel(stream: Stream, path: &Path) -> Result<StreamChannel<Stream, Stream>, BackendError> {
     let rx = stream.try_clone().map_err(|e| err("duplicate", path, e))?;
-    Ok(StreamChannel::new(INFO.id, rx, stream))
+    Ok(StreamChannel::new(INFO.id, rx, stream)
+        .with_dup(|r, w| Ok((r.try_clone()?, w.try_clone()?))))
 }
 
 impl Mechanism for UnixStream {
     fn info(&self) -> &'static MechanismInfo {
         &INFO
+    }
+
+    fn duplex(&self) -> bool {
+        true
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {

@@ -5,7 +5,7 @@
 use super::document::{to_text, Block};
 use super::model::{cpu_ns, find, find_ok, mechanisms, sizes, CALIBRATION};
 use super::{micros, size_label};
-use super::{HANDOFF, LATENCY, LOCK, THROUGHPUT};
+use super::{HANDOFF, LATENCY, LOCK, RATE, THROUGHPUT};
 use crate::results::{CaseResult, RunFile, Status};
 
 /// `12,345.6`: digits grouped in threes, with `decimals` places.
@@ -327,6 +327,33 @@ pub fn blocks(run: &RunFile) -> Vec<Block> {
                     ci_mb(r),
                     copy_suffix(r),
                     loss_suffix(r)
+                ))
+            })
+        }),
+    );
+    push_grid(
+        &mut out,
+        &format!(
+            "Open-loop latency at {} requests/s ({} arrivals), p50 / p99 / p99.9 (µs)",
+            run.config.rate.map(|r| grouped(r, 0)).unwrap_or_else(|| "?".into()),
+            run.config
+                .arrivals
+                .map(|a| format!("{a:?}").to_lowercase())
+                .unwrap_or_else(|| "?".into())
+        ),
+        "Each latency runs from the request's scheduled send time to its reply, so stalls count for every request queued behind them; SATURATED: the client could not keep the schedule.".into(),
+        grid(run, Some(RATE), |m, s, notes| {
+            notes.cell(find(run, m, RATE, s), |r| {
+                let l = r.rtt_ns.as_ref()?;
+                let sat = match &r.rate {
+                    Some(x) if x.saturated => " SATURATED",
+                    _ => "",
+                };
+                Some(format!(
+                    "{} / {} / {}{sat}",
+                    micros(l.p50 as f64),
+                    micros(l.p99 as f64),
+                    micros(l.p999 as f64)
                 ))
             })
         }),

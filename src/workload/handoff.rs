@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::{cost, outcome, per_unit, record, Capabilities, DataError, End, Workload};
+use super::{cost, outcome, per_unit, record, Capabilities, DataError, End, Params, Workload};
 use crate::backends::sync::SyncEnd;
 use crate::error::Error;
 use crate::results::CaseResult;
@@ -35,7 +35,8 @@ impl Workload for Handoff {
         false
     }
 
-    fn default_count(&self, _size: usize, quick: bool) -> u64 {
+    fn default_count(&self, _size: usize, p: &Params) -> u64 {
+        let quick = p.quick;
         if quick {
             5_000
         } else {
@@ -50,6 +51,7 @@ impl Workload for Handoff {
     fn measure(
         &self,
         s: &mut Session,
+        _p: &Params,
         warmup: u64,
         n: u64,
         r: &mut CaseResult,
@@ -62,7 +64,7 @@ impl Workload for Handoff {
         Ok(())
     }
 
-    fn bench(&self, s: &mut Session, iters: u64) -> Result<Duration, Error> {
+    fn bench(&self, s: &mut Session, _p: &Params, iters: u64) -> Result<Duration, Error> {
         Ok(turns(s, iters, None)?.0)
     }
 

@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 
 use super::{
     by_budget, cost, lossy, outcome, per_unit, record, record_losses, Buffers, Capabilities,
-    DataError, End, Mode, Workload,
+    DataError, End, Mode, Params, Workload,
 };
 use crate::backends::Channel;
 use crate::error::Error;
@@ -35,7 +35,8 @@ impl Workload for Latency {
         caps.channel()
     }
 
-    fn default_count(&self, size: usize, quick: bool) -> u64 {
+    fn default_count(&self, size: usize, p: &Params) -> u64 {
+        let quick = p.quick;
         match quick {
             true => by_budget(size, 128 << 20, 100, 5_000),
             false => by_budget(size, 2 << 30, 1_000, 100_000),
@@ -50,6 +51,7 @@ impl Workload for Latency {
     fn measure(
         &self,
         s: &mut Session,
+        _p: &Params,
         warmup: u64,
         n: u64,
         r: &mut CaseResult,
@@ -76,7 +78,7 @@ impl Workload for Latency {
         Ok(())
     }
 
-    fn bench(&self, s: &mut Session, iters: u64) -> Result<Duration, Error> {
+    fn bench(&self, s: &mut Session, _p: &Params, iters: u64) -> Result<Duration, Error> {
         Ok(round_trips(s, iters, None)?.elapsed)
     }
 
@@ -248,7 +250,11 @@ mod tests {
 
     #[test]
     fn counts_are_bounded() {
-        assert_eq!(LATENCY.default_count(1, true), 5_000);
-        assert_eq!(LATENCY.default_count(1 << 20, true), 128);
+        let quick = Params {
+            quick: true,
+            ..Params::default()
+        };
+        assert_eq!(LATENCY.default_count(1, &quick), 5_000);
+        assert_eq!(LATENCY.default_count(1 << 20, &quick), 128);
     }
 }

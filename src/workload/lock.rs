@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{cost, decode_outcome, outcome, per_unit, Capabilities, DataError, End, Workload};
+use super::{
+    cost, decode_outcome, outcome, per_unit, Capabilities, DataError, End, Params, Workload,
+};
 use crate::backends::sync::SyncEnd;
 use crate::error::Error;
 use crate::results::{CaseResult, LockResult};
@@ -48,7 +50,8 @@ impl Workload for Lock {
     }
 
     /// Milliseconds of contention.
-    fn default_count(&self, _size: usize, quick: bool) -> u64 {
+    fn default_count(&self, _size: usize, p: &Params) -> u64 {
+        let quick = p.quick;
         if quick {
             200
         } else {
@@ -64,6 +67,7 @@ impl Workload for Lock {
     fn measure(
         &self,
         s: &mut Session,
+        _p: &Params,
         warmup: u64,
         n: u64,
         r: &mut CaseResult,
@@ -93,7 +97,7 @@ impl Workload for Lock {
 
     /// Contention is timed, not counted: 50 ms of it gives the time per acquisition, which
     /// is scaled to `iters`.
-    fn bench(&self, s: &mut Session, iters: u64) -> Result<Duration, Error> {
+    fn bench(&self, s: &mut Session, _p: &Params, iters: u64) -> Result<Duration, Error> {
         const MS: u64 = 50;
         let (ours, theirs, _, _) = contend(s, MS)?;
         let per = Duration::from_millis(MS).as_nanos() as f64

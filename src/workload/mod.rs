@@ -19,6 +19,7 @@ pub mod handoff;
 pub mod latency;
 pub mod lock;
 pub mod lossy;
+pub mod rate;
 pub mod throughput;
 
 use std::io;
@@ -40,11 +41,35 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &throughput::THROUGHPUT,
     &handoff::HANDOFF,
     &lock::LOCK,
+    &rate::RATE,
 ];
 
 pub fn by_id(id: &str) -> Option<&'static dyn Workload> {
     REGISTRY.iter().copied().find(|w| w.id() == id)
 }
+
+/// What the user chose for the workloads of a run (beyond sizes and counts).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Params {
+    /// Fewer messages per case.
+    pub quick: bool,
+    /// Open-loop workloads: requests per second offered.
+    pub rate: f64,
+    /// Open-loop workloads: how requests are spaced.
+    pub arrivals: Arrivals,
+}
+
+impl Default for Params {
+    fn default() -> Params {
+        Params {
+            quick: false,
+            rate: 20_000.0,
+            arrivals: Arrivals::Even,
+        }
+    }
+}
+
+pub use crate::results::Arrivals;
 
 /// What a subject can do; workloads choose their subjects by these, not by family.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,6 +84,8 @@ pub struct Capabilities {
     pub handoff: bool,
     /// A synchronisation primitive that excludes (a lock).
     pub lock: bool,
+    /// A channel that can send and receive from two threads at once (`Channel::split`).
+    pub duplex: bool,
 }
 
 impl Capabilities {
@@ -75,12 +102,16 @@ pub trait Workload: Sync {
     fn help(&self) -> &'static str;
     /// Whether it runs on a subject with these capabilities.
     fn applies(&self, caps: &Capabilities) -> bool;
+    /// Why it cannot run on a subject it applies to, if so (recorded as `unsupported`).
+    fn unsupported(&self, _caps: &Capabilities) -> Option<String> {
+        None
+    }
     /// Whether it moves messages of a size (else it runs once per subject, as size 0).
     fn sized(&self) -> bool {
         true
     }
     /// Measured count when `--messages` is not given (its unit is the workload's own).
-    fn default_count(&self, size: usize, quick: bool) -> u64;
+    fn default_count(&self, size: usize, p: &Params) -> u64;
     /// Unrecorded warm-up before `n`.
     fn warmup(&self, n: u64) -> u64 {
         warmup_count(n)
@@ -92,13 +123,18 @@ pub trait Workload: Sync {
     fn measure(
         &self,
         session: &mut Session,
+        p: &Params,
         warmup: u64,
         n: u64,
         result: &mut CaseResult,
     ) -> Result<(), Error>;
+    /// Whether criterion can time it (an open loop's duration is its schedule, not a speed).
+    fn benchable(&self) -> bool {
+        true
+    }
     /// For criterion: the time `iters` of this workload's units take over a live session
     /// (a round trip, a streamed message, a turn pair, a contended acquisition).
-    fn bench(&self, session: &mut Session, iters: u64) -> Result<Duration, Error>;
+    fn bench(&self, session: &mut Session, p: &Params, iters: u64) -> Result<Duration, Error>;
     /// Peer half of one phase of `count`: runs after the peer said `go`; what it returns
     /// reaches the parent half in the phase's `done`.
     fn serve(&self, end: &mut End, count: u64) -> Result<serde_json::Value, DataError>;
@@ -232,6 +268,11 @@ impl Buffers {
         }
     }
 
+    /// Fresh buffers of the same size and checking (for a second thread).
+    pub fn twin(&self) -> Buffers {
+        Buffers::new(self.rx.len(), self.checker.mode())
+    }
+
     pub(crate) fn receive(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
         let n = chan.recv(&mut self.rx).map_err(|source| DataError::Io {
             op: "receive",
@@ -362,8 +403,8 @@ mod tests {
                 .map(|w| w.id())
                 .collect()
         };
-        assert_eq!(runs(&channel), ["latency", "throughput"]);
-        assert_eq!(runs(&cacheline), ["latency"]);
+        assert_eq!(runs(&channel), ["latency", "throughput", "rate"]);
+        assert_eq!(runs(&cacheline), ["latency", "rate"]);
         assert_eq!(runs(&condvar), ["handoff"]);
         assert_eq!(warmup_count(5), 10);
         assert_eq!(by_budget(1, 128 << 20, 100, 5_000), 5_000);

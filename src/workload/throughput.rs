@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     by_budget, cost, lossy, outcome, per_unit, record_losses, Buffers, Capabilities, DataError,
-    End, Mode, Workload,
+    End, Mode, Params, Workload,
 };
 use crate::backends::Channel;
 use crate::error::Error;
@@ -33,7 +33,8 @@ impl Workload for Throughput {
         caps.channel() && caps.streams
     }
 
-    fn default_count(&self, size: usize, quick: bool) -> u64 {
+    fn default_count(&self, size: usize, p: &Params) -> u64 {
+        let quick = p.quick;
         match quick {
             true => by_budget(size, 256 << 20, 100, 50_000),
             false => by_budget(size, 4 << 30, 1_000, 1_000_000),
@@ -47,6 +48,7 @@ impl Workload for Throughput {
     fn measure(
         &self,
         s: &mut Session,
+        _p: &Params,
         warmup: u64,
         n: u64,
         r: &mut CaseResult,
@@ -67,7 +69,7 @@ impl Workload for Throughput {
         Ok(())
     }
 
-    fn bench(&self, s: &mut Session, iters: u64) -> Result<Duration, Error> {
+    fn bench(&self, s: &mut Session, _p: &Params, iters: u64) -> Result<Duration, Error> {
         Ok(stream(s, iters)?.elapsed)
     }
 

@@ -1,0 +1,255 @@
+//! `rate`: open-loop request-response. The client sends request k at its scheduled time
+//! t0 + k/R (`--arrivals even`) or at the k-th arrival of a Poisson process of rate R
+//! (`--arrivals poisson`, fixed seed), never waiting for a reply before the next send, and
+//! each latency is the reply's arrival minus the request's *scheduled* time, so a stall is
+//! charged to every request that would have queued behind it (no coordinated omission).
+//! Replies are read by a receive thread on the parent's CPU (the channel is `split` into a
+//! sending and a receiving half; a mechanism that cannot split is not offered this
+//! workload). The peer answers each request as it arrives, as in `latency`. Also recorded:
+//! how late each send was against its schedule (`send_lag_ns`), the achieved rate, and
+//! whether the client saturated.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::{
+    by_budget, cost, outcome, per_unit, Arrivals, Buffers, Capabilities, DataError, End, Params,
+    Workload,
+};
+use crate::backends::Channel;
+use crate::error::Error;
+use crate::message::{reply_seq, stamp};
+use crate::results::{CaseResult, LagSummary, RateResult};
+use crate::session::Session;
+use crate::stats::{new_histogram, summarize};
+
+pub const ID: &str = "rate";
+
+/// Seconds of requests per case (quick, full) when `--messages` is not given.
+const SECONDS: (f64, f64) = (1.0, 5.0);
+/// How far behind schedule the last sends may be before the client counts as saturated.
+const BACKLOG_NS: u64 = 1_000_000;
+/// A wait longer than this sleeps (then spins the rest); shorter waits spin.
+const SLEEP_ABOVE_NS: u64 = 200_000;
+
+pub struct Rate;
+pub static RATE: Rate = Rate;
+
+impl Workload for Rate {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn help(&self) -> &'static str {
+        "open loop: requests sent on a schedule (--rate, --arrivals), latency from each scheduled time"
+    }
+
+    fn applies(&self, caps: &Capabilities) -> bool {
+        caps.reliable_channel
+    }
+
+    fn unsupported(&self, caps: &Capabilities) -> Option<String> {
+        (!caps.duplex).then(|| {
+            "an open-loop client sends and receives from two threads at once, and this mechanism's channel cannot be split into two halves yet (pipe, fifo, unix-stream and tcp can)".into()
+        })
+    }
+
+    fn default_count(&self, _size: usize, p: &Params) -> u64 {
+        let secs = if p.quick { SECONDS.0 } else { SECONDS.1 };
+        by_budget(1, (p.rate * secs) as u64, 100, 1_000_000)
+    }
+
+    fn estimate(&self, _size: usize, warmup: u64, n: u64) -> Duration {
+        // The rate is not known here; the default's 20,000/s stands in.
+        cost::of(warmup + n, 50e3, 0.0)
+    }
+
+    fn measure(
+        &self,
+        s: &mut Session,
+        p: &Params,
+        warmup: u64,
+        n: u64,
+        r: &mut CaseResult,
+    ) -> Result<(), Error> {
+        open_loop(s, p, warmup)?;
+        let run = open_loop(s, p, n)?;
+        let achieved = n as f64 / run.span.as_secs_f64().max(1e-9);
+        r.rtt_ns = Some(summarize(&run.latency));
+        r.rate = Some(RateResult {
+            offered_per_sec: p.rate,
+            achieved_per_sec: achieved,
+            send_lag_ns: LagSummary {
+                p50: run.lag.value_at_quantile(0.5),
+                p99: run.lag.value_at_quantile(0.99),
+                max: run.lag.max(),
+            },
+            saturated: achieved < 0.95 * p.rate || run.last_lag_ns > BACKLOG_NS,
+        });
+        r.cpu = Some(per_unit(run.cpu, n));
+        Ok(())
+    }
+
+    fn benchable(&self) -> bool {
+        false
+    }
+
+    fn bench(&self, s: &mut Session, p: &Params, iters: u64) -> Result<Duration, Error> {
+        Ok(open_loop(s, p, iters)?.span)
+    }
+
+    /// The peer answers every request as it comes, like `latency`'s peer.
+    fn serve(&self, end: &mut End, n: u64) -> Result<serde_json::Value, DataError> {
+        let c = end.channel()?;
+        let (chan, bufs, seq) = (c.chan.as_mut(), &mut c.bufs, &mut c.seq);
+        for _ in 0..n {
+            bufs.receive(chan, *seq)?;
+            bufs.send(chan, reply_seq(*seq))?;
+            *seq += 1;
+        }
+        outcome(&n)
+    }
+}
+
+/// One open-loop phase, as the parent saw it.
+struct OpenLoop {
+    /// Reply time minus scheduled time, per request.
+    latency: Histogram<u64>,
+    /// Actual send time minus scheduled time, per request.
+    lag: Histogram<u64>,
+    /// How late the last request went out.
+    last_lag_ns: u64,
+    /// From the first scheduled send to the last reply.
+    span: Duration,
+    cpu: crate::sys::CpuUsage,
+}
+
+/// Scheduled send times (ns after the start) of `n` requests at `rate` per second.
+fn schedule(n: u64, rate: f64, arrivals: Arrivals) -> Vec<u64> {
+    let gap = 1e9 / rate;
+    match arrivals {
+        Arrivals::Even => (0..n).map(|k| (k as f64 * gap) as u64).collect(),
+        Arrivals::Poisson => {
+            // xorshift64*, fixed seed: every run and mechanism gets the same arrivals.
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+            let mut t = 0.0f64;
+            (0..n)
+                .map(|_| {
+                    let at = t as u64;
+                    x ^= x >> 12;
+                    x ^= x << 25;
+                    x ^= x >> 27;
+                    let u = ((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5)
+                        / (1u64 << 53) as f64;
+                    t += -u.ln() * gap;
+                    at
+                })
+                .collect()
+        }
+    }
+}
+
+fn open_loop(s: &mut Session, p: &Params, n: u64) -> Result<OpenLoop, Error> {
+    let times = schedule(n, p.rate, p.arrivals);
+    let mut latency = new_histogram();
+    let mut lag = new_histogram();
+    let ((last_lag_ns, span), cpu, _) = s.phase(ID, n, |end| {
+        let c = end.channel()?;
+        let split = c
+            .chan
+            .split()
+            .ok_or_else(|| DataError::io("split", 0)(std::io::ErrorKind::Unsupported.into()))?
+            .map_err(DataError::io("split", 0))?;
+        let first = c.seq;
+        let mut rx_bufs = c.bufs.twin();
+        let (mut tx, mut rx) = (split.tx, split.rx);
+        let hist = &mut latency;
+        let times = &times;
+        std::thread::scope(|scope| {
+            let t0 = Instant::now();
+            let receiver = scope.spawn(move || -> Result<Instant, DataError> {
+                let mut last = t0;
+                for (k, &at) in times.iter().enumerate() {
+                    let seq = first + k as u64;
+                    rx_bufs.receive(rx.as_mut(), reply_seq(seq))?;
+                    last = Instant::now();
+                    let since = (last - t0).as_nanos() as u64;
+                    hist.saturating_record(since.saturating_sub(at).max(1));
+                }
+                Ok(last)
+            });
+            let sent = send_on_schedule(tx.as_mut(), &mut c.bufs, first, times, t0, &mut lag);
+            // A failed send leaves the receiver waiting: the session's watchdog and the
+            // peer's exit end it, so joining is bounded.
+            let last = receiver.join().unwrap_or_else(|_| {
+                Err(DataError::io("receive", first)(std::io::Error::other(
+                    "the receive thread panicked",
+                )))
+            });
+            let last_lag = sent?;
+            Ok((last_lag, last? - t0))
+        })
+        .inspect(|_| c.seq = first + n)
+    })?;
+    Ok(OpenLoop {
+        latency,
+        lag,
+        last_lag_ns,
+        span,
+        cpu,
+    })
+}
+
+/// Sends request k at `t0 + times[k]` (sleeping for long waits, spinning for short ones),
+/// recording how late each send was; returns the last one's lag.
+fn send_on_schedule(
+    tx: &mut dyn Channel,
+    bufs: &mut Buffers,
+    first: u64,
+    times: &[u64],
+    t0: Instant,
+    lag: &mut Histogram<u64>,
+) -> Result<u64, DataError> {
+    let mut last = 0;
+    for (k, &at) in times.iter().enumerate() {
+        let mut now = (t0.elapsed()).as_nanos() as u64;
+        while now < at {
+            let wait = at - now;
+            if wait > SLEEP_ABOVE_NS {
+                std::thread::sleep(Duration::from_nanos(wait - SLEEP_ABOVE_NS / 2));
+            } else {
+                std::hint::spin_loop();
+            }
+            now = t0.elapsed().as_nanos() as u64;
+        }
+        last = now - at;
+        lag.saturating_record(last.max(1));
+        let seq = first + k as u64;
+        stamp(&mut bufs.tx, seq);
+        tx.send(&bufs.tx).map_err(DataError::io("send", seq))?;
+    }
+    Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_keep_their_rate() {
+        let even = schedule(1000, 1000.0, Arrivals::Even);
+        assert_eq!(even[1], 1_000_000);
+        assert_eq!(even[999], 999_000_000);
+        let p = schedule(100_000, 1000.0, Arrivals::Poisson);
+        assert!(p.windows(2).all(|w| w[0] <= w[1]));
+        // 100,000 arrivals at 1000/s span about 100 s (within 1%).
+        let span = p[99_999] as f64 / 1e9;
+        assert!((99.0..101.0).contains(&span), "{span}");
+        assert_eq!(
+            p,
+            schedule(100_000, 1000.0, Arrivals::Poisson),
+            "fixed seed"
+        );
+    }
+}
