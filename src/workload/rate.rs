@@ -219,7 +219,8 @@ fn send_on_schedule(
             if wait > SLEEP_ABOVE_NS {
                 std::thread::sleep(Duration::from_nanos(wait - SLEEP_ABOVE_NS / 2));
             } else {
-                std::hint::spin_loop();
+                // The receive thread shares this CPU: yield to it rather than spin it out.
+                std::thread::yield_now();
             }
             now = t0.elapsed().as_nanos() as u64;
         }
