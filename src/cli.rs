@@ -113,6 +113,16 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "even")]
     pub arrivals: crate::results::Arrivals,
 
+    /// The `load` workload's points, comma-separated: requests per second (`50000`, `10k`)
+    /// or percentages of the closed-loop maximum measured first in the same case (`50%`).
+    #[arg(long, value_delimiter = ',', value_parser = parse_rate_spec, default_value = crate::workload::DEFAULT_RATES)]
+    pub rates: Vec<crate::workload::RateSpec>,
+
+    /// The `load` workload's latency budget: each mechanism's knee is the highest achieved
+    /// rate whose p99 stays under it. A duration with its unit: 500us, 1ms, 2s.
+    #[arg(long, value_parser = parse_duration_ns, default_value = crate::workload::DEFAULT_SLO)]
+    pub slo: u64,
+
     /// CPU placement: `cross` puts the two processes on different CPUs (default with 2+ CPUs),
     /// `same` on one CPU, `none` lets the scheduler decide.
     #[arg(long, value_enum)]
@@ -244,6 +254,65 @@ pub fn resolve_workloads(ids: &[String]) -> Result<Vec<&'static dyn Workload>, S
     ids.iter()
         .map(|id| crate::workload::by_id(id).ok_or_else(|| format!("unknown workload {id:?}")))
         .collect()
+}
+
+/// `50000`, `10k`, `2M` requests per second, or `50%` of the closed-loop maximum.
+fn parse_rate_spec(s: &str) -> Result<crate::workload::RateSpec, String> {
+    use crate::workload::RateSpec;
+    let t = s.trim();
+    if let Some(pct) = t.strip_suffix('%') {
+        let v: f64 = pct.parse().map_err(|_| {
+            format!(
+                "{s:?} is not a rate: give requests per second (20000, 10k) or a percentage (50%)"
+            )
+        })?;
+        if !(v.is_finite() && v > 0.0 && v <= 1000.0) {
+            return Err(format!(
+                "{s}: a percentage of the closed-loop maximum must be above 0 and at most 1000%"
+            ));
+        }
+        return Ok(RateSpec::Fraction(v / 100.0));
+    }
+    let (digits, mult) = match t.strip_suffix(['k', 'K']) {
+        Some(d) => (d, 1e3),
+        None => match t.strip_suffix('M') {
+            Some(d) => (d, 1e6),
+            None => (t, 1.0),
+        },
+    };
+    let v: f64 = digits.parse().map_err(|_| {
+        format!("{s:?} is not a rate: give requests per second (20000, 10k) or a percentage (50%)")
+    })?;
+    parse_rate(&(v * mult).to_string()).map(RateSpec::PerSec)
+}
+
+/// A duration with a unit (`ns`, `us` or `µs`, `ms`, `s`) in nanoseconds; a bare number is
+/// refused, since its unit would be a guess.
+fn parse_duration_ns(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("{s:?} has no unit: write 500us, 1ms or 2s"))?;
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: write 500us, 1ms or 2s"))?;
+    let scale = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {s:?}: use ns, us, ms or s"
+            ))
+        }
+    };
+    let ns = v * scale;
+    if !(1.0..=3600e9).contains(&ns) {
+        return Err(format!("{s}: a budget must be between 1 ns and 1 hour"));
+    }
+    Ok(ns as u64)
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

@@ -39,6 +39,8 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
             quick: args.quick,
             rate: args.rate,
             arrivals: args.arrivals,
+            rates: args.rates.clone(),
+            slo_ns: args.slo,
         },
         messages: args.messages,
         repeat: args.repeat.unwrap_or(if args.quick { 1 } else { 3 }),

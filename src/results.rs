@@ -74,6 +74,11 @@ pub struct RunConfig {
     pub rate: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrivals: Option<Arrivals>,
+    /// The load sweep's points as asked (`50%`, `20000/s`) and its latency budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rates: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_ns: Option<u64>,
     /// `--messages` when given; otherwise counts follow the size (see README).
     pub messages: Option<u64>,
     pub timeout_secs: u64,
@@ -156,6 +161,9 @@ pub struct CaseResult {
     /// from each request's scheduled time, are in `rtt_ns`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<RateResult>,
+    /// The `load` sweep: one open-loop point per offered rate, and the knee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadResult>,
     /// Lossy (datagram) mechanisms only: messages (round trips) that completed, those
     /// lost, and the lost fraction. Reliable mechanisms fail on any loss instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,6 +238,32 @@ pub struct RateResult {
     pub send_lag_ns: LagSummary,
     /// The client could not keep up: achieved under 0.95 x offered, or the last sends
     /// lagged their schedule by more than 1 ms (a backlog that grew through the run).
+    pub saturated: bool,
+}
+
+/// A load sweep over one mechanism and size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoadResult {
+    /// One request in flight at a time: requests per second (1 / mean round trip), the
+    /// reference for percentage points.
+    pub closed_loop_max_per_sec: f64,
+    /// The latency budget (p99) the knee is judged by.
+    pub slo_ns: u64,
+    pub points: Vec<LoadPoint>,
+    /// The highest achieved rate whose p99 stayed under the budget without saturating;
+    /// null when no point did.
+    pub knee_per_sec: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoadPoint {
+    /// As asked: `50%` or `20000/s`.
+    pub label: String,
+    pub offered_per_sec: f64,
+    pub achieved_per_sec: f64,
+    /// Latency from each request's scheduled time.
+    pub rtt_ns: LatencySummary,
+    pub send_lag_p99_ns: u64,
     pub saturated: bool,
 }
 

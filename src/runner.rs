@@ -90,7 +90,7 @@ fn combine(mut reps: Vec<CaseResult>) -> CaseResult {
         r.p50_ci = interval;
     } else if r.throughput.is_some() {
         r.bytes_per_sec_ci = interval;
-    } else {
+    } else if r.lock.is_some() {
         r.ops_per_sec_ci = interval;
     }
     r.median = Some(ci.median);
@@ -166,6 +166,7 @@ impl Plan {
             cpu: None,
             lock: None,
             rate: None,
+            load: None,
             delivered: None,
             lost: None,
             loss: None,
@@ -199,6 +200,7 @@ impl Plan {
             r.reason = Some(e.to_string());
             // Nothing half-measured stays in a failed result.
             (r.rtt_ns, r.throughput, r.lock, r.cpu, r.rate) = (None, None, None, None, None);
+            r.load = None;
             (r.delivered, r.lost, r.loss) = (None, None, None);
             (r.messages, r.warmup) = (n, warmup);
         }
@@ -224,8 +226,18 @@ impl Plan {
             arrivals: self
                 .workloads
                 .iter()
-                .any(|w| w.id() == "rate")
+                .any(|w| w.id() == "rate" || w.id() == "load")
                 .then_some(self.params.arrivals),
+            rates: self
+                .workloads
+                .iter()
+                .any(|w| w.id() == "load")
+                .then(|| self.params.rates.iter().map(|r| r.label()).collect()),
+            slo_ns: self
+                .workloads
+                .iter()
+                .any(|w| w.id() == "load")
+                .then_some(self.params.slo_ns),
             verify: self.session.verify.as_str().to_string(),
             mechanisms: self.mechanisms.iter().map(|m| m.id().to_string()).collect(),
             sizes: self.sizes.clone(),

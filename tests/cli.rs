@@ -63,6 +63,12 @@ fn zero_messages_and_bad_options_are_refused() {
         &["run", "--arrivals", "bursty"],
         "possible values: even, poisson",
     );
+    usage_error(&["run", "--rates", "0"], "between 1 and 10000000");
+    usage_error(&["run", "--rates=-5"], "between 1 and 10000000");
+    usage_error(&["run", "--rates", "200%x"], "is not a rate");
+    usage_error(&["run", "--rates", "0%"], "above 0");
+    usage_error(&["run", "--slo", "5"], "has no unit");
+    usage_error(&["run", "--slo", "5h"], "unknown unit");
     usage_error(
         &["run", "--pin", "cross", "--cpus", "0,0"],
         "two different CPUs",

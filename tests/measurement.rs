@@ -308,3 +308,63 @@ fn the_open_loop_is_offered_where_a_channel_can_split_and_refused_elsewhere() {
     assert_eq!(v["config"]["arrivals"], "poisson");
     s.audit();
 }
+
+#[test]
+fn a_load_sweep_has_a_point_per_rate_and_a_knee_under_the_budget() {
+    let s = Scratch::new("load");
+    let v = s.sweep(&[
+        "--mechanisms",
+        "pipe,shm-futex",
+        "--workloads",
+        "load",
+        "--sizes",
+        "64",
+        "--rates",
+        "25%,50%,3k",
+        "--slo",
+        "1s",
+        "--messages",
+        "100",
+        "--no-report",
+    ]);
+    assert_eq!(
+        v["config"]["rates"],
+        serde_json::json!(["25%", "50%", "3000/s"])
+    );
+    assert_eq!(v["config"]["slo_ns"], 1_000_000_000u64);
+    for r in v["results"].as_array().unwrap() {
+        if r["mechanism"] == "shm-futex" {
+            assert_eq!(r["status"], "unsupported", "{r}");
+            continue;
+        }
+        assert_eq!(r["status"], "ok", "{r}");
+        let l = &r["load"];
+        let max = l["closed_loop_max_per_sec"].as_f64().unwrap();
+        assert!(max > 0.0, "{l}");
+        let points = l["points"].as_array().unwrap();
+        assert_eq!(points.len(), 3, "{l}");
+        let offered: Vec<f64> = points
+            .iter()
+            .map(|p| p["offered_per_sec"].as_f64().unwrap())
+            .collect();
+        assert!(
+            (offered[0] - 0.25 * max).abs() < 1.0,
+            "{offered:?} of {max}"
+        );
+        assert!((offered[1] - 0.5 * max).abs() < 1.0, "{offered:?} of {max}");
+        assert_eq!(offered[2], 3000.0);
+        // A one-second budget holds at these rates unless a point saturated.
+        let knee = l["knee_per_sec"].as_f64();
+        let unsaturated: Vec<f64> = points
+            .iter()
+            .filter(|p| p["saturated"] == false)
+            .map(|p| p["achieved_per_sec"].as_f64().unwrap())
+            .collect();
+        assert_eq!(
+            knee,
+            unsaturated.iter().cloned().reduce(f64::max),
+            "the knee is the best unsaturated point: {l}"
+        );
+    }
+    s.audit();
+}

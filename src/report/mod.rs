@@ -20,8 +20,8 @@ use crate::results::{RunFile, READABLE_SCHEMAS, SCHEMA};
 /// The workloads the report's views are written for; results of any other workload are
 /// kept in the JSON and compared by `compare`.
 pub(crate) use crate::workload::{
-    handoff::ID as HANDOFF, latency::ID as LATENCY, lock::ID as LOCK, rate::ID as RATE,
-    throughput::ID as THROUGHPUT,
+    handoff::ID as HANDOFF, latency::ID as LATENCY, load::ID as LOAD, lock::ID as LOCK,
+    rate::ID as RATE, throughput::ID as THROUGHPUT,
 };
 
 /// Results files larger than this are refused rather than read into memory.

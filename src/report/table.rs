@@ -5,7 +5,7 @@
 use super::document::{to_text, Block};
 use super::model::{cpu_ns, find, find_ok, mechanisms, sizes, CALIBRATION};
 use super::{micros, size_label};
-use super::{HANDOFF, LATENCY, LOCK, RATE, THROUGHPUT};
+use super::{HANDOFF, LATENCY, LOAD, LOCK, RATE, THROUGHPUT};
 use crate::results::{CaseResult, RunFile, Status};
 
 /// `12,345.6`: digits grouped in threes, with `decimals` places.
@@ -280,6 +280,78 @@ fn sync(run: &RunFile, out: &mut Vec<Block>) {
     out.extend(notes.into_block());
 }
 
+/// The load sweeps: per size, mechanisms by offered point, p99 (µs) and achieved rate,
+/// saturated points marked, and each mechanism's knee under the budget.
+fn load(run: &RunFile, out: &mut Vec<Block>) {
+    let labels: Vec<String> = match &run.config.rates {
+        Some(l) if !l.is_empty() => l.clone(),
+        _ => return,
+    };
+    for s in sizes(run) {
+        let mut notes = Notes::default();
+        let mut rows = Vec::new();
+        for (m, _) in mechanisms(run) {
+            let Some(r) = find(run, &m, LOAD, s) else {
+                continue;
+            };
+            let mut row = vec![m.clone()];
+            match (&r.load, r.status) {
+                (Some(l), Status::Ok) => {
+                    for label in &labels {
+                        row.push(
+                            l.points
+                                .iter()
+                                .find(|p| &p.label == label)
+                                .map(|p| {
+                                    format!(
+                                        "{} ({}/s){}",
+                                        micros(p.rtt_ns.p99 as f64),
+                                        grouped(p.achieved_per_sec, 0),
+                                        if p.saturated { "*" } else { "" }
+                                    )
+                                })
+                                .unwrap_or_else(|| "-".into()),
+                        );
+                    }
+                    row.push(
+                        l.knee_per_sec
+                            .map(|k| format!("{}/s", grouped(k, 0)))
+                            .unwrap_or_else(|| "none".into()),
+                    );
+                }
+                _ => {
+                    let cell = notes.cell(Some(r), |_| None);
+                    row.extend(std::iter::repeat_n(cell, labels.len() + 1));
+                }
+            }
+            rows.push(row);
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        let slo = run
+            .config
+            .slo_ns
+            .map(|ns| micros(ns as f64))
+            .unwrap_or_else(|| "?".into());
+        out.push(Block::Heading(
+            3,
+            format!(
+                "Load sweep at {}: p99 (µs) and achieved rate per offered point; * saturated",
+                size_label(s)
+            ),
+        ));
+        out.push(Block::Para(format!(
+            "Percentages are of each mechanism's closed-loop maximum (one request in flight). Knee: the highest achieved rate whose p99 stays under {slo} µs without saturating."
+        )));
+        let mut header = vec!["mechanism".to_string()];
+        header.extend(labels.iter().cloned());
+        header.push("knee".into());
+        out.push(Block::Table { header, rows });
+        out.extend(notes.into_block());
+    }
+}
+
 /// Every result table of a run, in the order the terminal and the reports show them.
 pub fn blocks(run: &RunFile) -> Vec<Block> {
     let mut out = Vec::new();
@@ -372,6 +444,7 @@ pub fn blocks(run: &RunFile) -> Vec<Block> {
             format!("{} / {}", f(LATENCY), f(THROUGHPUT))
         }),
     );
+    load(run, &mut out);
     layers(run, &mut out);
     sync(run, &mut out);
     out

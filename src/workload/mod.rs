@@ -17,6 +17,7 @@
 
 pub mod handoff;
 pub mod latency;
+pub mod load;
 pub mod lock;
 pub mod lossy;
 pub mod rate;
@@ -42,6 +43,7 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &handoff::HANDOFF,
     &lock::LOCK,
     &rate::RATE,
+    &load::LOAD,
 ];
 
 pub fn by_id(id: &str) -> Option<&'static dyn Workload> {
@@ -49,7 +51,7 @@ pub fn by_id(id: &str) -> Option<&'static dyn Workload> {
 }
 
 /// What the user chose for the workloads of a run (beyond sizes and counts).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Params {
     /// Fewer messages per case.
     pub quick: bool,
@@ -57,7 +59,17 @@ pub struct Params {
     pub rate: f64,
     /// Open-loop workloads: how requests are spaced.
     pub arrivals: Arrivals,
+    /// The load sweep's points.
+    pub rates: Vec<RateSpec>,
+    /// The latency budget a load sweep's knee is judged by (p99, ns).
+    pub slo_ns: u64,
 }
+
+/// The default load sweep: fractions of the closed-loop maximum.
+pub const DEFAULT_RATES: &str = "10%,25%,50%,75%,90%,100%,110%";
+/// The default latency budget for the knee: a p99 of 1 ms, a common interactive budget for
+/// a local call (sleeping mechanisms here take ~40 us per round trip at p50).
+pub const DEFAULT_SLO: &str = "1ms";
 
 impl Default for Params {
     fn default() -> Params {
@@ -65,6 +77,34 @@ impl Default for Params {
             quick: false,
             rate: 20_000.0,
             arrivals: Arrivals::Even,
+            rates: Vec::new(),
+            slo_ns: 1_000_000,
+        }
+    }
+}
+
+/// One point of a load sweep: an absolute rate or a fraction of the closed-loop maximum.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateSpec {
+    PerSec(f64),
+    Fraction(f64),
+}
+
+impl RateSpec {
+    /// `10%`, `50000/s`.
+    pub fn label(&self) -> String {
+        match self {
+            RateSpec::PerSec(r) => format!("{r:.0}/s"),
+            RateSpec::Fraction(f) => format!("{:.0}%", f * 100.0),
+        }
+    }
+
+    /// Requests per second, given the closed-loop maximum.
+    pub fn per_sec(&self, closed_loop_max: f64) -> f64 {
+        match self {
+            RateSpec::PerSec(r) => *r,
+            RateSpec::Fraction(f) => f * closed_loop_max,
         }
     }
 }
@@ -403,8 +443,8 @@ mod tests {
                 .map(|w| w.id())
                 .collect()
         };
-        assert_eq!(runs(&channel), ["latency", "throughput", "rate"]);
-        assert_eq!(runs(&cacheline), ["latency", "rate"]);
+        assert_eq!(runs(&channel), ["latency", "throughput", "rate", "load"]);
+        assert_eq!(runs(&cacheline), ["latency", "rate", "load"]);
         assert_eq!(runs(&condvar), ["handoff"]);
         assert_eq!(warmup_count(5), 10);
         assert_eq!(by_budget(1, 128 << 20, 100, 5_000), 5_000);

@@ -75,7 +75,7 @@ impl Workload for Rate {
     ) -> Result<(), Error> {
         open_loop(s, p, warmup)?;
         let run = open_loop(s, p, n)?;
-        let achieved = n as f64 / run.span.as_secs_f64().max(1e-9);
+        let achieved = run.achieved(n);
         r.rtt_ns = Some(summarize(&run.latency));
         r.rate = Some(RateResult {
             offered_per_sec: p.rate,
@@ -85,7 +85,7 @@ impl Workload for Rate {
                 p99: run.lag.value_at_quantile(0.99),
                 max: run.lag.max(),
             },
-            saturated: achieved < 0.95 * p.rate || run.last_lag_ns > BACKLOG_NS,
+            saturated: run.saturated(p.rate, n),
         });
         r.cpu = Some(per_unit(run.cpu, n));
         Ok(())
@@ -113,16 +113,29 @@ impl Workload for Rate {
 }
 
 /// One open-loop phase, as the parent saw it.
-struct OpenLoop {
+pub(crate) struct OpenLoop {
     /// Reply time minus scheduled time, per request.
-    latency: Histogram<u64>,
+    pub latency: Histogram<u64>,
     /// Actual send time minus scheduled time, per request.
-    lag: Histogram<u64>,
+    pub lag: Histogram<u64>,
     /// How late the last request went out.
-    last_lag_ns: u64,
+    pub last_lag_ns: u64,
     /// From the first scheduled send to the last reply.
-    span: Duration,
-    cpu: crate::sys::CpuUsage,
+    pub span: Duration,
+    pub cpu: crate::sys::CpuUsage,
+}
+
+impl OpenLoop {
+    /// Requests per second answered: `n` over the time to the last reply.
+    pub fn achieved(&self, n: u64) -> f64 {
+        n as f64 / self.span.as_secs_f64().max(1e-9)
+    }
+
+    /// The client could not keep the schedule: under 0.95 x the offered rate, or the last
+    /// sends more than 1 ms behind (a backlog that grew through the run).
+    pub fn saturated(&self, offered: f64, n: u64) -> bool {
+        self.achieved(n) < 0.95 * offered || self.last_lag_ns > BACKLOG_NS
+    }
 }
 
 /// Scheduled send times (ns after the start) of `n` requests at `rate` per second.
@@ -150,7 +163,8 @@ fn schedule(n: u64, rate: f64, arrivals: Arrivals) -> Vec<u64> {
     }
 }
 
-fn open_loop(s: &mut Session, p: &Params, n: u64) -> Result<OpenLoop, Error> {
+/// `n` requests at `p.rate` over a session (the parent's half of one `rate` phase).
+pub(crate) fn open_loop(s: &mut Session, p: &Params, n: u64) -> Result<OpenLoop, Error> {
     let times = schedule(n, p.rate, p.arrivals);
     let mut latency = new_histogram();
     let mut lag = new_histogram();
