@@ -11,7 +11,7 @@ fn the_floor_is_plausible_and_every_result_is_set_against_it() {
     let s = Scratch::new("floor");
     let v = s.sweep(&[
         "--mechanisms",
-        "pipe,shm-futex",
+        "pipe,shm-spin",
         "--sizes",
         "64,4K",
         "--messages",
@@ -280,7 +280,7 @@ fn the_open_loop_is_offered_where_a_channel_can_split_and_refused_elsewhere() {
     let s = Scratch::new("rate-where");
     let v = s.sweep(&[
         "--mechanisms",
-        "pipe,unix-stream,shm-futex",
+        "pipe,posix-mq,shm-futex,shm-spin",
         "--workloads",
         "rate",
         "--sizes",
@@ -295,7 +295,7 @@ fn the_open_loop_is_offered_where_a_channel_can_split_and_refused_elsewhere() {
     ]);
     for r in v["results"].as_array().unwrap() {
         match r["mechanism"].as_str().unwrap() {
-            "shm-futex" => {
+            "shm-spin" => {
                 assert_eq!(r["status"], "unsupported", "{r}");
                 assert!(r["reason"].as_str().unwrap().contains("split"), "{r}");
             }
@@ -314,7 +314,7 @@ fn a_load_sweep_has_a_point_per_rate_and_a_knee_under_the_budget() {
     let s = Scratch::new("load");
     let v = s.sweep(&[
         "--mechanisms",
-        "pipe,shm-futex",
+        "pipe,shm-spin",
         "--workloads",
         "load",
         "--sizes",
@@ -333,7 +333,7 @@ fn a_load_sweep_has_a_point_per_rate_and_a_knee_under_the_budget() {
     );
     assert_eq!(v["config"]["slo_ns"], 1_000_000_000u64);
     for r in v["results"].as_array().unwrap() {
-        if r["mechanism"] == "shm-futex" {
+        if r["mechanism"] == "shm-spin" {
             assert_eq!(r["status"], "unsupported", "{r}");
             continue;
         }

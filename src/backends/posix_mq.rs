@@ -71,9 +71,62 @@ fn deadline() -> io::Result<TimeSpec> {
     Ok(now + TimeSpec::from_duration(SLICE))
 }
 
-impl MqChannel {
-    fn gone(&self) -> io::Error {
-        io::Error::new(io::ErrorKind::BrokenPipe, "the peer is gone")
+/// `mq_timedsend` in slices, so a send blocked on a full queue notices the peer's death.
+fn send_on(q: &OwnedMq, aborted: &AtomicBool, msg: &[u8]) -> io::Result<()> {
+    loop {
+        match crate::sys::mq::timed_send(q.get(), msg, &deadline()?) {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ETIMEDOUT)
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                if aborted.load(Ordering::Acquire) {
+                    return Err(gone());
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `mq_timedreceive` in slices, likewise.
+fn recv_on(q: &OwnedMq, aborted: &AtomicBool, buf: &mut [u8]) -> io::Result<usize> {
+    let mut prio = 0;
+    loop {
+        match mq_timedreceive(q.get(), buf, &mut prio, &deadline()?) {
+            Ok(n) => return Ok(n),
+            Err(Errno::ETIMEDOUT | Errno::EINTR) => {
+                if aborted.load(Ordering::Acquire) {
+                    return Err(gone());
+                }
+            }
+            Err(Errno::EMSGSIZE) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the queue's message size does not match the run's",
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the peer is gone")
+}
+
+/// One direction of a split queue pair.
+struct MqHalf {
+    q: OwnedMq,
+    aborted: Arc<AtomicBool>,
+}
+
+impl Channel for MqHalf {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        send_on(&self.q, &self.aborted, msg)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_on(&self.q, &self.aborted, buf)
     }
 }
 
@@ -81,40 +134,26 @@ impl Channel for MqChannel {
     // The timed calls cost one vDSO clock read per message; they keep every wait bounded,
     // since a blocked mq_send/mq_receive does not notice the peer's death.
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        loop {
-            match crate::sys::mq::timed_send(self.tx.get(), msg, &deadline()?) {
-                Err(e)
-                    if e.raw_os_error() == Some(libc::ETIMEDOUT)
-                        || e.kind() == io::ErrorKind::Interrupted =>
-                {
-                    if self.aborted.load(Ordering::Acquire) {
-                        return Err(self.gone());
-                    }
-                }
-                other => return other,
-            }
-        }
+        send_on(&self.tx, &self.aborted, msg)
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut prio = 0;
-        loop {
-            match mq_timedreceive(self.rx.get(), buf, &mut prio, &deadline()?) {
-                Ok(n) => return Ok(n),
-                Err(Errno::ETIMEDOUT | Errno::EINTR) => {
-                    if self.aborted.load(Ordering::Acquire) {
-                        return Err(self.gone());
-                    }
-                }
-                Err(Errno::EMSGSIZE) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "the queue's message size does not match the run's",
-                    ))
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        recv_on(&self.rx, &self.aborted, buf)
+    }
+
+    fn split(&mut self) -> Option<io::Result<crate::backends::Split>> {
+        let half = |q: &OwnedMq| -> io::Result<MqHalf> {
+            Ok(MqHalf {
+                q: q.try_clone()?,
+                aborted: Arc::clone(&self.aborted),
+            })
+        };
+        Some((|| {
+            Ok(crate::backends::Split {
+                tx: Box::new(half(&self.tx)?),
+                rx: Box::new(half(&self.rx)?),
+            })
+        })())
     }
 
     fn abort_handle(&self) -> Option<AbortHandle> {
@@ -160,6 +199,10 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Mechanism for PosixMq {
+    fn duplex(&self) -> bool {
+        true
+    }
+
     fn info(&self) -> &'static MechanismInfo {
         &INFO
     }

@@ -36,6 +36,15 @@ impl OwnedMq {
         OwnedMq(Some(q))
     }
 
+    /// A second descriptor for the same queue (`dup`), closed on its own drop.
+    pub fn try_clone(&self) -> io::Result<OwnedMq> {
+        use std::os::fd::{AsFd, FromRawFd, IntoRawFd};
+        let fd = nix::unistd::dup(self.get().as_fd())?.into_raw_fd();
+        // SAFETY: on Linux a queue descriptor is a file descriptor; `fd` is a fresh
+        // duplicate that nothing else owns, and the new `OwnedMq` closes it once.
+        Ok(OwnedMq::new(unsafe { MqdT::from_raw_fd(fd) }))
+    }
+
     pub fn get(&self) -> &MqdT {
         // Always Some until drop.
         self.0

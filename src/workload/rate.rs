@@ -51,7 +51,7 @@ impl Workload for Rate {
 
     fn unsupported(&self, caps: &Capabilities) -> Option<String> {
         (!caps.duplex).then(|| {
-            "an open-loop client sends and receives from two threads at once, and this mechanism's channel cannot be split into two halves yet (pipe, fifo, unix-stream and tcp can)".into()
+            "an open-loop client sends and receives from two threads at once, and this mechanism's channel cannot be split into two halves (pipe, fifo, posix-mq, unix-stream, tcp and the sleeping shm strategies can; a spinning waiter would starve the other thread)".into()
         })
     }
 

@@ -176,6 +176,7 @@ shm_mechanism!(
 );
 
 /// Which events a side waits on and signals.
+#[derive(Clone, Copy)]
 struct Role {
     tx_space: usize,
     tx_data: usize,
@@ -235,8 +236,54 @@ impl Channel for ShmChannel {
         Some(self.waker.abort_handle())
     }
 
+    /// The two rings are independent; each half gets its own view and waker, and this
+    /// channel is not used while they are (the split's contract).
+    fn split(&mut self) -> Option<io::Result<crate::backends::Split>> {
+        let r = self.role;
+        Some(Ok(crate::backends::Split {
+            tx: Box::new(ShmHalf {
+                ring: self.tx.alias(),
+                waker: self.waker.twin(),
+                events: (r.tx_space, r.tx_data),
+            }),
+            rx: Box::new(ShmHalf {
+                ring: self.rx.alias(),
+                waker: self.waker.twin(),
+                events: (r.rx_data, r.rx_space),
+            }),
+        }))
+    }
+
     fn peer_attached(&mut self) -> Result<(), BackendError> {
         self.remove_names()
+    }
+}
+
+/// One direction of a split shared-memory channel: its ring and a waker of its own.
+struct ShmHalf {
+    ring: Ring,
+    waker: Waker,
+    /// (the event this half waits on, the event it signals)
+    events: (usize, usize),
+}
+
+impl Channel for ShmHalf {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let ring = &self.ring;
+        self.waker
+            .wait_until(self.events.0, || ring.can_write(msg.len()))?;
+        self.ring.write(msg);
+        self.waker.notify(self.events.1)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let ring = &self.ring;
+        let len = buf.len();
+        self.waker
+            .wait_until(self.events.0, || ring.can_read(len))?;
+        self.ring.read(buf);
+        self.waker.notify(self.events.1)?;
+        Ok(len)
     }
 }
 
@@ -602,6 +649,12 @@ fn header(map: &Mapping) -> *mut Header {
 impl Mechanism for Shm {
     fn info(&self) -> &'static MechanismInfo {
         self.info
+    }
+
+    /// A split channel has two threads waiting in the parent; a spinning waiter would
+    /// starve the other on their shared CPU, so `shm-spin` does not split.
+    fn duplex(&self) -> bool {
+        !matches!(self.strategy, Strategy::Spin)
     }
 
     fn unsupported(&self, params: &ChannelParams, _limits: &Limits) -> Option<String> {

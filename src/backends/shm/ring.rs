@@ -38,6 +38,16 @@ impl Ring {
         Ring { hdr, data, cap }
     }
 
+    /// A second view of the same ring, for a channel split into halves: the split's
+    /// contract is that the original is not used while the halves are.
+    pub fn alias(&self) -> Ring {
+        Ring {
+            hdr: self.hdr,
+            data: self.data,
+            cap: self.cap,
+        }
+    }
+
     fn head(&self) -> &AtomicU64 {
         // SAFETY: `hdr` is valid for the ring's lifetime (constructor contract).
         unsafe { &(*self.hdr).head.value }

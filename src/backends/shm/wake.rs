@@ -192,11 +192,10 @@ impl Waker {
         }
     }
 
-    /// Sets the abort flag and wakes every event, so a side blocked on a peer that died
-    /// returns (with `BrokenPipe`). Owns what it touches.
-    pub fn abort_handle(&self) -> AbortHandle {
-        let aborted = Arc::clone(&self.aborted);
-        let me = Waker {
+    /// A second waker over the same slots, primitives and abort flag (for the other half
+    /// of a split channel, or the abort handle): each half waits on its own events.
+    pub fn twin(&self) -> Waker {
+        Waker {
             slots: self.slots,
             prim: match &self.prim {
                 Prim::Spin { yield_after } => Prim::Spin {
@@ -210,7 +209,14 @@ impl Waker {
             },
             aborted: Arc::clone(&self.aborted),
             _map: Arc::clone(&self._map),
-        };
+        }
+    }
+
+    /// Sets the abort flag and wakes every event, so a side blocked on a peer that died
+    /// returns (with `BrokenPipe`). Owns what it touches.
+    pub fn abort_handle(&self) -> AbortHandle {
+        let aborted = Arc::clone(&self.aborted);
+        let me = self.twin();
         Box::new(move || {
             aborted.store(true, Ordering::Release);
             for ev in 0..EVENTS {
