@@ -366,5 +366,23 @@ fn a_load_sweep_has_a_point_per_rate_and_a_knee_under_the_budget() {
             "the knee is the best unsaturated point: {l}"
         );
     }
+    let dir = s.root.join("rep");
+    let out = s.run(&[
+        "report",
+        s.json().to_str().unwrap(),
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let svg = std::fs::read_to_string(dir.join("load-64B.svg")).expect("a load chart");
+    assert!(
+        svg.contains(">pipe<") && svg.contains("budget 1 s"),
+        "{svg}"
+    );
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("Load sweep at 64 B") && md.contains("| knee |"),
+        "{md}"
+    );
     s.audit();
 }

@@ -20,6 +20,8 @@ pub enum Unit {
     Nanos,
     /// Bytes per second, labelled in kB/s, MB/s or GB/s (powers of 1000).
     BytesPerSec,
+    /// Requests per second, labelled /s, k/s, M/s.
+    PerSec,
 }
 
 impl Unit {
@@ -37,6 +39,11 @@ impl Unit {
                 v if v >= 1e6 => (v / 1e6, "MB/s"),
                 v if v >= 1e3 => (v / 1e3, "kB/s"),
                 v => (v, "B/s"),
+            },
+            Unit::PerSec => match v {
+                v if v >= 1e6 => (v / 1e6, "M/s"),
+                v if v >= 1e3 => (v / 1e3, "k/s"),
+                v => (v, "/s"),
             },
         };
         let digits = if scaled >= 10.0 || scaled.fract().abs() < 1e-9 {
@@ -133,8 +140,14 @@ fn text(out: &mut String, x: f64, y: f64, anchor: &str, extra: &str, s: &str) {
     );
 }
 
-/// Vertical grid lines and labelled ticks of a horizontal log axis at `y`.
+/// Vertical grid lines and labelled ticks of a horizontal log axis at `y` (the data axis:
+/// its ticks are the ones checked against the chart's declared range).
 fn x_axis(out: &mut String, axis: &LogAxis, unit: Unit, x0: f64, x1: f64, top: f64, y: f64) {
+    x_axis_as(out, axis, unit, (x0, x1, top, y), "tick")
+}
+
+fn x_axis_as(out: &mut String, axis: &LogAxis, unit: Unit, at: (f64, f64, f64, f64), class: &str) {
+    let (x0, x1, top, y) = at;
     for &t in &axis.ticks {
         let x = axis.at(t, x0, x1);
         let _ = write!(
@@ -146,7 +159,7 @@ fn x_axis(out: &mut String, axis: &LogAxis, unit: Unit, x0: f64, x1: f64, top: f
             x,
             y + 18.0,
             "middle",
-            &format!("class=\"tick\" data-v=\"{t}\" fill=\"#333\""),
+            &format!("class=\"{class}\" data-v=\"{t}\" fill=\"#333\""),
             &unit.label(t),
         );
     }
@@ -421,6 +434,122 @@ pub fn small_multiples(c: &SmallMultiples) -> Option<String> {
                 &label,
             );
         }
+    }
+    out.push_str("</svg>");
+    Some(out)
+}
+
+/// One mechanism's load sweep: p99 and p50 against the achieved rate.
+pub struct Curve {
+    pub name: String,
+    pub family: String,
+    /// (achieved rate, p99 ns), in sweep order.
+    pub p99: Vec<(f64, f64)>,
+    /// (achieved rate, p50 ns).
+    pub p50: Vec<(f64, f64)>,
+    pub tooltips: Vec<String>,
+    /// The knee's achieved rate, marked on the p99 line.
+    pub knee: Option<f64>,
+}
+
+/// Latency against achieved rate, log-log: a solid p99 line and a dashed p50 line per
+/// mechanism, labelled at their ends, the latency budget as a horizontal line.
+pub struct Curves {
+    pub title: String,
+    pub curves: Vec<Curve>,
+    pub slo_ns: Option<f64>,
+}
+
+pub fn curves(c: &Curves) -> Option<String> {
+    let ys = || {
+        c.curves
+            .iter()
+            .flat_map(|k| k.p99.iter().chain(&k.p50).map(|p| p.1))
+            .chain(c.slo_ns)
+    };
+    let xs = || c.curves.iter().flat_map(|k| k.p99.iter().map(|p| p.0));
+    let yaxis = LogAxis::covering(ys())?;
+    let xaxis = LogAxis::covering(xs())?;
+    let lo = ys().fold(f64::INFINITY, f64::min);
+    let hi = ys().fold(0.0, f64::max);
+    let (w, h) = (1000.0, 560.0);
+    let (x0, x1, y0, y1) = (90.0, w - 200.0, h - 60.0, 60.0);
+    let mut out = String::new();
+    open(&mut out, w, h, &c.title, lo, hi);
+    text(
+        &mut out,
+        12.0,
+        46.0,
+        "start",
+        "fill=\"#444\"",
+        "solid: p99, dashed: p50, ring: the knee; log scales; hover a point for its numbers",
+    );
+    y_axis(&mut out, &yaxis, Unit::Nanos, x0, x1, y0, y1);
+    x_axis_as(&mut out, &xaxis, Unit::PerSec, (x0, x1, y1, y0), "xtick");
+    text(
+        &mut out,
+        (x0 + x1) / 2.0,
+        h - 14.0,
+        "middle",
+        "fill=\"#555\" font-size=\"12\"",
+        "achieved requests per second",
+    );
+    if let Some(slo) = c.slo_ns {
+        let y = yaxis.at(slo, y0, y1);
+        let _ = write!(
+            out,
+            "<line x1=\"{x0:.1}\" y1=\"{y:.1}\" x2=\"{x1:.1}\" y2=\"{y:.1}\" stroke=\"#c00\" stroke-dasharray=\"6,4\"/>"
+        );
+        text(
+            &mut out,
+            x1 + 8.0,
+            y + 4.0,
+            "start",
+            "fill=\"#c00\" font-size=\"12\"",
+            &format!("budget {}", Unit::Nanos.label(slo)),
+        );
+    }
+    let mut ends: Vec<(f64, String, &str)> = Vec::new();
+    for (i, k) in c.curves.iter().enumerate() {
+        let col = PALETTE[i % PALETTE.len()];
+        let at = |p: &(f64, f64)| (xaxis.at(p.0, x0, x1), yaxis.at(p.1, y0, y1));
+        for (pts, dash) in [(&k.p99, ""), (&k.p50, " stroke-dasharray=\"4,3\"")] {
+            let d: Vec<String> = pts
+                .iter()
+                .map(|p| {
+                    let (x, y) = at(p);
+                    format!("{x:.1},{y:.1}")
+                })
+                .collect();
+            if d.len() > 1 {
+                let _ = write!(out, "<polyline points=\"{}\" fill=\"none\" stroke=\"{col}\" stroke-width=\"2\"{dash}/>", d.join(" "));
+            }
+        }
+        for (j, p) in k.p99.iter().enumerate() {
+            let (x, y) = at(p);
+            let tip = k.tooltips.get(j).map(String::as_str).unwrap_or("");
+            let _ = write!(out, "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"{col}\"><title>{}</title></circle>", escape(tip));
+            if k.knee == Some(p.0) {
+                let _ = write!(out, "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"9\" fill=\"none\" stroke=\"{col}\" stroke-width=\"2\"><title>{}: knee at {}</title></circle>", escape(&k.name), Unit::PerSec.label(p.0));
+            }
+        }
+        if let Some(p) = k.p99.last() {
+            ends.push((at(p).1, k.name.clone(), col));
+        }
+    }
+    ends.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut last = f64::NEG_INFINITY;
+    for (y, label, col) in ends {
+        let ly = (y + 4.0).max(last + 14.0);
+        last = ly;
+        text(
+            &mut out,
+            x1 + 12.0,
+            ly,
+            "start",
+            &format!("fill=\"{col}\" font-size=\"12\""),
+            &label,
+        );
     }
     out.push_str("</svg>");
     Some(out)

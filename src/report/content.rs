@@ -209,6 +209,56 @@ fn by_size(
     })
 }
 
+/// The load sweeps at one size as curves of latency against achieved rate.
+fn load_curves(run: &RunFile, size: usize) -> Option<chart::Curves> {
+    let mut curves = Vec::new();
+    let mut slo = None;
+    for (m, family) in mechanisms(run) {
+        let Some(l) = find(run, &m, super::LOAD, size)
+            .filter(|r| r.status == Status::Ok)
+            .and_then(|r| r.load.as_ref())
+        else {
+            continue;
+        };
+        slo = Some(l.slo_ns as f64);
+        curves.push(chart::Curve {
+            name: m.clone(),
+            family,
+            p99: l
+                .points
+                .iter()
+                .map(|p| (p.achieved_per_sec, p.rtt_ns.p99 as f64))
+                .collect(),
+            p50: l
+                .points
+                .iter()
+                .map(|p| (p.achieved_per_sec, p.rtt_ns.p50 as f64))
+                .collect(),
+            tooltips: l
+                .points
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{m} at {} offered: {:.0}/s achieved, p50 {} µs, p99 {} µs, p99.9 {} µs{}",
+                        p.label,
+                        p.achieved_per_sec,
+                        micros(p.rtt_ns.p50 as f64),
+                        micros(p.rtt_ns.p99 as f64),
+                        micros(p.rtt_ns.p999 as f64),
+                        if p.saturated { ", saturated" } else { "" }
+                    )
+                })
+                .collect(),
+            knee: l.knee_per_sec,
+        });
+    }
+    (!curves.is_empty()).then(|| chart::Curves {
+        title: format!("Latency against load at {}, open loop", size_label(size)),
+        curves,
+        slo_ns: slo,
+    })
+}
+
 fn charts(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
     let mut push = |file: String, title: String, svg: Option<String>| {
         if let Some(svg) = svg {
@@ -225,6 +275,16 @@ fn charts(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
                     chart::dot_plot(&c),
                 );
             }
+        }
+    }
+    for s in sizes(run) {
+        if let Some(c) = load_curves(run, s) {
+            let tag = size_label(s).replace(' ', "");
+            push(
+                format!("load-{tag}{suffix}.svg"),
+                c.title.clone(),
+                chart::curves(&c),
+            );
         }
     }
     let lines = [
