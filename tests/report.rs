@@ -575,3 +575,29 @@ fn a_calibration_loop_is_set_beside_the_mechanism_it_calibrates() {
         "{md}"
     );
 }
+
+#[test]
+fn compare_judges_a_load_sweep_by_its_knee() {
+    let s = Scratch::new("compare-load");
+    let with_knee = |knee: f64| {
+        move |v: &mut serde_json::Value| {
+            v["results"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
+                "mechanism": "pipe", "family": "message-passing", "workload": "load", "size": 64,
+                "messages": 1000, "warmup": 100, "status": "ok",
+                "load": { "closed_loop_max_per_sec": 90000.0, "slo_ns": 1000000u64,
+                          "knee_per_sec": knee, "points": [] } }));
+        }
+    };
+    let old = variant(&s, "old.json", with_knee(80_000.0));
+    let new = variant(&s, "new.json", with_knee(20_000.0));
+    let (code, out, _) = ipcbench(&["compare", &old, &new, "--fail-on-regression"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("pipe") && l.contains("knee/s") && l.ends_with("WORSE")),
+        "{out}"
+    );
+}

@@ -139,6 +139,15 @@ fn metrics(r: &CaseResult) -> Vec<Metric> {
             single_run_ok: true,
         });
     }
+    if let Some(k) = r.load.as_ref().and_then(|l| l.knee_per_sec) {
+        out.push(Metric {
+            name: "knee/s",
+            value: k,
+            interval: None,
+            higher_is_better: true,
+            single_run_ok: true,
+        });
+    }
     if let Some(l) = &r.lock {
         out.push(Metric {
             name: "locks/s",
