@@ -242,6 +242,11 @@ pub struct RecommendArgs {
     /// What the application needs, comma-separated or repeated.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub need: Vec<crate::report::recommend::Need>,
+
+    /// Rank by p99 at this load (requests per second, e.g. 50k), from `load` sweeps in the
+    /// results: the point nearest the rate for each mechanism.
+    #[arg(long, value_parser = parse_absolute_rate)]
+    pub rate: Option<f64>,
 }
 
 /// Accepts the ids of the registered workloads (and lists them when given anything else).
@@ -284,6 +289,16 @@ fn parse_rate_spec(s: &str) -> Result<crate::workload::RateSpec, String> {
         format!("{s:?} is not a rate: give requests per second (20000, 10k) or a percentage (50%)")
     })?;
     parse_rate(&(v * mult).to_string()).map(RateSpec::PerSec)
+}
+
+/// An absolute rate (`50000`, `50k`): `recommend --rate` asks about a load, not a fraction.
+fn parse_absolute_rate(s: &str) -> Result<f64, String> {
+    match parse_rate_spec(s)? {
+        crate::workload::RateSpec::PerSec(r) => Ok(r),
+        crate::workload::RateSpec::Fraction(_) => Err(format!(
+            "{s}: give requests per second (e.g. 50k), not a percentage"
+        )),
+    }
 }
 
 /// A duration with a unit (`ns`, `us` or `µs`, `ms`, `s`) in nanoseconds; a bare number is

@@ -417,8 +417,11 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<bool> {
 /// `ipcbench recommend`.
 pub fn recommend(args: &RecommendArgs) -> anyhow::Result<()> {
     let run = load(&args.results)?;
-    let advice = crate::report::recommend::advise(&run, args.size, args.pattern, &args.need)
-        .map_err(anyhow::Error::msg)?;
+    let advice = match args.rate {
+        Some(rate) => crate::report::recommend::advise_at_rate(&run, args.size, rate, &args.need),
+        None => crate::report::recommend::advise(&run, args.size, args.pattern, &args.need),
+    }
+    .map_err(anyhow::Error::msg)?;
     print!(
         "{}",
         crate::report::recommend::render(&advice, args.pattern, &args.need)

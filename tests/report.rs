@@ -601,3 +601,52 @@ fn compare_judges_a_load_sweep_by_its_knee() {
         "{out}"
     );
 }
+
+#[test]
+fn recommend_at_a_rate_ranks_by_p99_at_that_load_and_says_what_it_cannot_answer() {
+    let s = Scratch::new("recommend-rate");
+    let point = |label: &str, achieved: f64, p99: u64, saturated: bool| {
+        serde_json::json!({ "label": label, "offered_per_sec": achieved, "achieved_per_sec": achieved,
+            "rtt_ns": { "min": 1, "p50": p99 / 2, "p90": p99, "p99": p99, "p999": p99, "max": p99,
+                        "mean": 1.0, "stddev": 1.0 },
+            "send_lag_p99_ns": 100, "saturated": saturated })
+    };
+    let sweeps = variant(&s, "sweeps.json", |v| {
+        for (m, points) in [
+            ("pipe", vec![point("50%", 50_000.0, 400_000, false)]),
+            ("unix-stream", vec![point("50%", 48_000.0, 30_000, false)]),
+            ("tcp", vec![point("50%", 51_000.0, 90_000, true)]),
+            ("fifo", vec![point("50%", 5_000.0, 20_000, false)]),
+        ] {
+            v["results"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
+                "mechanism": m, "workload": "load", "size": 64, "messages": 100, "warmup": 10,
+                "status": "ok", "load": { "closed_loop_max_per_sec": 100000.0, "slo_ns": 1000000u64,
+                "knee_per_sec": null, "points": points } }));
+        }
+    });
+    let (code, out, err) = ipcbench(&["recommend", "--results", &sweeps, "--rate", "50k"]);
+    assert_eq!(code, 0, "{err}");
+    let order: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(order, ["unix-stream", "pipe"], "{out}");
+    assert!(out.contains("tcp: saturated"), "{out}");
+    assert!(
+        out.contains("fifo: no measured point near 50000/s"),
+        "{out}"
+    );
+    let (code, _, err) = ipcbench(&[
+        "recommend",
+        "--results",
+        &fixture("base.json"),
+        "--rate",
+        "50k",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no load sweep"), "{err}");
+}

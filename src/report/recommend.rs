@@ -280,6 +280,125 @@ pub fn advise(
     })
 }
 
+/// How far (as a ratio) a sweep's nearest point may be from the asked rate.
+const RATE_FAR: f64 = 1.5;
+
+/// Mechanisms that satisfy `needs`, ranked by p99 at `rate` requests per second from the
+/// `load` sweeps at the measured size nearest `size`: for each mechanism the point whose
+/// achieved rate is nearest `rate`. A mechanism whose nearest point is more than 1.5x away,
+/// or saturated, is left out with the reason; so is one with no sweep.
+pub fn advise_at_rate(
+    run: &RunFile,
+    size: Option<usize>,
+    rate: f64,
+    needs: &[Need],
+) -> Result<Advice, String> {
+    let swept: Vec<&CaseResult> = run
+        .results
+        .iter()
+        .filter(|r| r.workload == super::LOAD && r.status == Status::Ok && r.load.is_some())
+        .collect();
+    let mut sizes: Vec<usize> = swept.iter().map(|r| r.size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let measured = match size {
+        Some(s) => nearest(&sizes, s),
+        None => sizes.first().cloned(),
+    }
+    .ok_or("the results have no load sweep to answer from: run `ipcbench run --workloads load`")?;
+    let mut excluded = Vec::new();
+    let mut cands: Vec<(f64, Pick)> = Vec::new();
+    for r in swept.into_iter().filter(|r| r.size == measured) {
+        let Some(m) = backends::by_id(&r.mechanism) else {
+            continue;
+        };
+        let i = m.info();
+        let fits = needs.iter().all(|n| match n {
+            Need::Boundaries => i.boundaries,
+            Need::ManyToOne => i.fan_in,
+            Need::Unrelated => i.named,
+            Need::CrossHost => i.cross_host,
+            Need::PassFds => i.fd_passing,
+            Need::Portable => i.portable,
+            Need::LowestLatency | Need::LowestCpu => true,
+        });
+        if !fits {
+            continue;
+        }
+        let Some(l) = &r.load else { continue };
+        let dist = |a: f64| (a.max(1.0) / rate).ln().abs();
+        let Some(p) = l
+            .points
+            .iter()
+            .min_by(|a, b| dist(a.achieved_per_sec).total_cmp(&dist(b.achieved_per_sec)))
+        else {
+            continue;
+        };
+        if dist(p.achieved_per_sec) > RATE_FAR.ln() {
+            excluded.push((
+                r.mechanism.clone(),
+                format!(
+                    "no measured point near {rate:.0}/s (the nearest achieved {:.0}/s); sweep with --rates {rate:.0}",
+                    p.achieved_per_sec
+                ),
+            ));
+            continue;
+        }
+        if p.saturated {
+            excluded.push((
+                r.mechanism.clone(),
+                format!("saturated at {:.0}/s offered", p.offered_per_sec),
+            ));
+            continue;
+        }
+        cands.push((
+            p.rtt_ns.p99 as f64,
+            Pick {
+                mechanism: r.mechanism.clone(),
+                shown: format!(
+                    "p99 {} µs, p50 {} µs at {:.0}/s achieved",
+                    micros(p.rtt_ns.p99 as f64),
+                    micros(p.rtt_ns.p50 as f64),
+                    p.achieved_per_sec
+                ),
+                cpu_us: cpu_us(r),
+                trade_off: i.trade_off.to_string(),
+                rank: 0,
+                tied: false,
+            },
+        ));
+    }
+    cands.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut picks: Vec<Pick> = Vec::new();
+    let mut leader = f64::NAN;
+    for (k, (v, mut p)) in cands.into_iter().enumerate() {
+        let tied = picks.last().is_some()
+            && (v - leader).abs() <= SINGLE_RUN_NOISE_PCT / 100.0 * v.min(leader);
+        if tied {
+            p.rank = picks.last().map(|q| q.rank).unwrap_or(1);
+        } else {
+            p.rank = k + 1;
+            leader = v;
+        }
+        picks.push(p);
+    }
+    for k in 0..picks.len() {
+        let rank = picks[k].rank;
+        picks[k].tied = picks.iter().filter(|p| p.rank == rank).count() > 1;
+    }
+    Ok(Advice {
+        size: measured,
+        asked: size,
+        ranked_by: "p99 at the asked load (open loop)",
+        cpu_per: "request",
+        picks,
+        excluded,
+        tie_rule: format!(
+            "mechanisms share a rank when their p99 differ by less than {SINGLE_RUN_NOISE_PCT:.0}%"
+        ),
+    })
+}
+
 /// One pick's CPU figure, labelled with what it is per.
 pub fn cpu_label(a: &Advice, p: &Pick) -> String {
     p.cpu_us
