@@ -122,6 +122,31 @@ pub fn infer_seq(head: &[u8], reference: u64, reply: bool) -> u64 {
     }
 }
 
+/// Where a timed message carries its send time (`CLOCK_MONOTONIC`, ns): the word after the
+/// sequence number, in messages of at least three words (smaller ones carry no time).
+const TIME_AT: usize = WORD;
+
+/// Whether messages of `size` bytes can carry their send time.
+pub fn carries_time(size: usize) -> bool {
+    size >= 3 * WORD
+}
+
+/// Writes the send time into a stamped message (see `carries_time`).
+pub fn put_time(buf: &mut [u8], ns: u64) {
+    if carries_time(buf.len()) {
+        put_word(buf, TIME_AT, ns);
+    }
+}
+
+/// Puts the filler back where `put_time` wrote, so the buffer's next untimed message is plain.
+pub fn clear_time(buf: &mut [u8]) {
+    if carries_time(buf.len()) {
+        for (i, b) in buf[TIME_AT..TIME_AT + WORD].iter_mut().enumerate() {
+            *b = filler(TIME_AT + i);
+        }
+    }
+}
+
 /// The receiver's side: holds the expected image of a message of one size.
 pub struct Checker {
     expected: Vec<u8>,
@@ -138,6 +163,20 @@ impl Checker {
         let mut expected = vec![0u8; size];
         fill_base(&mut expected);
         Checker { expected, mode }
+    }
+
+    /// Checks a timed message like `check`, except for its send time, which it returns
+    /// (`None` for messages too small to carry one). The time's word is not compared.
+    pub fn check_timed(&mut self, got: &[u8], seq: u64) -> Result<Option<u64>, VerifyError> {
+        if !carries_time(self.expected.len()) || got.len() != self.expected.len() {
+            return self.check(got, seq).map(|()| None);
+        }
+        let mut w = [0u8; WORD];
+        w.copy_from_slice(&got[TIME_AT..TIME_AT + WORD]);
+        self.expected[TIME_AT..TIME_AT + WORD].copy_from_slice(&w);
+        let r = self.check(got, seq);
+        clear_time(&mut self.expected);
+        r.map(|()| Some(u64::from_le_bytes(w)))
     }
 
     /// Checks `got` (the bytes actually received) against message `seq`.
@@ -196,6 +235,38 @@ fn describe_head(head: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timed_messages_carry_their_time_and_are_checked_everywhere_else() {
+        for mode in [Verify::Cheap, Verify::Full] {
+            let mut c = Checker::new(64, mode);
+            let mut m = vec![0u8; 64];
+            fill_base(&mut m);
+            stamp(&mut m, 7);
+            put_time(&mut m, 123_456);
+            assert_eq!(c.check_timed(&m, 7), Ok(Some(123_456)));
+            // The checker's image is plain again: an untimed message still passes.
+            clear_time(&mut m);
+            assert_eq!(c.check(&m, 7), Ok(()));
+        }
+        let mut c = Checker::new(64, Verify::Full);
+        let mut m = vec![0u8; 64];
+        fill_base(&mut m);
+        stamp(&mut m, 3);
+        put_time(&mut m, 9);
+        m[40] ^= 1;
+        assert!(
+            c.check_timed(&m, 3).is_err(),
+            "corruption outside the time is caught"
+        );
+        let mut small = vec![0u8; 16];
+        fill_base(&mut small);
+        stamp(&mut small, 1);
+        assert_eq!(
+            Checker::new(16, Verify::Full).check_timed(&small, 1),
+            Ok(None)
+        );
+    }
 
     fn message(size: usize, seq: u64) -> Vec<u8> {
         let mut m = vec![0u8; size];

@@ -152,6 +152,11 @@ pub struct CaseResult {
     pub rtt_ns: Option<LatencySummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<Throughput>,
+    /// Send to receive of one message, ns, where messages carry their send time (24 bytes
+    /// and more): in `throughput` the queueing delay inside the flood, in `rate` the
+    /// requests' way to the peer. Both processes read the same `CLOCK_MONOTONIC`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_way_ns: Option<LatencySummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<CpuCost>,
     /// The lock workload's outcome.

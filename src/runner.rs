@@ -167,6 +167,7 @@ impl Plan {
             lock: None,
             rate: None,
             load: None,
+            one_way_ns: None,
             delivered: None,
             lost: None,
             loss: None,
@@ -201,6 +202,7 @@ impl Plan {
             // Nothing half-measured stays in a failed result.
             (r.rtt_ns, r.throughput, r.lock, r.cpu, r.rate) = (None, None, None, None, None);
             r.load = None;
+            r.one_way_ns = None;
             (r.delivered, r.lost, r.loss) = (None, None, None);
             (r.messages, r.warmup) = (n, warmup);
         }

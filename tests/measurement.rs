@@ -386,3 +386,39 @@ fn a_load_sweep_has_a_point_per_rate_and_a_knee_under_the_budget() {
     );
     s.audit();
 }
+
+#[test]
+fn messages_that_carry_their_send_time_give_one_way_latency() {
+    let s = Scratch::new("one-way");
+    let v = s.sweep(&[
+        "--mechanisms",
+        "pipe",
+        "--workloads",
+        "throughput,rate",
+        "--sizes",
+        "16,64",
+        "--messages",
+        "500",
+        "--rate",
+        "5000",
+        "--verify",
+        "full",
+        "--no-report",
+    ]);
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["status"], "ok", "{r}");
+        if r["size"] == 16 {
+            assert!(r.get("one_way_ns").is_none(), "16 bytes carry no time: {r}");
+            continue;
+        }
+        let ow = r["one_way_ns"]["p50"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{r}"));
+        assert!(ow > 0, "{r}");
+        if r["workload"] == "rate" {
+            // Each request's way to the peer is part of its latency from the schedule.
+            assert!(ow <= r["rtt_ns"]["p50"].as_u64().unwrap(), "{r}");
+        }
+    }
+    s.audit();
+}

@@ -161,6 +161,7 @@ fn every_field_of_the_schema_sketch_is_written_by_this_build() {
         "points",
         "label",
         "send_lag_p99_ns",
+        "one_way_ns",
         "delivered",
         "lost",
         "loss",

@@ -313,6 +313,39 @@ impl Buffers {
         Buffers::new(self.rx.len(), self.checker.mode())
     }
 
+    /// Receives message `seq` sent with `send_timed`; returns its one-way time (ns) when
+    /// the message carries its send time.
+    pub(crate) fn receive_timed(
+        &mut self,
+        chan: &mut dyn Channel,
+        seq: u64,
+    ) -> Result<Option<u64>, DataError> {
+        let n = chan
+            .recv(&mut self.rx)
+            .map_err(DataError::io("receive", seq))?;
+        if n != self.rx.len() {
+            return Err(DataError::Verify(VerifyError::Length {
+                seq,
+                expected: self.rx.len(),
+                got: n,
+            }));
+        }
+        let sent = self
+            .checker
+            .check_timed(&self.rx, seq)
+            .map_err(DataError::Verify)?;
+        Ok(sent.map(|t| lossy::monotonic_ns().saturating_sub(t)))
+    }
+
+    /// Sends message `seq` carrying its send time (`CLOCK_MONOTONIC`, one clock read).
+    pub(crate) fn send_timed(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
+        stamp(&mut self.tx, seq);
+        crate::message::put_time(&mut self.tx, lossy::monotonic_ns());
+        let sent = chan.send(&self.tx).map_err(DataError::io("send", seq));
+        crate::message::clear_time(&mut self.tx);
+        sent
+    }
+
     pub(crate) fn receive(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
         let n = chan.recv(&mut self.rx).map_err(|source| DataError::Io {
             op: "receive",

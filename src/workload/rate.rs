@@ -19,7 +19,7 @@ use super::{
 };
 use crate::backends::Channel;
 use crate::error::Error;
-use crate::message::{reply_seq, stamp};
+use crate::message::reply_seq;
 use crate::results::{CaseResult, LagSummary, RateResult};
 use crate::session::Session;
 use crate::stats::{new_histogram, summarize};
@@ -88,6 +88,7 @@ impl Workload for Rate {
             saturated: run.saturated(p.rate, n),
         });
         r.cpu = Some(per_unit(run.cpu, n));
+        r.one_way_ns = run.one_way;
         Ok(())
     }
 
@@ -99,17 +100,30 @@ impl Workload for Rate {
         Ok(open_loop(s, p, iters)?.span)
     }
 
-    /// The peer answers every request as it comes, like `latency`'s peer.
+    /// The peer answers every request as it comes, like `latency`'s peer, and reports the
+    /// requests' one-way times.
     fn serve(&self, end: &mut End, n: u64) -> Result<serde_json::Value, DataError> {
         let c = end.channel()?;
         let (chan, bufs, seq) = (c.chan.as_mut(), &mut c.bufs, &mut c.seq);
+        let mut one_way = new_histogram();
         for _ in 0..n {
-            bufs.receive(chan, *seq)?;
+            if let Some(t) = bufs.receive_timed(chan, *seq)? {
+                one_way.saturating_record(t.max(1));
+            }
             bufs.send(chan, reply_seq(*seq))?;
             *seq += 1;
         }
-        outcome(&n)
+        outcome(&PeerReport {
+            one_way: (!one_way.is_empty()).then(|| summarize(&one_way)),
+        })
     }
+}
+
+/// The peer's account of an open-loop phase.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PeerReport {
+    #[serde(default)]
+    one_way: Option<crate::stats::LatencySummary>,
 }
 
 /// One open-loop phase, as the parent saw it.
@@ -123,6 +137,8 @@ pub(crate) struct OpenLoop {
     /// From the first scheduled send to the last reply.
     pub span: Duration,
     pub cpu: crate::sys::CpuUsage,
+    /// The requests' way to the peer, where they carry their send time.
+    pub one_way: Option<crate::stats::LatencySummary>,
 }
 
 impl OpenLoop {
@@ -168,7 +184,7 @@ pub(crate) fn open_loop(s: &mut Session, p: &Params, n: u64) -> Result<OpenLoop,
     let times = schedule(n, p.rate, p.arrivals);
     let mut latency = new_histogram();
     let mut lag = new_histogram();
-    let ((last_lag_ns, span), cpu, _) = s.phase(ID, n, |end| {
+    let ((last_lag_ns, span), cpu, report) = s.phase(ID, n, |end| {
         let c = end.channel()?;
         let split = c
             .chan
@@ -206,12 +222,14 @@ pub(crate) fn open_loop(s: &mut Session, p: &Params, n: u64) -> Result<OpenLoop,
         })
         .inspect(|_| c.seq = first + n)
     })?;
+    let report: PeerReport = super::decode_outcome(s.id(), report)?;
     Ok(OpenLoop {
         latency,
         lag,
         last_lag_ns,
         span,
         cpu,
+        one_way: report.one_way,
     })
 }
 
@@ -240,9 +258,7 @@ fn send_on_schedule(
         }
         last = now - at;
         lag.saturating_record(last.max(1));
-        let seq = first + k as u64;
-        stamp(&mut bufs.tx, seq);
-        tx.send(&bufs.tx).map_err(DataError::io("send", seq))?;
+        bufs.send_timed(tx, first + k as u64)?;
     }
     Ok(last)
 }

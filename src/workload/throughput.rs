@@ -14,6 +14,8 @@ use crate::error::Error;
 use crate::message::reply_seq;
 use crate::results::{CaseResult, Throughput as Rate};
 use crate::session::{PhaseCost, Session};
+use crate::stats::LatencySummary;
+use hdrhistogram::Histogram;
 
 pub const ID: &str = "throughput";
 
@@ -54,7 +56,7 @@ impl Workload for Throughput {
         r: &mut CaseResult,
     ) -> Result<(), Error> {
         stream(s, warmup)?;
-        let cost = stream(s, n)?;
+        let (cost, one_way) = streamed(s, n)?;
         let secs = cost.elapsed.as_secs_f64().max(1e-9);
         let delivered = cost.delivered as f64;
         r.throughput = Some(Rate {
@@ -63,6 +65,7 @@ impl Workload for Throughput {
             elapsed_ns: cost.elapsed.as_nanos().min(u64::MAX as u128) as u64,
         });
         r.cpu = Some(per_unit(cost.cpu, n));
+        r.one_way_ns = one_way;
         if s.lossy() {
             record_losses(r, n, cost.delivered);
         }
@@ -77,12 +80,18 @@ impl Workload for Throughput {
         let c = end.channel()?;
         let mode = c.mode();
         let (chan, bufs, seq) = (c.chan.as_mut(), &mut c.bufs, &mut c.seq);
+        let mut one_way = crate::stats::new_histogram();
         let delivery = match mode {
             Mode::Raw => sink_raw(chan, bufs, n).map(|()| lossy::Delivery::all(n))?,
             Mode::Lossy => lossy::sink(chan, bufs, seq, n)?,
-            Mode::Reliable => sink(chan, bufs, seq, n).map(|()| lossy::Delivery::all(n))?,
+            Mode::Reliable => {
+                sink(chan, bufs, seq, n, &mut one_way).map(|()| lossy::Delivery::all(n))?
+            }
         };
-        outcome(&delivery)
+        outcome(&SinkReport {
+            delivery,
+            one_way: (!one_way.is_empty()).then(|| crate::stats::summarize(&one_way)),
+        })
     }
 }
 
@@ -90,8 +99,13 @@ impl Workload for Throughput {
 /// mechanisms the time runs to the acknowledgement if the last message arrived, otherwise
 /// to the arrival of the last message that did (both processes share `CLOCK_MONOTONIC`).
 pub fn stream(s: &mut Session, n: u64) -> Result<PhaseCost, Error> {
+    streamed(s, n).map(|(cost, _)| cost)
+}
+
+/// `stream`, with the one-way times the receiver saw when messages carry their send time.
+fn streamed(s: &mut Session, n: u64) -> Result<(PhaseCost, Option<LatencySummary>), Error> {
     if !s.lossy() {
-        let (elapsed, cpu, _) = s.phase(ID, n, |end| {
+        let (elapsed, cpu, report) = s.phase(ID, n, |end| {
             let c = end.channel()?;
             let (chan, bufs, seq) = (c.chan.as_mut(), &mut c.bufs, &mut c.seq);
             if c.info.verified {
@@ -100,18 +114,20 @@ pub fn stream(s: &mut Session, n: u64) -> Result<PhaseCost, Error> {
                 stream_raw(chan, bufs, n)
             }
         })?;
-        return Ok(PhaseCost {
+        let report: SinkReport = super::decode_outcome(s.id(), report)?;
+        let cost = PhaseCost {
             elapsed,
             cpu,
             delivered: n,
             lost: 0,
-        });
+        };
+        return Ok((cost, report.one_way));
     }
     let ((ack, start_ns), cpu, report) = s.phase(ID, n, |end| {
         let c = end.channel()?;
         lossy::stream(c.chan.as_mut(), &mut c.bufs, &mut c.seq, n)
     })?;
-    let d: lossy::Delivery = super::decode_outcome(s.id(), report)?;
+    let d = super::decode_outcome::<SinkReport>(s.id(), report)?.delivery;
     let elapsed = match ack {
         Some(t) if d.final_seen => t,
         _ if d.delivered > 0 => Duration::from_nanos(d.last_arrival_ns.saturating_sub(start_ns)),
@@ -127,12 +143,13 @@ pub fn stream(s: &mut Session, n: u64) -> Result<PhaseCost, Error> {
             })
         }
     };
-    Ok(PhaseCost {
+    let cost = PhaseCost {
         elapsed,
         cpu,
         delivered: d.delivered,
         lost: n.saturating_sub(d.delivered),
-    })
+    };
+    Ok((cost, None))
 }
 
 /// Parent side of streaming: `n` messages one way, then wait for the acknowledgement.
@@ -145,7 +162,7 @@ pub fn send_all(
 ) -> Result<Duration, DataError> {
     let t0 = Instant::now();
     for _ in 0..n {
-        bufs.send(chan, *seq)?;
+        bufs.send_timed(chan, *seq)?;
         *seq += 1;
     }
     bufs.receive(chan, reply_seq(*seq - 1))?;
@@ -158,12 +175,25 @@ pub fn sink(
     bufs: &mut Buffers,
     seq: &mut u64,
     n: u64,
+    one_way: &mut Histogram<u64>,
 ) -> Result<(), DataError> {
     for _ in 0..n {
-        bufs.receive(chan, *seq)?;
+        if let Some(t) = bufs.receive_timed(chan, *seq)? {
+            one_way.saturating_record(t.max(1));
+        }
         *seq += 1;
     }
     bufs.send(chan, reply_seq(*seq - 1))
+}
+
+/// What the peer's half of a streaming phase reports: its deliveries and, where messages
+/// carry their send time, the one-way times (the queueing delay inside the flood).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SinkReport {
+    #[serde(flatten)]
+    pub delivery: lossy::Delivery,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_way: Option<crate::stats::LatencySummary>,
 }
 
 /// Calibration: streaming with no framing and no checks.
