@@ -21,8 +21,10 @@ use crate::workload::Workload;
         Channels run two workloads: latency (a ping-pong round trip recorded per iteration, \
         p50/p99/p99.9) and throughput (one-way streaming with a final acknowledgement, MB/s). \
         Synchronisation primitives run two: handoff (two processes take turns) and lock (both \
-        contend for a shared counter). Every message is checked; a mechanism that loses or \
-        corrupts data is reported as an error, never as a number."
+        contend for a shared counter). Open-loop workloads on request: rate (requests on a \
+        schedule, latency from each scheduled time) and load (a sweep of rates with each \
+        mechanism's knee). Every message is checked; a mechanism that loses or corrupts data \
+        is reported as an error, never as a number."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -33,7 +35,8 @@ pub struct Cli {
 pub enum CommandKind {
     /// List the mechanisms with their properties and this machine's IPC limits.
     List(ListArgs),
-    /// Run the workloads (latency, throughput, handoff, lock) and print comparison tables.
+    /// Run the workloads (latency, throughput, handoff, lock by default; rate and load on
+    /// request) and print comparison tables.
     Run(RunArgs),
     /// Measure the machine's floor: clock read cost, cross-core cache-line round trip,
     /// memcpy bandwidth at each size (also measured before every run).
@@ -64,7 +67,8 @@ pub struct RunArgs {
     pub sizes: Vec<usize>,
 
     /// Workloads to run, comma-separated; each subject runs those it has (channels: latency,
-    /// throughput; synchronisation primitives: handoff, lock).
+    /// throughput, and on request the open-loop rate and load; synchronisation primitives:
+    /// handoff, lock).
     #[arg(
         long,
         value_delimiter = ',',

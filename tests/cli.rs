@@ -334,7 +334,7 @@ fn list_json_is_for_scripts() {
 fn help_texts_name_every_workload_and_both_compare_files() {
     let help = |args: &[&str]| text(&Command::new(EXE).args(args).output().unwrap().stdout);
     let top = help(&["--help"]);
-    for w in ["latency", "throughput", "handoff", "lock"] {
+    for w in ["latency", "throughput", "handoff", "lock", "rate", "load"] {
         assert!(top.contains(w), "{w} missing from --help:\n{top}");
     }
     let compare = help(&["compare", "--help"]);
