@@ -23,6 +23,7 @@ use crate::message::reply_seq;
 use crate::results::{CaseResult, LagSummary, RateResult};
 use crate::session::Session;
 use crate::stats::{new_histogram, summarize};
+use crate::sys::CpuUsage;
 
 pub const ID: &str = "rate";
 
@@ -184,7 +185,7 @@ pub(crate) fn open_loop(s: &mut Session, p: &Params, n: u64) -> Result<OpenLoop,
     let times = schedule(n, p.rate, p.arrivals);
     let mut latency = new_histogram();
     let mut lag = new_histogram();
-    let ((last_lag_ns, span), cpu, report) = s.phase(ID, n, |end| {
+    let ((last_lag_ns, span, rx_cpu), cpu, report) = s.phase(ID, n, |end| {
         let c = end.channel()?;
         let split = c
             .chan
@@ -198,7 +199,9 @@ pub(crate) fn open_loop(s: &mut Session, p: &Params, n: u64) -> Result<OpenLoop,
         let times = &times;
         std::thread::scope(|scope| {
             let t0 = Instant::now();
-            let receiver = scope.spawn(move || -> Result<Instant, DataError> {
+            // The phase measures the calling thread's CPU; the receive thread measures its own.
+            let receiver = scope.spawn(move || -> Result<(Instant, CpuUsage), DataError> {
+                let before = CpuUsage::thread().unwrap_or_default();
                 let mut last = t0;
                 for (k, &at) in times.iter().enumerate() {
                     let seq = first + k as u64;
@@ -207,7 +210,8 @@ pub(crate) fn open_loop(s: &mut Session, p: &Params, n: u64) -> Result<OpenLoop,
                     let since = (last - t0).as_nanos() as u64;
                     hist.saturating_record(since.saturating_sub(at).max(1));
                 }
-                Ok(last)
+                let used = CpuUsage::thread().map(|a| a.since(before));
+                Ok((last, used.unwrap_or_default()))
             });
             let sent = send_on_schedule(tx.as_mut(), &mut c.bufs, first, times, t0, &mut lag);
             // A failed send leaves the receiver waiting: the session's watchdog and the
@@ -218,7 +222,8 @@ pub(crate) fn open_loop(s: &mut Session, p: &Params, n: u64) -> Result<OpenLoop,
                 )))
             });
             let last_lag = sent?;
-            Ok((last_lag, last? - t0))
+            let (last, rx_cpu) = last?;
+            Ok((last_lag, last - t0, rx_cpu))
         })
         .inspect(|_| c.seq = first + n)
     })?;
@@ -228,7 +233,7 @@ pub(crate) fn open_loop(s: &mut Session, p: &Params, n: u64) -> Result<OpenLoop,
         lag,
         last_lag_ns,
         span,
-        cpu,
+        cpu: cpu.plus(rx_cpu),
         one_way: report.one_way,
     })
 }
