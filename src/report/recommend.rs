@@ -82,6 +82,28 @@ fn nearest(sizes: &[usize], want: usize) -> Option<usize> {
         .min_by(|a, b| dist(*a).total_cmp(&dist(*b)))
 }
 
+/// The measured size to answer from: the one nearest the asked size, else the smallest.
+fn size_to_answer(sizes: &[usize], asked: Option<usize>) -> Option<usize> {
+    match asked {
+        Some(s) => nearest(sizes, s),
+        None => sizes.first().cloned(),
+    }
+}
+
+/// Whether a mechanism has every property the application needs (the ranking needs,
+/// lowest latency and lowest CPU, hold for all).
+fn satisfies(i: &backends::MechanismInfo, needs: &[Need]) -> bool {
+    needs.iter().all(|n| match n {
+        Need::Boundaries => i.boundaries,
+        Need::ManyToOne => i.fan_in,
+        Need::Unrelated => i.named,
+        Need::CrossHost => i.cross_host,
+        Need::PassFds => i.fd_passing,
+        Need::Portable => i.portable,
+        Need::LowestLatency | Need::LowestCpu => true,
+    })
+}
+
 fn cpu_us(r: &CaseResult) -> Option<f64> {
     r.cpu
         .as_ref()
@@ -137,11 +159,7 @@ pub fn advise(
     let mut sizes: Vec<usize> = ok.iter().map(|r| r.size).collect();
     sizes.sort_unstable();
     sizes.dedup();
-    let measured = match size {
-        Some(s) => nearest(&sizes, s),
-        None => sizes.first().cloned(),
-    }
-    .ok_or_else(|| {
+    let measured = size_to_answer(&sizes, size).ok_or_else(|| {
         format!(
             "the results have no successful {} measurement to rank",
             workload
@@ -155,15 +173,7 @@ pub fn advise(
             continue;
         };
         let i = m.info();
-        let fits = needs.iter().all(|n| match n {
-            Need::Boundaries => i.boundaries,
-            Need::ManyToOne => i.fan_in,
-            Need::Unrelated => i.named,
-            Need::CrossHost => i.cross_host,
-            Need::PassFds => i.fd_passing,
-            Need::Portable => i.portable,
-            Need::LowestLatency | Need::LowestCpu => true,
-        });
+        let fits = satisfies(i, needs);
         if !fits
             || matches!(
                 i.family,
@@ -301,11 +311,9 @@ pub fn advise_at_rate(
     let mut sizes: Vec<usize> = swept.iter().map(|r| r.size).collect();
     sizes.sort_unstable();
     sizes.dedup();
-    let measured = match size {
-        Some(s) => nearest(&sizes, s),
-        None => sizes.first().cloned(),
-    }
-    .ok_or("the results have no load sweep to answer from: run `ipcbench run --workloads load`")?;
+    let measured = size_to_answer(&sizes, size).ok_or(
+        "the results have no load sweep to answer from: run `ipcbench run --workloads load`",
+    )?;
     let mut excluded = Vec::new();
     let mut cands: Vec<(f64, Pick)> = Vec::new();
     for r in swept.into_iter().filter(|r| r.size == measured) {
@@ -313,15 +321,7 @@ pub fn advise_at_rate(
             continue;
         };
         let i = m.info();
-        let fits = needs.iter().all(|n| match n {
-            Need::Boundaries => i.boundaries,
-            Need::ManyToOne => i.fan_in,
-            Need::Unrelated => i.named,
-            Need::CrossHost => i.cross_host,
-            Need::PassFds => i.fd_passing,
-            Need::Portable => i.portable,
-            Need::LowestLatency | Need::LowestCpu => true,
-        });
+        let fits = satisfies(i, needs);
         if !fits {
             continue;
         }
