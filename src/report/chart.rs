@@ -292,6 +292,25 @@ pub fn dot_plot(c: &DotPlot) -> Option<String> {
     Some(out)
 }
 
+/// Labels for line ends, in a column at `x`, each at its line's last height (`y`, label,
+/// colour) and pushed down just enough that none overlaps the one above.
+fn end_labels(out: &mut String, x: f64, mut ends: Vec<(f64, String, &str)>) {
+    ends.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut last = f64::NEG_INFINITY;
+    for (y, label, col) in ends {
+        let ly = (y + 4.0).max(last + 14.0);
+        last = ly;
+        text(
+            out,
+            x,
+            ly,
+            "start",
+            &format!("fill=\"{col}\" font-size=\"12\""),
+            &label,
+        );
+    }
+}
+
 /// One mechanism's line across sizes in a small-multiples panel.
 pub struct Line {
     pub name: String,
@@ -419,21 +438,7 @@ pub fn small_multiples(c: &SmallMultiples) -> Option<String> {
                 ends.push((y, label, col));
             }
         }
-        // Every label in the column right of the plot, at its line's last height.
-        ends.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut last = f64::NEG_INFINITY;
-        for (y, label, col) in ends {
-            let ly = (y + 4.0).max(last + 14.0);
-            last = ly;
-            text(
-                &mut out,
-                x1 + 12.0,
-                ly,
-                "start",
-                &format!("fill=\"{col}\" font-size=\"12\""),
-                &label,
-            );
-        }
+        end_labels(&mut out, x1 + 12.0, ends);
     }
     out.push_str("</svg>");
     Some(out)
@@ -537,20 +542,7 @@ pub fn curves(c: &Curves) -> Option<String> {
             ends.push((at(p).1, k.name.clone(), col));
         }
     }
-    ends.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut last = f64::NEG_INFINITY;
-    for (y, label, col) in ends {
-        let ly = (y + 4.0).max(last + 14.0);
-        last = ly;
-        text(
-            &mut out,
-            x1 + 12.0,
-            ly,
-            "start",
-            &format!("fill=\"{col}\" font-size=\"12\""),
-            &label,
-        );
-    }
+    end_labels(&mut out, x1 + 12.0, ends);
     out.push_str("</svg>");
     Some(out)
 }
