@@ -338,12 +338,16 @@ impl Buffers {
     }
 
     /// Sends message `seq` carrying its send time (`CLOCK_MONOTONIC`, one clock read).
+    /// The time stays in the send buffer: call `untime` after the loop, before any plain send.
     pub(crate) fn send_timed(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
         stamp(&mut self.tx, seq);
         crate::message::put_time(&mut self.tx, lossy::monotonic_ns());
-        let sent = chan.send(&self.tx).map_err(DataError::io("send", seq));
+        chan.send(&self.tx).map_err(DataError::io("send", seq))
+    }
+
+    /// Makes the send buffer plain again after timed sends (once per phase, not per message).
+    pub(crate) fn untime(&mut self) {
         crate::message::clear_time(&mut self.tx);
-        sent
     }
 
     pub(crate) fn receive(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {

@@ -265,6 +265,7 @@ fn send_on_schedule(
         lag.saturating_record(last.max(1));
         bufs.send_timed(tx, first + k as u64)?;
     }
+    bufs.untime();
     Ok(last)
 }
 

@@ -166,7 +166,9 @@ pub fn send_all(
         *seq += 1;
     }
     bufs.receive(chan, reply_seq(*seq - 1))?;
-    Ok(t0.elapsed())
+    let elapsed = t0.elapsed();
+    bufs.untime();
+    Ok(elapsed)
 }
 
 /// Peer side of streaming: receive and check `n` messages, then acknowledge the last.
