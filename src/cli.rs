@@ -292,7 +292,7 @@ fn parse_rate_spec(s: &str) -> Result<crate::workload::RateSpec, String> {
     let v: f64 = digits.parse().map_err(|_| {
         format!("{s:?} is not a rate: give requests per second (20000, 10k) or a percentage (50%)")
     })?;
-    parse_rate(&(v * mult).to_string()).map(RateSpec::PerSec)
+    rate_in_range(v * mult, s).map(RateSpec::PerSec)
 }
 
 /// An absolute rate (`50000`, `50k`): `recommend --rate` asks about a load, not a fraction.
@@ -339,9 +339,14 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a rate: give requests per second, e.g. 20000"))?;
+    rate_in_range(v, s)
+}
+
+/// Refuses a rate outside 1 to 10,000,000 requests per second, naming it as the user wrote it.
+fn rate_in_range(v: f64, written: &str) -> Result<f64, String> {
     if !(v.is_finite() && (1.0..=10_000_000.0).contains(&v)) {
         return Err(format!(
-            "{s}: the rate must be between 1 and 10000000 requests per second"
+            "{written}: the rate must be between 1 and 10000000 requests per second"
         ));
     }
     Ok(v)

@@ -211,6 +211,11 @@ impl Plan {
 
     pub fn config(&self) -> RunConfig {
         let p = &self.session.placement;
+        let runs = |id: &str| self.workloads.iter().any(|w| w.id() == id);
+        let (rate, load) = (
+            runs(crate::workload::rate::ID),
+            runs(crate::workload::load::ID),
+        );
         RunConfig {
             pin: p.pin,
             cpus: p.parent_cpu.zip(p.peer_cpu).map(|(a, b)| [a, b]),
@@ -220,26 +225,10 @@ impl Plan {
             },
             cpu_pair: p.pair(),
             quick: self.params.quick,
-            rate: self
-                .workloads
-                .iter()
-                .any(|w| w.id() == "rate")
-                .then_some(self.params.rate),
-            arrivals: self
-                .workloads
-                .iter()
-                .any(|w| w.id() == "rate" || w.id() == "load")
-                .then_some(self.params.arrivals),
-            rates: self
-                .workloads
-                .iter()
-                .any(|w| w.id() == "load")
-                .then(|| self.params.rates.iter().map(|r| r.label()).collect()),
-            slo_ns: self
-                .workloads
-                .iter()
-                .any(|w| w.id() == "load")
-                .then_some(self.params.slo_ns),
+            rate: rate.then_some(self.params.rate),
+            arrivals: (rate || load).then_some(self.params.arrivals),
+            rates: load.then(|| self.params.rates.iter().map(|r| r.label()).collect()),
+            slo_ns: load.then_some(self.params.slo_ns),
             verify: self.session.verify.as_str().to_string(),
             mechanisms: self.mechanisms.iter().map(|m| m.id().to_string()).collect(),
             sizes: self.sizes.clone(),
