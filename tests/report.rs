@@ -16,6 +16,26 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
+/// Whether `compare`'s output has a row for `mechanism` and `metric` ending in `mark`.
+fn row_marked(out: &str, mechanism: &str, metric: &str, mark: &str) -> bool {
+    out.lines()
+        .any(|l| l.starts_with(mechanism) && l.contains(metric) && l.ends_with(mark))
+}
+
+/// Whether `recommend` ranked `mechanism` (its name follows a rank on a line).
+fn ranked(out: &str, mechanism: &str) -> bool {
+    out.lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(mechanism))
+}
+
+/// The mechanisms `recommend` ranked, in order (lines that start with a rank).
+fn ranking(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect()
+}
+
 fn ipcbench(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(EXE).args(args).output().unwrap();
     (
@@ -196,11 +216,7 @@ fn compare_reports_improvements_and_passes() {
 fn compare_fails_on_regression_only_when_asked() {
     let (code, out, _) = ipcbench(&["compare", &fixture("base.json"), &fixture("regressed.json")]);
     assert_eq!(code, 0);
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with("tcp") && l.ends_with("WORSE")),
-        "{out}"
-    );
+    assert!(row_marked(&out, "tcp", "", "WORSE"), "{out}");
     let (code, _, _) = ipcbench(&[
         "compare",
         &fixture("base.json"),
@@ -243,11 +259,7 @@ fn recommend_filters_by_needs_and_ranks_by_the_numbers() {
     ]);
     assert_eq!(code, 0, "{err}");
     for stream in ["pipe", "fifo", "tcp", "unix-stream"] {
-        assert!(
-            !out.lines()
-                .any(|l| l.split_whitespace().nth(1) == Some(stream)),
-            "{stream} has no boundaries:\n{out}"
-        );
+        assert!(!ranked(&out, stream), "{stream} has no boundaries:\n{out}");
     }
     assert!(out.contains("unix-seqpacket"));
     // Ranked by p50, ascending, as in the file.
@@ -262,16 +274,7 @@ fn recommend_filters_by_needs_and_ranks_by_the_numbers() {
             .and_then(|r| r["rtt_ns"]["p50"].as_u64())
             .unwrap()
     };
-    let order: Vec<&str> = out
-        .lines()
-        .filter(|l| {
-            l.trim_start()
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_digit())
-        })
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .collect();
+    let order = ranking(&out);
     assert!(order.len() >= 3, "{out}");
     assert!(
         order.windows(2).all(|w| p50(w[0]) <= p50(w[1])),
@@ -420,11 +423,7 @@ fn compare_judges_by_intervals_when_both_runs_have_repetitions() {
     let worse = variant(&s, "worse.json", with([58_000.0, 66_000.0], 61_662));
     let (code, out, _) = ipcbench(&["compare", &old, &worse, "--fail-on-regression"]);
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with("pipe") && l.contains("p50") && l.ends_with("WORSE")),
-        "{out}"
-    );
+    assert!(row_marked(&out, "pipe", "p50", "WORSE"), "{out}");
 }
 
 #[test]
@@ -454,16 +453,8 @@ fn compare_judges_lock_rates_and_leaves_single_run_p99_unjudged() {
     let new = variant(&s, "new.json", lock(5e6, true));
     let (code, out, _) = ipcbench(&["compare", &old, &new, "--fail-on-regression"]);
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with("futex") && l.contains("locks/s") && l.ends_with("WORSE")),
-        "{out}"
-    );
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with("tcp") && l.contains("p99") && l.ends_with("not judged)")),
-        "{out}"
-    );
+    assert!(row_marked(&out, "futex", "locks/s", "WORSE"), "{out}");
+    assert!(row_marked(&out, "tcp", "p99", "not judged)"), "{out}");
     assert!(out.contains("Verdicts rest on single runs"), "{out}");
 }
 
@@ -516,8 +507,7 @@ fn recommend_says_when_the_asked_size_was_not_measured_and_drops_what_cannot_car
     assert!(out.contains("nothing was measured near 3 MiB"), "{out}");
     assert!(out.contains("ipcbench run --sizes 3MiB"), "{out}");
     assert!(
-        !out.lines()
-            .any(|l| l.split_whitespace().nth(1) == Some("shm-futex")),
+        !ranked(&out, "shm-futex"),
         "a 2 MiB ring cannot hold 3 MiB:\n{out}"
     );
     assert!(
@@ -548,11 +538,7 @@ fn recommend_lowest_cpu_leaves_out_what_busy_waits() {
         "lowest-cpu",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        !out.lines()
-            .any(|l| l.split_whitespace().nth(1) == Some("shm-spin")),
-        "{out}"
-    );
+    assert!(!ranked(&out, "shm-spin"), "{out}");
     assert!(out.contains("shm-spin: busy-waits"), "{out}");
 }
 
@@ -595,11 +581,7 @@ fn compare_judges_a_load_sweep_by_its_knee() {
     let new = variant(&s, "new.json", with_knee(20_000.0));
     let (code, out, _) = ipcbench(&["compare", &old, &new, "--fail-on-regression"]);
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with("pipe") && l.contains("knee/s") && l.ends_with("WORSE")),
-        "{out}"
-    );
+    assert!(row_marked(&out, "pipe", "knee/s", "WORSE"), "{out}");
 }
 
 #[test]
@@ -629,11 +611,7 @@ fn recommend_at_a_rate_ranks_by_p99_at_that_load_and_says_what_it_cannot_answer(
     });
     let (code, out, err) = ipcbench(&["recommend", "--results", &sweeps, "--rate", "50k"]);
     assert_eq!(code, 0, "{err}");
-    let order: Vec<&str> = out
-        .lines()
-        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .collect();
+    let order = ranking(&out);
     assert_eq!(order, ["unix-stream", "pipe"], "{out}");
     assert!(out.contains("tcp: saturated"), "{out}");
     assert!(
