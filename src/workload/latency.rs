@@ -254,7 +254,6 @@ mod tests {
             quick: true,
             ..Params::default()
         };
-        let _ = &quick;
         assert_eq!(LATENCY.default_count(1, &quick), 5_000);
         assert_eq!(LATENCY.default_count(1 << 20, &quick), 128);
     }

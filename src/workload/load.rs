@@ -102,9 +102,7 @@ impl Workload for Load {
             .iter()
             .filter(|pt| !pt.saturated && pt.rtt_ns.p99 <= p.slo_ns)
             .map(|pt| pt.achieved_per_sec)
-            .fold(None, |best: Option<f64>, a| {
-                Some(best.map_or(a, |b| b.max(a)))
-            });
+            .reduce(f64::max);
         r.load = Some(LoadResult {
             closed_loop_max_per_sec: closed_max,
             slo_ns: p.slo_ns,
