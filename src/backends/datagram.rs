@@ -3,7 +3,7 @@
 //! so an oversized message is caught, not silently cut.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -65,6 +65,10 @@ impl Channel for DatagramChannel {
         }))
     }
 
+    fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.sock.as_fd())
+    }
+
     fn set_recv_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         // Zero means no timeout to the kernel.
         let t = timeout.unwrap_or(Duration::ZERO);
@@ -75,6 +79,79 @@ impl Channel for DatagramChannel {
         );
         setsockopt(&self.sock, sockopt::ReceiveTimeout, &tv).map_err(io::Error::from)
     }
+}
+
+/// A fan-in server's way back to one client: datagrams sent to its address from the
+/// server's one socket (a duplicate of it).
+pub struct SendTo<A> {
+    sock: OwnedFd,
+    to: A,
+}
+
+impl<A: nix::sys::socket::SockaddrLike + Send> SendTo<A> {
+    pub fn new(sock: OwnedFd, to: A) -> Self {
+        SendTo { sock, to }
+    }
+}
+
+impl<A: nix::sys::socket::SockaddrLike + Send> Channel for SendTo<A> {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let fd = self.sock.as_raw_fd();
+        let n = retry(|| nix::sys::socket::sendto(fd, msg, &self.to, MsgFlags::MSG_NOSIGNAL))?;
+        if n != msg.len() {
+            return Err(io::Error::other(format!(
+                "sent {n} of {} bytes as one datagram",
+                msg.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a reply path does not receive",
+        ))
+    }
+}
+
+/// Fan-in over one server socket: `server` is bound, each of `clients` is bound and
+/// connected to it (and inherited by its client); replies go to each client's address.
+pub fn shared_socket<A: nix::sys::socket::SockaddrLike + Send + 'static>(
+    mechanism: &'static str,
+    server: OwnedFd,
+    clients: Vec<(OwnedFd, A)>,
+) -> Result<super::fanin::FanInOffer, BackendError> {
+    use super::fanin::{ClientOffer, FanInOffer, Hub, Inbound, PollHub};
+    let mut channels: Vec<Box<dyn Channel>> = Vec::with_capacity(clients.len() + 1);
+    let mut offers = Vec::with_capacity(clients.len());
+    for (sock, addr) in clients {
+        let dup = server
+            .try_clone()
+            .map_err(|e| BackendError::new(mechanism, "duplicate", "the server socket", e))?;
+        channels.push(Box::new(SendTo::new(dup, addr)));
+        offers.push(ClientOffer {
+            spec: String::new(),
+            inherit: vec![sock],
+        });
+    }
+    let n = offers.len();
+    channels.push(Box::new(DatagramChannel::new(server)));
+    Ok(FanInOffer {
+        clients: offers,
+        connect: Box::new(move |_| {
+            let inbound = vec![Inbound {
+                channel: n,
+                client: None,
+            }];
+            Ok(Box::new(PollHub::new(
+                mechanism,
+                channels,
+                inbound,
+                (0..n).collect(),
+            )?) as Box<dyn Hub>)
+        }),
+    })
 }
 
 /// Sizes socket buffers for messages of `size` bytes. A datagram must fit the sender's

@@ -4,6 +4,7 @@
 mod calibration;
 mod crates;
 mod datagram;
+pub mod fanin;
 mod fault;
 mod fifo;
 mod pipe;
@@ -212,6 +213,12 @@ pub trait Channel {
     fn peer_attached(&mut self) -> Result<(), BackendError> {
         Ok(())
     }
+
+    /// The descriptor that polls readable when a message waits, so a fan-in server can
+    /// wait on many channels at once (`fanin::PollHub`); `None` if there is none.
+    fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
 }
 
 /// Bounds the parent's wait for its peer while a channel is being established.
@@ -301,6 +308,25 @@ pub trait Mechanism: Send + Sync {
         inherited: Vec<OwnedFd>,
         params: &ChannelParams,
     ) -> Result<Box<dyn Channel>, BackendError>;
+
+    /// Why one server thread cannot serve many clients of it (`--clients`), if so.
+    fn no_fan_in(&self) -> Option<&'static str> {
+        Some("ipcbench has no many-to-one form of this mechanism")
+    }
+
+    /// Fan-in, parent (server) side: the objects for `clients` clients, each of which
+    /// joins with `join`. Only called when `no_fan_in` is `None`.
+    fn offer_fan_in(
+        &self,
+        _params: &ChannelParams,
+        _clients: usize,
+    ) -> Result<fanin::FanInOffer, BackendError> {
+        Err(BackendError::invalid(
+            self.info().id,
+            "--clients",
+            self.no_fan_in().unwrap_or("no many-to-one form"),
+        ))
+    }
 }
 
 /// A kind of object a mechanism leaves that is not a plain kernel object: how to tell that

@@ -14,6 +14,7 @@ use nix::sys::stat::Mode;
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, ClockId};
 
+use super::fanin::{ClientOffer, FanInOffer, Hub, Inbound, PollHub};
 use super::{AbortHandle, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
 use crate::environment::Limits;
 use crate::error::BackendError;
@@ -63,7 +64,7 @@ struct MqChannel {
     rx: OwnedMq,
     aborted: Arc<AtomicBool>,
     /// Parent only: the names, unlinked once the peer has opened both queues.
-    names: Option<[String; 2]>,
+    names: Option<Vec<String>>,
 }
 
 fn deadline() -> io::Result<TimeSpec> {
@@ -156,6 +157,10 @@ impl Channel for MqChannel {
         })())
     }
 
+    fn poll_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.rx.get().as_fd())
+    }
+
     fn abort_handle(&self) -> Option<AbortHandle> {
         let flag = Arc::clone(&self.aborted);
         Some(Box::new(move || flag.store(true, Ordering::Release)))
@@ -179,6 +184,72 @@ impl Drop for MqChannel {
     }
 }
 
+impl MqChannel {
+    fn new(tx: OwnedMq, rx: OwnedMq, names: Vec<String>) -> MqChannel {
+        MqChannel {
+            tx,
+            rx,
+            aborted: Arc::new(AtomicBool::new(false)),
+            names: Some(names),
+        }
+    }
+}
+
+/// `/ipcbench-<pid>-<16 hex digits>`, the stem of a run's queue names.
+fn unique_base() -> Result<String, BackendError> {
+    let tag = crate::sys::random_u64()
+        .map_err(|e| BackendError::new(INFO.id, "read", "/dev/urandom", e))?;
+    Ok(format!("/{PREFIX}{}-{tag:016x}", std::process::id()))
+}
+
+/// Queues being created for one channel or hub: on an error, those already made are
+/// unlinked (when this is dropped) unless `keep` took their names.
+struct Queues {
+    attr: MqAttr,
+    names: Vec<String>,
+}
+
+impl Queues {
+    fn new(size: usize) -> Queues {
+        let limits = Limits::read();
+        Queues {
+            attr: MqAttr::new(0, depth(&limits) as _, size as _, 0),
+            names: Vec::new(),
+        }
+    }
+
+    /// Creates queue `name` (private, exclusive), open in direction `dir`.
+    fn create(&mut self, name: String, dir: MQ_OFlag) -> Result<OwnedMq, BackendError> {
+        let q = mq_open(
+            name.as_str(),
+            dir | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_CLOEXEC,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+            Some(&self.attr),
+        )
+        .map_err(|e| {
+            BackendError::new(INFO.id, "create", name.clone(), e).hint(
+                "see fs.mqueue.queues_max, fs.mqueue.msg_max, fs.mqueue.msgsize_max and `ulimit -q`",
+            )
+        })?;
+        crate::sys::record::track(&crate::sys::record::Object::PosixMq(name.clone()));
+        self.names.push(name);
+        Ok(OwnedMq::new(q))
+    }
+
+    /// The names, now owned by the channels that remove them.
+    fn keep(mut self) -> Vec<String> {
+        std::mem::take(&mut self.names)
+    }
+}
+
+impl Drop for Queues {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = mq_unlink(name);
+        }
+    }
+}
+
 /// Unlinks a queue name and forgets its record.
 fn mq_unlink(name: &str) -> nix::Result<()> {
     nix::mqueue::mq_unlink(name)?;
@@ -186,7 +257,7 @@ fn mq_unlink(name: &str) -> nix::Result<()> {
     Ok(())
 }
 
-/// Queue names this tool creates: `/ipcbench-<pid>-<16 hex digits>-<to|from>`.
+/// Queue names this tool creates: `/ipcbench-<pid>-<16 hex digits>-<to|from|req|repN>`.
 fn valid_name(name: &str) -> bool {
     let Some(rest) = name.strip_prefix('/').and_then(|n| n.strip_prefix(PREFIX)) else {
         return false;
@@ -227,46 +298,71 @@ impl Mechanism for PosixMq {
     }
 
     fn offer(&self, params: &ChannelParams) -> Result<Offer, BackendError> {
-        let limits = Limits::read();
-        let tag = crate::sys::random_u64()
-            .map_err(|e| BackendError::new(INFO.id, "read", "/dev/urandom", e))?;
-        let base = format!("/{PREFIX}{}-{tag:016x}", std::process::id());
-        let names = [format!("{base}-to"), format!("{base}-from")];
-        let attr = MqAttr::new(0, depth(&limits) as _, params.size as _, 0);
-        let create = |name: &str, dir: MQ_OFlag| {
-            mq_open(
-                name,
-                dir | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_CLOEXEC,
-                Mode::S_IRUSR | Mode::S_IWUSR,
-                Some(&attr),
-            )
-            .map(|q| {
-                crate::sys::record::track(&crate::sys::record::Object::PosixMq(name.to_string()));
-                OwnedMq::new(q)
-            })
-            .map_err(|e| {
-                BackendError::new(INFO.id, "create", name.to_string(), e)
-                    .hint("see fs.mqueue.queues_max, fs.mqueue.msg_max, fs.mqueue.msgsize_max and `ulimit -q`")
-            })
-        };
-        let tx = create(&names[0], MQ_OFlag::O_WRONLY)?;
-        let rx = match create(&names[1], MQ_OFlag::O_RDONLY) {
-            Ok(rx) => rx,
-            Err(e) => {
-                let _ = mq_unlink(names[0].as_str());
-                return Err(e);
-            }
-        };
-        let chan = MqChannel {
-            tx,
-            rx,
-            aborted: Arc::new(AtomicBool::new(false)),
-            names: Some(names),
-        };
+        let base = unique_base()?;
+        let mut qs = Queues::new(params.size);
+        let tx = qs.create(format!("{base}-to"), MQ_OFlag::O_WRONLY)?;
+        let rx = qs.create(format!("{base}-from"), MQ_OFlag::O_RDONLY)?;
+        let chan = MqChannel::new(tx, rx, qs.keep());
         Ok(Offer {
             spec: base,
             inherit: Vec::new(),
             connect: Box::new(move |_| Ok(Box::new(chan))),
+        })
+    }
+
+    fn no_fan_in(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// One request queue that every client sends to, and a reply queue per client; the
+    /// server polls the request queue (a queue descriptor is pollable on Linux).
+    fn offer_fan_in(
+        &self,
+        params: &ChannelParams,
+        clients: usize,
+    ) -> Result<FanInOffer, BackendError> {
+        let base = unique_base()?;
+        let mut qs = Queues::new(params.size);
+        let requests_name = format!("{base}-req");
+        let requests = qs.create(requests_name.clone(), MQ_OFlag::O_RDONLY)?;
+        let mut replies = Vec::with_capacity(clients);
+        let mut offers = Vec::with_capacity(clients);
+        for i in 0..clients {
+            let name = format!("{base}-rep{i}");
+            replies.push(qs.create(name.clone(), MQ_OFlag::O_WRONLY)?);
+            offers.push(ClientOffer {
+                spec: format!("{name},{requests_name}"),
+                inherit: Vec::new(),
+            });
+        }
+        // Each channel removes its own queue's name once the clients hold them. The
+        // reply channels' receiving side (a duplicate of the request queue) is never used.
+        let mut names = qs.keep().into_iter();
+        let mut name = || names.next().into_iter().collect::<Vec<_>>();
+        let dup = |q: &OwnedMq| {
+            q.try_clone()
+                .map_err(|e| BackendError::new(INFO.id, "duplicate", "a queue descriptor", e))
+        };
+        let mut channels: Vec<Box<dyn Channel>> = Vec::with_capacity(clients + 1);
+        let first_reply = dup(&replies[0])?;
+        let request_dups = replies
+            .iter()
+            .map(|_| dup(&requests))
+            .collect::<Result<Vec<_>, _>>()?;
+        channels.push(Box::new(MqChannel::new(first_reply, requests, name())));
+        for (q, rx) in replies.into_iter().zip(request_dups) {
+            channels.push(Box::new(MqChannel::new(q, rx, name())));
+        }
+        Ok(FanInOffer {
+            clients: offers,
+            connect: Box::new(move |_| {
+                let inbound = vec![Inbound {
+                    channel: 0,
+                    client: None,
+                }];
+                let outbound = (1..=clients).collect();
+                Ok(Box::new(PollHub::new(INFO.id, channels, inbound, outbound)?) as Box<dyn Hub>)
+            }),
         })
     }
 
@@ -276,15 +372,23 @@ impl Mechanism for PosixMq {
         _inherited: Vec<OwnedFd>,
         params: &ChannelParams,
     ) -> Result<Box<dyn Channel>, BackendError> {
-        if !valid_name(spec) {
-            return Err(BackendError::invalid(
-                INFO.id,
-                spec,
-                "not a queue name this tool creates",
-            ));
+        // `STEM` (one-to-one: STEM-to and STEM-from) or `RECEIVE,SEND` (a fan-in client:
+        // its reply queue and the shared request queue).
+        let (to, from) = match spec.split_once(',') {
+            Some((to, from)) => (to.to_string(), from.to_string()),
+            None => (format!("{spec}-to"), format!("{spec}-from")),
+        };
+        for name in [&to, &from] {
+            if !valid_name(name) {
+                return Err(BackendError::invalid(
+                    INFO.id,
+                    spec,
+                    "not a queue name this tool creates",
+                ));
+            }
         }
-        let open = |suffix: &str, dir: MQ_OFlag| -> Result<OwnedMq, BackendError> {
-            let name = format!("{spec}-{suffix}");
+        let open = |name: &str, dir: MQ_OFlag| -> Result<OwnedMq, BackendError> {
+            let name = name.to_string();
             let mq = mq_open(
                 name.as_str(),
                 dir | MQ_OFlag::O_CLOEXEC,
@@ -311,8 +415,8 @@ impl Mechanism for PosixMq {
             Ok(mq)
         };
         Ok(Box::new(MqChannel {
-            rx: open("to", MQ_OFlag::O_RDONLY)?,
-            tx: open("from", MQ_OFlag::O_WRONLY)?,
+            rx: open(&to, MQ_OFlag::O_RDONLY)?,
+            tx: open(&from, MQ_OFlag::O_WRONLY)?,
             aborted: Arc::new(AtomicBool::new(false)),
             names: None,
         }))

@@ -2,6 +2,7 @@
 //! S bytes, reassembled from however many reads and writes the kernel needs.
 
 use std::io::{self, Read, Write};
+use std::os::fd::BorrowedFd;
 
 use super::{Channel, Split};
 use crate::error::BackendError;
@@ -15,7 +16,12 @@ pub struct StreamChannel<R, W> {
     mechanism: &'static str,
     /// Duplicates both ends (for `split`), where the handles can be duplicated.
     dup: Option<Dup<R, W>>,
+    /// The receiving handle's descriptor, where it has one (for a fan-in server's poll).
+    poll: Option<PollFd<R>>,
 }
+
+/// Borrows a receiving handle's descriptor.
+pub type PollFd<R> = for<'a> fn(&'a R) -> BorrowedFd<'a>;
 
 /// Duplicates a stream channel's two handles.
 pub type Dup<R, W> = fn(&R, &W) -> io::Result<(R, W)>;
@@ -36,7 +42,14 @@ impl<R: Read + Send, W: Write + Send> StreamChannel<R, W> {
             names: None,
             mechanism,
             dup: None,
+            poll: None,
         }
+    }
+
+    /// Lets a fan-in server poll the channel through `poll`.
+    pub fn with_poll(mut self, poll: PollFd<R>) -> Self {
+        self.poll = Some(poll);
+        self
     }
 
     /// Lets the channel `split` by duplicating its handles with `dup`.
@@ -109,6 +122,10 @@ impl<R: Read + Send + 'static, W: Write + Send + 'static> Channel for StreamChan
             tx: Box::new(SendHalf(tx)),
             rx: Box::new(RecvHalf(rx)),
         }))
+    }
+
+    fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.poll.map(|f| f(&self.rx))
     }
 
     fn peer_attached(&mut self) -> Result<(), BackendError> {

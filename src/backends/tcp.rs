@@ -42,7 +42,8 @@ fn channel(stream: TcpStream, what: &str) -> Result<Box<dyn Channel>, BackendErr
     let rx = stream.try_clone().map_err(|e| err("duplicate", what, e))?;
     Ok(Box::new(
         StreamChannel::new(INFO.id, rx, stream)
-            .with_dup(|r, w| Ok((r.try_clone()?, w.try_clone()?))),
+            .with_dup(|r, w| Ok((r.try_clone()?, w.try_clone()?)))
+            .with_poll(|r| r.as_fd()),
     ))
 }
 
@@ -75,6 +76,18 @@ impl Mechanism for Tcp {
 
     fn duplex(&self) -> bool {
         true
+    }
+
+    fn no_fan_in(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn offer_fan_in(
+        &self,
+        params: &ChannelParams,
+        clients: usize,
+    ) -> Result<super::fanin::FanInOffer, BackendError> {
+        super::fanin::over_pairs(self, params, clients)
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {

@@ -81,6 +81,41 @@ impl Mechanism for Udp {
         })
     }
 
+    fn no_fan_in(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// One server socket; each client's socket is bound and connected to it, and replies
+    /// are addressed back to it.
+    fn offer_fan_in(
+        &self,
+        params: &ChannelParams,
+        clients: usize,
+    ) -> Result<super::fanin::FanInOffer, BackendError> {
+        let bind =
+            || UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| err("bind", "127.0.0.1", e));
+        let server = bind()?;
+        let server_addr = server
+            .local_addr()
+            .map_err(|e| err("inspect", "a socket", e))?;
+        let mut socks = Vec::with_capacity(clients);
+        for _ in 0..clients {
+            let s = bind()?;
+            let addr = s.local_addr().map_err(|e| err("inspect", "a socket", e))?;
+            s.connect(server_addr)
+                .map_err(|e| err("connect to", &server_addr.to_string(), e))?;
+            let std::net::SocketAddr::V4(v4) = addr else {
+                return Err(BackendError::invalid(INFO.id, addr.to_string(), "not IPv4"));
+            };
+            let s = OwnedFd::from(s);
+            size_buffers(INFO.id, &s, params.size, params.rcvbuf)?;
+            socks.push((s, nix::sys::socket::SockaddrIn::from(v4)));
+        }
+        let server = OwnedFd::from(server);
+        size_buffers(INFO.id, &server, params.size, params.rcvbuf)?;
+        super::datagram::shared_socket(INFO.id, server, socks)
+    }
+
     fn join(
         &self,
         spec: &str,

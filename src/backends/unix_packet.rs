@@ -3,9 +3,15 @@
 
 use std::os::fd::OwnedFd;
 
-use nix::sys::socket::{getsockopt, socketpair, sockopt, AddressFamily, SockFlag, SockType};
+use std::os::fd::AsRawFd;
 
-use super::datagram::{size_buffers, sndbuf_limit, DatagramChannel};
+use nix::sys::socket::{
+    bind, connect, getsockname, getsockopt, socket, socketpair, sockopt, AddressFamily, SockFlag,
+    SockType, UnixAddr,
+};
+
+use super::datagram::{shared_socket, size_buffers, sndbuf_limit, DatagramChannel};
+use super::fanin::FanInOffer;
 use super::{
     expect_fds, expect_no_spec, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer,
 };
@@ -92,6 +98,41 @@ impl Mechanism for UnixPacket {
             inherit: vec![theirs],
             connect: Box::new(move |_| Ok(Box::new(DatagramChannel::new(mine)))),
         })
+    }
+
+    fn no_fan_in(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Seqpacket: a connected pair per client. Datagram: one server socket that every
+    /// client (autobound, connected to it) sends to; replies are addressed back.
+    fn offer_fan_in(
+        &self,
+        params: &ChannelParams,
+        clients: usize,
+    ) -> Result<FanInOffer, BackendError> {
+        if self.ty != SockType::Datagram {
+            return super::fanin::over_pairs(self, params, clients);
+        }
+        let id = self.info.id;
+        let err = |what: &str, e: nix::Error| BackendError::new(id, "set up", what.to_string(), e);
+        let bound = || -> Result<(OwnedFd, UnixAddr), BackendError> {
+            let s = socket(AddressFamily::Unix, self.ty, SockFlag::SOCK_CLOEXEC, None)
+                .map_err(|e| err("a socket", e))?;
+            // An unnamed address asks the kernel for a unique abstract one (autobind).
+            bind(s.as_raw_fd(), &UnixAddr::new_unnamed()).map_err(|e| err("autobind", e))?;
+            size_buffers(id, &s, params.size, params.rcvbuf)?;
+            let addr = getsockname::<UnixAddr>(s.as_raw_fd()).map_err(|e| err("getsockname", e))?;
+            Ok((s, addr))
+        };
+        let (server, server_addr) = bound()?;
+        let mut socks = Vec::with_capacity(clients);
+        for _ in 0..clients {
+            let (s, addr) = bound()?;
+            connect(s.as_raw_fd(), &server_addr).map_err(|e| err("connect", e))?;
+            socks.push((s, addr));
+        }
+        shared_socket(id, server, socks)
     }
 
     fn join(

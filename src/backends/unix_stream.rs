@@ -40,7 +40,8 @@ fn err(action: &'static str, path: &Path, e: std::io::Error) -> BackendError {
 fn channel(stream: Stream, path: &Path) -> Result<StreamChannel<Stream, Stream>, BackendError> {
     let rx = stream.try_clone().map_err(|e| err("duplicate", path, e))?;
     Ok(StreamChannel::new(INFO.id, rx, stream)
-        .with_dup(|r, w| Ok((r.try_clone()?, w.try_clone()?))))
+        .with_dup(|r, w| Ok((r.try_clone()?, w.try_clone()?)))
+        .with_poll(|r| r.as_fd()))
 }
 
 impl Mechanism for UnixStream {
@@ -50,6 +51,18 @@ impl Mechanism for UnixStream {
 
     fn duplex(&self) -> bool {
         true
+    }
+
+    fn no_fan_in(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn offer_fan_in(
+        &self,
+        params: &ChannelParams,
+        clients: usize,
+    ) -> Result<super::fanin::FanInOffer, BackendError> {
+        super::fanin::over_pairs(self, params, clients)
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use self::ring::{Ring, RingHeader};
 use self::wake::{EventSlot, Prim, Strategy, Waker, EVENTS};
+use super::fanin::{ClientOffer, FanInOffer, Hub, SharedAbort};
 use super::{AbortHandle, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
 use crate::environment::Limits;
 use crate::error::BackendError;
@@ -307,6 +308,79 @@ impl Drop for ShmChannel {
     }
 }
 
+/// A fan-in server over one ring pair per client (`offer_fan_in`).
+struct ShmHub {
+    chans: Vec<ShmChannel>,
+    /// Where the next scan for a waiting request starts, so every client gets its turn.
+    next: usize,
+}
+
+impl ShmHub {
+    fn new(chans: Vec<ShmChannel>) -> ShmHub {
+        ShmHub { chans, next: 0 }
+    }
+
+    /// The first client from `next` on whose request ring holds a message of `len` bytes.
+    fn waiting(&self, len: usize) -> Option<usize> {
+        let n = self.chans.len();
+        (0..n)
+            .map(|k| (self.next + k) % n)
+            .find(|&i| self.chans[i].rx.can_read(len))
+    }
+}
+
+impl Hub for ShmHub {
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<usize>)> {
+        let len = buf.len();
+        let i = match self.waiting(len) {
+            Some(i) => i,
+            None => {
+                let chans = &self.chans;
+                let wakers = chans.iter().map(|c| &c.waker);
+                Waker::wait_any(wakers, PARENT.rx_data, || {
+                    chans.iter().any(|c| c.rx.can_read(len))
+                })?;
+                self.waiting(len)
+                    .ok_or_else(|| io::Error::other("a request vanished"))?
+            }
+        };
+        self.next = (i + 1) % self.chans.len();
+        let c = &mut self.chans[i];
+        c.rx.read(buf);
+        c.waker.notify(c.role.rx_space)?;
+        Ok((len, Some(i)))
+    }
+
+    fn send(&mut self, client: usize, msg: &[u8]) -> io::Result<()> {
+        match self.chans.get_mut(client) {
+            Some(c) => c.send(msg),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no client {client}"),
+            )),
+        }
+    }
+
+    fn abort_handle(&self) -> SharedAbort {
+        let handles = std::sync::Mutex::new(
+            self.chans
+                .iter()
+                .map(|c| c.waker.abort_handle())
+                .collect::<Vec<_>>(),
+        );
+        Arc::new(move || {
+            let taken = handles.lock().map(|mut h| std::mem::take(&mut *h));
+            for h in taken.into_iter().flatten() {
+                h();
+            }
+        })
+    }
+
+    fn clients_attached(&mut self) -> Result<(), BackendError> {
+        self.chans.iter_mut().try_for_each(|c| c.remove_names())
+    }
+}
+
 /// What the peer is told: `seg=posix:/name|sysv:ID|memfd;cap=N;yield=0|1;sem=ID`.
 struct Spec {
     segment: String,
@@ -518,9 +592,78 @@ impl Shm {
         Ok((prim, hand_over))
     }
 
+    /// A fresh segment of the kind asked for, and the parent's channel over it.
+    fn offer_parts(
+        &self,
+        params: &ChannelParams,
+    ) -> Result<(String, Vec<OwnedFd>, ShmChannel), BackendError> {
+        let cap = capacity(params.shm_ring);
+        let len = segment_len(cap);
+        let mut inherit = Vec::new();
+        let mut sysv_seg = None;
+        let (map, segment, names) = match params.shm_segment {
+            Segment::Posix => {
+                let tag =
+                    crate::sys::random_u64().map_err(|e| self.err("read", "/dev/urandom", e))?;
+                let name = format!("/{PREFIX}{}-{tag:016x}", std::process::id());
+                let fd = seg::posix_create(&name, len).map_err(|e| {
+                    self.err("create", name.clone(), e)
+                        .hint("is /dev/shm full or missing?")
+                })?;
+                let map = Mapping::map(&fd, len);
+                let map = match map {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let _ = seg::posix_unlink(&name);
+                        return Err(self.err("map", name, e));
+                    }
+                };
+                (map, format!("posix:{name}"), Some(Names::Posix(name)))
+            }
+            Segment::Sysv => {
+                let s = Arc::new(SysvShm::create(len).map_err(|e| {
+                    self.err("create", format!("a System V segment of {len} bytes"), e)
+                        .hint("see kernel.shmmax and kernel.shmall")
+                })?);
+                let map = Mapping::attach_sysv(s.id(), len)
+                    .map_err(|e| self.err("attach", format!("System V segment {}", s.id()), e))?;
+                let spec = format!("sysv:{}", s.id());
+                sysv_seg = Some(Arc::clone(&s));
+                (map, spec, Some(Names::Sysv(s)))
+            }
+            Segment::Memfd => {
+                let fd = seg::memfd(len).map_err(|e| self.err("create", "a memfd", e))?;
+                let map = Mapping::map(&fd, len).map_err(|e| self.err("map", "a memfd", e))?;
+                inherit.push(fd);
+                (map, "memfd".to_string(), None)
+            }
+        };
+        self.prepare_over(map, segment, names, sysv_seg, inherit, params)
+    }
+
     /// The parent's side over a fresh, zeroed segment of `segment_len(cap)` bytes: writes
     /// the header, creates the wake-up primitive and describes it all for the peer.
+    #[cfg_attr(not(feature = "shared-memory-crate"), allow(dead_code))]
     pub(crate) fn offer_over(
+        &self,
+        map: Mapping,
+        segment: String,
+        names: Option<Names>,
+        sysv_seg: Option<Arc<SysvShm>>,
+        inherit: Vec<OwnedFd>,
+        params: &ChannelParams,
+    ) -> Result<Offer, BackendError> {
+        let (spec, inherit, chan) =
+            self.prepare_over(map, segment, names, sysv_seg, inherit, params)?;
+        Ok(Offer {
+            spec,
+            inherit,
+            connect: Box::new(move |_| Ok(Box::new(chan))),
+        })
+    }
+
+    /// `offer_over`'s parts: the peer's description, its descriptors, the parent's channel.
+    fn prepare_over(
         &self,
         map: Mapping,
         segment: String,
@@ -528,7 +671,7 @@ impl Shm {
         sysv_seg: Option<Arc<SysvShm>>,
         mut inherit: Vec<OwnedFd>,
         params: &ChannelParams,
-    ) -> Result<Offer, BackendError> {
+    ) -> Result<(String, Vec<OwnedFd>, ShmChannel), BackendError> {
         let cap = capacity(params.shm_ring);
         let map = Arc::new(map);
         // SAFETY: the header is the start of the fresh, page-aligned, zeroed segment, and
@@ -558,11 +701,7 @@ impl Shm {
             sem: sem.as_ref().map(|s| s.id()),
         };
         let chan = self.channel(map, cap, PARENT, prim, names, (sysv_seg, sem));
-        Ok(Offer {
-            spec: spec.encode(),
-            inherit,
-            connect: Box::new(move |_| Ok(Box::new(chan))),
-        })
+        Ok((spec.encode(), inherit, chan))
     }
 
     /// The peer's side over a mapped segment: checks the header the parent wrote, attaches
@@ -672,48 +811,51 @@ impl Mechanism for Shm {
     }
 
     fn offer(&self, params: &ChannelParams) -> Result<Offer, BackendError> {
-        let cap = capacity(params.shm_ring);
-        let len = segment_len(cap);
-        let mut inherit = Vec::new();
-        let mut sysv_seg = None;
-        let (map, segment, names) = match params.shm_segment {
-            Segment::Posix => {
-                let tag =
-                    crate::sys::random_u64().map_err(|e| self.err("read", "/dev/urandom", e))?;
-                let name = format!("/{PREFIX}{}-{tag:016x}", std::process::id());
-                let fd = seg::posix_create(&name, len).map_err(|e| {
-                    self.err("create", name.clone(), e)
-                        .hint("is /dev/shm full or missing?")
-                })?;
-                let map = Mapping::map(&fd, len);
-                let map = match map {
-                    Ok(m) => m,
-                    Err(e) => {
-                        let _ = seg::posix_unlink(&name);
-                        return Err(self.err("map", name, e));
-                    }
-                };
-                (map, format!("posix:{name}"), Some(Names::Posix(name)))
-            }
-            Segment::Sysv => {
-                let s = Arc::new(SysvShm::create(len).map_err(|e| {
-                    self.err("create", format!("a System V segment of {len} bytes"), e)
-                        .hint("see kernel.shmmax and kernel.shmall")
-                })?);
-                let map = Mapping::attach_sysv(s.id(), len)
-                    .map_err(|e| self.err("attach", format!("System V segment {}", s.id()), e))?;
-                let spec = format!("sysv:{}", s.id());
-                sysv_seg = Some(Arc::clone(&s));
-                (map, spec, Some(Names::Sysv(s)))
-            }
-            Segment::Memfd => {
-                let fd = seg::memfd(len).map_err(|e| self.err("create", "a memfd", e))?;
-                let map = Mapping::map(&fd, len).map_err(|e| self.err("map", "a memfd", e))?;
-                inherit.push(fd);
-                (map, "memfd".to_string(), None)
-            }
-        };
-        self.offer_over(map, segment, names, sysv_seg, inherit, params)
+        let (spec, inherit, chan) = self.offer_parts(params)?;
+        Ok(Offer {
+            spec,
+            inherit,
+            connect: Box::new(move |_| Ok(Box::new(chan))),
+        })
+    }
+
+    fn no_fan_in(&self) -> Option<&'static str> {
+        match self.strategy {
+            Strategy::Futex => None,
+            Strategy::Spin => Some("a spinning server and N spinning clients need N+1 CPUs"),
+            _ => Some("a server waits on all its clients' rings at once only with futex words (futex_waitv); this primitive waits on one object"),
+        }
+    }
+
+    /// A ring pair (its own segment) per client, joined as one-to-one; the server sleeps
+    /// on every client's request word at once with `futex_waitv`.
+    fn offer_fan_in(
+        &self,
+        params: &ChannelParams,
+        clients: usize,
+    ) -> Result<FanInOffer, BackendError> {
+        if let Some(why) = self.no_fan_in() {
+            return Err(BackendError::invalid(self.info.id, "--clients", why));
+        }
+        if clients > crate::sys::futex::WAITV_MAX {
+            return Err(BackendError::invalid(
+                self.info.id,
+                "--clients",
+                "futex_waitv waits on at most 128 words",
+            ));
+        }
+        let mut offers = Vec::with_capacity(clients);
+        let mut chans = Vec::with_capacity(clients);
+        for _ in 0..clients {
+            let (spec, inherit, chan) = self.offer_parts(params)?;
+            offers.push(ClientOffer { spec, inherit });
+            chans.push(chan);
+        }
+        let hub = ShmHub::new(chans);
+        Ok(FanInOffer {
+            clients: offers,
+            connect: Box::new(move |_| Ok(Box::new(hub) as Box<dyn Hub>)),
+        })
     }
 
     fn join(

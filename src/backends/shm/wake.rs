@@ -129,6 +129,44 @@ impl Waker {
         }
     }
 
+    /// Fan-in server: returns once `ready()` holds, sleeping on event `ev` of every one of
+    /// `wakers` at once (one `futex_waitv`), with the same announce, re-check, sleep
+    /// protocol as `wait_until`. Futex strategy only (no other primitive waits on many).
+    pub fn wait_any<'a>(
+        wakers: impl Iterator<Item = &'a Waker> + Clone,
+        ev: usize,
+        ready: impl Fn() -> bool,
+    ) -> io::Result<()> {
+        loop {
+            if ready() {
+                return Ok(());
+            }
+            if wakers.clone().any(|w| !matches!(w.prim, Prim::Futex)) {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "only futex words can be waited on together",
+                ));
+            }
+            let mut seen = [0u32; futex::WAITV_MAX];
+            for (w, s) in wakers.clone().zip(seen.iter_mut()) {
+                let slot = w.slot(ev);
+                slot.waiters.fetch_add(1, Ordering::SeqCst);
+                *s = slot.seq.load(Ordering::SeqCst);
+            }
+            let result = if ready() {
+                Ok(())
+            } else if wakers.clone().any(|w| w.aborted.load(Ordering::Acquire)) {
+                Err(gone())
+            } else {
+                futex::wait_any(wakers.clone().zip(seen).map(|(w, s)| (&w.slot(ev).seq, s)))
+            };
+            for w in wakers.clone() {
+                w.slot(ev).waiters.fetch_sub(1, Ordering::SeqCst);
+            }
+            result?;
+        }
+    }
+
     /// Tells a waiter of event `ev` that its condition may now hold.
     pub fn notify(&mut self, ev: usize) -> io::Result<()> {
         if let Prim::Spin { .. } = self.prim {
