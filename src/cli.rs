@@ -37,7 +37,7 @@ pub enum CommandKind {
     List(ListArgs),
     /// Run the workloads (latency, throughput, handoff, lock by default; rate and load on
     /// request) and print comparison tables.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Measure the machine's floor: clock read cost, cross-core cache-line round trip,
     /// memcpy bandwidth at each size (also measured before every run).
     Floor(FloorArgs),
@@ -126,6 +126,12 @@ pub struct RunArgs {
     /// rate whose p99 stays under it. A duration with its unit: 500us, 1ms, 2s.
     #[arg(long, value_parser = parse_duration_ns, default_value = crate::workload::DEFAULT_SLO)]
     pub slo: u64,
+
+    /// Fan-in: N client processes served by one server thread, comma-separated counts
+    /// (`1,2,4,8`). Latency and throughput then run once per count (every client
+    /// closed-loop, or every client streaming) on the mechanisms that can fan in.
+    #[arg(long, value_delimiter = ',', value_parser = parse_clients)]
+    pub clients: Vec<usize>,
 
     /// CPU placement: `cross` puts the two processes on different CPUs (default with 2+ CPUs),
     /// `same` on one CPU, `none` lets the scheduler decide.
@@ -251,6 +257,11 @@ pub struct RecommendArgs {
     /// results: the point nearest the rate for each mechanism.
     #[arg(long, value_parser = parse_absolute_rate)]
     pub rate: Option<f64>,
+
+    /// Rank by the worst client's p99 with this many clients on one server, from fan-in
+    /// results (`run --clients`); with `--rate`, at that total load.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=128))]
+    pub clients: Option<u32>,
 }
 
 /// Accepts the ids of the registered workloads (and lists them when given anything else).
@@ -368,6 +379,26 @@ pub const DEFAULT_JSON: &str = "results/latest.json";
 
 /// Parses a message size: `64`, `4K`, `4KiB`, `1M`, `1MiB` (binary multiples). Zero and
 /// over 256 MiB are refused.
+/// A fan-in client count: 1 to what this machine's limits allow (each client is a process
+/// holding descriptors in this one).
+pub fn parse_clients(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of clients (a whole number, 1 or more)"))?;
+    if n == 0 {
+        return Err("0 clients: give at least 1".into());
+    }
+    let max = crate::workload::clients::max_clients();
+    if n > max.0 {
+        return Err(format!(
+            "{n} clients is more than this machine allows: at most {} ({})",
+            max.0, max.1
+        ));
+    }
+    Ok(n)
+}
+
 pub fn parse_size(s: &str) -> Result<usize, String> {
     parse_amount(s, "a message size")
 }

@@ -27,6 +27,7 @@ use crate::session::SessionOptions;
 pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Plan, String> {
     let mechanisms = resolve_mechanisms(&args.mechanisms)?;
     check_unique("sizes", &args.sizes)?;
+    check_unique("clients", &args.clients)?;
     check_unique("workloads", &args.workloads)?;
     let workloads = crate::cli::resolve_workloads(&args.workloads)?;
     let pin = args.pin.unwrap_or_else(default_pin);
@@ -43,6 +44,7 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
             slo_ns: args.slo,
         },
         messages: args.messages,
+        clients: args.clients.clone(),
         repeat: args.repeat.unwrap_or(if args.quick { 1 } else { 3 }),
         matrix: match args.pin_matrix {
             false => None,
@@ -416,10 +418,16 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<bool> {
 
 /// `ipcbench recommend`.
 pub fn recommend(args: &RecommendArgs) -> anyhow::Result<()> {
-    let run = load(&args.results)?;
-    let advice = match args.rate {
-        Some(rate) => crate::report::recommend::advise_at_rate(&run, args.size, rate, &args.need),
-        None => crate::report::recommend::advise(&run, args.size, args.pattern, &args.need),
+    let full = load(&args.results)?;
+    let run = crate::report::model::one_to_one(&full);
+    let advice = match (args.clients, args.rate) {
+        (Some(n), rate) => crate::report::recommend::advise_with_clients(
+            &full, args.size, n as usize, rate, &args.need,
+        ),
+        (None, Some(rate)) => {
+            crate::report::recommend::advise_at_rate(&run, args.size, rate, &args.need)
+        }
+        (None, None) => crate::report::recommend::advise(&run, args.size, args.pattern, &args.need),
     }
     .map_err(anyhow::Error::msg)?;
     print!(

@@ -109,6 +109,16 @@ pub enum Error {
         #[source]
         source: PeerError,
     },
+    /// A fan-in client (`--clients`) failed, died or hung.
+    #[error("{mechanism}: client {index} of {clients} (pid {pid}): {source}")]
+    Client {
+        mechanism: &'static str,
+        index: usize,
+        clients: usize,
+        pid: u32,
+        #[source]
+        source: PeerError,
+    },
     #[error("cannot pin to CPU {cpu}: {source} (choose CPUs from the affinity mask with --cpus, or use --pin none)")]
     Pin {
         cpu: usize,

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod environment;
 pub mod error;
+pub mod fanin;
 pub mod floor;
 pub mod interrupt;
 pub mod matrix;

@@ -129,6 +129,27 @@ impl Placement {
         }
     }
 
+    /// Fan-in: the CPU of each of `n` clients. `cross` spreads them over the allowed CPUs
+    /// other than the server's, starting with the peer's CPU; `same` puts them all on the
+    /// server's; `none` leaves them to the scheduler.
+    pub fn clients(&self, n: usize) -> Vec<Option<usize>> {
+        let others: Vec<usize> = match (self.pin, self.parent_cpu, self.peer_cpu) {
+            (Pin::Cross, Some(server), Some(peer)) => std::iter::once(peer)
+                .chain(
+                    self.allowed
+                        .iter()
+                        .copied()
+                        .filter(|&c| c != server && c != peer),
+                )
+                .collect(),
+            (Pin::Same, Some(server), _) => vec![server],
+            _ => Vec::new(),
+        };
+        (0..n)
+            .map(|i| (!others.is_empty()).then(|| others[i % others.len()]))
+            .collect()
+    }
+
     pub fn pair(&self) -> Option<CpuPair> {
         Some(CpuPair::of(self.parent_cpu?, self.peer_cpu?))
     }

@@ -140,6 +140,9 @@ pub struct CaseResult {
     pub built_on: Option<String>,
     /// The workload's id (`latency`, `throughput`, `handoff`, `lock`, ...).
     pub workload: String,
+    /// Fan-in cases (`--clients N`): N. Absent for one-to-one cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<usize>,
     /// Message size; 0 for workloads that move no messages (synchronisation).
     pub size: usize,
     /// Recorded round trips (latency) or streamed messages (throughput), warm-up excluded.
@@ -157,6 +160,10 @@ pub struct CaseResult {
     /// requests' way to the peer. Both processes read the same `CLOCK_MONOTONIC`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub one_way_ns: Option<LatencySummary>,
+    /// With `--clients N`: N client processes served by one server thread. Latencies in
+    /// `rtt_ns` are then every client's round trips merged; `messages` is their total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan_in: Option<FanInResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<CpuCost>,
     /// The lock workload's outcome.
@@ -230,6 +237,37 @@ pub struct LockResult {
     pub writes: u64,
     /// One process alone: lock plus unlock, nanoseconds.
     pub uncontended_ns_per_pair: f64,
+}
+
+/// A fan-in case (`--clients N`): the aggregate, each client, and how evenly they fared.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FanInResult {
+    pub clients: usize,
+    /// The server's CPU and each client's, when pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu: Option<usize>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_cpus: Vec<Option<usize>>,
+    /// Round trips (latency) or messages (throughput) of all clients per second.
+    pub msgs_per_sec: f64,
+    /// The smallest client's count over the largest's (1 = perfectly even).
+    pub fairness: f64,
+    /// The measured window every client ran in, ns.
+    pub window_ns: u64,
+    pub per_client: Vec<ClientStats>,
+}
+
+/// One fan-in client's part.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientStats {
+    pub messages: u64,
+    pub msgs_per_sec: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
 }
 
 /// An open-loop phase: what was offered, what was achieved, how far sends fell behind.

@@ -5,6 +5,7 @@
 
 use crate::backends::Mechanism;
 use crate::environment::{now_rfc3339, Environment, Limits};
+use crate::fanin::FanIn;
 use crate::results::RepeatSummary;
 use crate::results::{CaseResult, RunConfig, RunFile, Status, SCHEMA};
 use crate::session::{Session, SessionOptions};
@@ -23,6 +24,9 @@ pub struct Plan {
     pub messages: Option<u64>,
     /// Repetitions of every case (`--repeat`), each with fresh peers.
     pub repeat: u32,
+    /// `--clients`: fan-in client counts; each workload that fans in runs once per count
+    /// (and not one-to-one). Empty: every case is one-to-one.
+    pub clients: Vec<usize>,
     /// `--pin-matrix`: the mechanism for the core-to-core map and its time budget.
     pub matrix: Option<(&'static dyn Mechanism, std::time::Duration)>,
     pub session: SessionOptions,
@@ -34,6 +38,8 @@ pub struct Case {
     pub workload: &'static dyn Workload,
     /// Message size; 0 for workloads that move no messages.
     pub size: usize,
+    /// Fan-in: the number of clients (`--clients`); `None` for a one-to-one case.
+    pub clients: Option<usize>,
 }
 
 /// What a sweep reports as it goes.
@@ -99,26 +105,49 @@ fn combine(mut reps: Vec<CaseResult>) -> CaseResult {
     r
 }
 
+/// Why a fan-in case cannot run (checked before anything starts), if so.
+fn fan_in_unsupported(m: &dyn Mechanism, case: &Case, clients: usize) -> Option<String> {
+    if let Some(why) = m.no_fan_in() {
+        return Some(format!("--clients: {why}"));
+    }
+    if let Some(why) = case.workload.no_fan_in(&case.subject.capabilities()) {
+        return Some(format!("--clients: {why}"));
+    }
+    let min = crate::workload::clients::MIN_SIZE;
+    (case.size < min).then(|| {
+        format!("--clients needs messages of at least {min} bytes: each carries its client's number in its first word ({clients} clients here)")
+    })
+}
+
 impl Plan {
     /// Cases in the order they run: mechanism by mechanism, so a table fills row by row.
     pub fn cases(&self) -> Vec<Case> {
         let mut out = Vec::new();
         for &subject in &self.mechanisms {
             for &workload in self.workloads.iter().filter(|w| subject.runs(**w)) {
+                let counts: Vec<Option<usize>> = if self.clients.is_empty() || !workload.fans_in() {
+                    vec![None]
+                } else {
+                    self.clients.iter().map(|&n| Some(n)).collect()
+                };
                 if !workload.sized() {
                     out.push(Case {
                         subject,
                         workload,
                         size: 0,
+                        clients: None,
                     });
                     continue;
                 }
                 for &size in &self.sizes {
-                    out.push(Case {
-                        subject,
-                        workload,
-                        size,
-                    });
+                    for &clients in &counts {
+                        out.push(Case {
+                            subject,
+                            workload,
+                            size,
+                            clients,
+                        });
+                    }
                 }
             }
         }
@@ -135,6 +164,11 @@ impl Plan {
 
     /// A rough guess of a case's duration (for the estimate and the ETA only).
     pub fn estimate(&self, case: &Case) -> std::time::Duration {
+        if let Some(n) = case.clients {
+            let (warm, window) = crate::workload::clients::windows(self.params.quick);
+            let start = std::time::Duration::from_nanos(crate::workload::cost::START_NS as u64);
+            return start * n as u32 + (warm + window) * 11 / 10;
+        }
         let (warmup, n) = self.counts(case);
         case.workload.estimate(case.size, warmup, n)
     }
@@ -156,6 +190,7 @@ impl Plan {
             built_on: channel.and_then(|m| m.info().built_on).map(String::from),
             family: Some(case.subject.family().as_str().to_string()),
             workload: case.workload.id().to_string(),
+            clients: case.clients,
             size: case.size,
             messages: n,
             warmup,
@@ -168,6 +203,7 @@ impl Plan {
             rate: None,
             load: None,
             one_way_ns: None,
+            fan_in: None,
             delivered: None,
             lost: None,
             loss: None,
@@ -191,11 +227,28 @@ impl Plan {
             r.reason = Some(why);
             return r;
         }
-        let measured = Session::start(case.subject, case.size, &self.session).and_then(|mut s| {
-            case.workload
-                .measure(&mut s, &self.params, warmup, n, &mut r)?;
-            s.finish()
-        });
+        let measured = match (case.clients, channel) {
+            (Some(clients), Some(m)) => {
+                if let Some(why) = fan_in_unsupported(m, case, clients) {
+                    r.status = Status::Unsupported;
+                    r.reason = Some(why);
+                    r.fan_in = None;
+                    return r;
+                }
+                FanIn::start(m, case.size, clients, &self.session).and_then(|mut fan| {
+                    let f = case
+                        .workload
+                        .measure_fan_in(&mut fan, &self.params, &mut r)?;
+                    r.fan_in = Some(f);
+                    fan.finish()
+                })
+            }
+            _ => Session::start(case.subject, case.size, &self.session).and_then(|mut s| {
+                case.workload
+                    .measure(&mut s, &self.params, warmup, n, &mut r)?;
+                s.finish()
+            }),
+        };
         if let Err(e) = measured {
             r.status = Status::Error;
             r.reason = Some(e.to_string());
@@ -203,6 +256,7 @@ impl Plan {
             (r.rtt_ns, r.throughput, r.lock, r.cpu, r.rate) = (None, None, None, None, None);
             r.load = None;
             r.one_way_ns = None;
+            r.fan_in = None;
             (r.delivered, r.lost, r.loss) = (None, None, None);
             (r.messages, r.warmup) = (n, warmup);
         }

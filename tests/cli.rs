@@ -45,6 +45,34 @@ fn bad_sizes_are_refused() {
 }
 
 #[test]
+fn bad_client_counts_are_refused_before_anything_starts() {
+    usage_error(&["run", "--clients", "0"], "0 clients: give at least 1");
+    usage_error(
+        &["run", "--clients", "100000"],
+        "100000 clients is more than this machine allows: at most",
+    );
+    usage_error(&["run", "--clients", "many"], "not a number of clients");
+    usage_error(&["run", "--clients", "2,2"], "listed twice");
+    // The bound follows the descriptor limit: 100 descriptors leave room for 4 clients.
+    let s = Scratch::new("cli-clients-nofile");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 100 && exec {} run --clients 8 --json {}",
+            EXE,
+            s.json().display()
+        ))
+        .current_dir(&s.root)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("at most 4 (RLIMIT_NOFILE is 100"), "{err}");
+    assert!(err.contains("ulimit -n"), "{err}");
+    assert!(!s.json().exists());
+}
+
+#[test]
 fn zero_messages_and_bad_options_are_refused() {
     usage_error(&["run", "--messages", "0"], "--messages");
     usage_error(

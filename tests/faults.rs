@@ -196,6 +196,65 @@ fn a_killed_peer_is_named_in_the_result() {
 }
 
 #[test]
+fn killing_one_client_fails_the_fan_in_case_naming_it_and_ends_the_rest() {
+    for mechanism in ["unix-stream", "posix-mq", "shm-futex", "unix-dgram"] {
+        let s = Scratch::new("client-kill");
+        let json = s.json();
+        let mut child = s
+            .command(&[
+                "run",
+                "--mechanisms",
+                mechanism,
+                "--sizes",
+                "64",
+                "--workloads",
+                "latency",
+                "--clients",
+                "3",
+                "--repeat",
+                "1",
+                "--json",
+                json.to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait for all three clients, then let them get into their window.
+        let t = Instant::now();
+        let clients = loop {
+            let c = children(child.id());
+            if c.len() == 3 {
+                break c;
+            }
+            if t.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{mechanism}: the clients never started");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let victim = clients[1];
+        kill(Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
+        let (status, out, _) = wait_bounded(child, Duration::from_secs(10));
+        assert_eq!(status, Some(1), "{mechanism}: {out}");
+        let r = &s.results()["results"][0];
+        assert_eq!(r["status"], "error", "{mechanism}: {r}");
+        let reason = r["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&format!("of 3 (pid {victim})"))
+                && reason.contains("killed by signal 9 (SIGKILL)"),
+            "{mechanism}: {reason}"
+        );
+        for c in clients {
+            assert!(gone(c), "{mechanism}: client {c} outlived the case");
+        }
+        s.audit();
+    }
+}
+
+#[test]
 fn a_killed_parent_takes_its_peer_and_clean_removes_only_what_it_left() {
     let s = Scratch::new("parent-kill");
     let (child, peer) = long_run(&s, "sysv-mq");

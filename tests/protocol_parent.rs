@@ -43,7 +43,7 @@ fn the_parent_refuses_a_peer_that_does_not_speak_its_protocol() {
         ),
         (
             "oversized",
-            "head -c 100000 /dev/zero | tr '\\000' x; echo",
+            "head -c 2000000 /dev/zero | tr '\\000' x; echo",
             "longer than",
         ),
         ("truncated", "printf '{\"kind\":\"hel'; exit 0", "truncated"),

@@ -173,6 +173,16 @@ fn every_field_of_the_schema_sketch_is_written_by_this_build() {
         "counter",
         "writes",
         "uncontended_ns_per_pair",
+        "clients",
+        "fan_in",
+        "server_cpu",
+        "client_cpus",
+        "msgs_per_sec",
+        "window_ns",
+        "per_client",
+        "messages",
+        "p50_ns",
+        "p99_ns",
     ] {
         written.insert(conditional.to_string());
     }

@@ -628,3 +628,55 @@ fn recommend_at_a_rate_ranks_by_p99_at_that_load_and_says_what_it_cannot_answer(
     assert_eq!(code, 1);
     assert!(err.contains("no load sweep"), "{err}");
 }
+
+/// A fan-in latency case of `clients` clients whose worst client has `p99` ns.
+fn fan_in_case(mech: &str, clients: usize, p99: u64, per_sec: f64) -> serde_json::Value {
+    let each = serde_json::json!({ "messages": 1000, "msgs_per_sec": per_sec / clients as f64,
+        "p50_ns": p99 / 2, "p99_ns": p99 });
+    serde_json::json!({
+        "mechanism": mech, "workload": "latency", "size": 64, "clients": clients,
+        "messages": 1000 * clients, "warmup": 0, "status": "ok",
+        "rtt_ns": { "min": 1, "p50": p99 / 2, "p90": p99, "p99": p99, "p999": p99, "max": p99,
+                    "mean": 1.0, "stddev": 1.0 },
+        "fan_in": { "clients": clients, "msgs_per_sec": per_sec, "fairness": 0.9,
+                    "window_ns": 300000000u64, "per_client": vec![each; clients] } })
+}
+
+#[test]
+fn fan_in_cases_are_ranked_compared_and_kept_apart_from_one_to_one_cases() {
+    let s = Scratch::new("fan-in-report");
+    let with = |unix_p99: u64, unix_rate: f64| {
+        move |v: &mut serde_json::Value| {
+            let results = v["results"].as_array_mut().unwrap();
+            results.push(fan_in_case("unix-stream", 8, unix_p99, unix_rate));
+            results.push(fan_in_case("tcp", 8, 150_000, 100_000.0));
+            results.push(fan_in_case("posix-mq", 2, 10_000, 100_000.0));
+        }
+    };
+    let old = variant(&s, "old.json", with(60_000, 200_000.0));
+    let new = variant(&s, "new.json", with(60_000, 50_000.0));
+    let (code, out, err) = ipcbench(&["recommend", "--results", &old, "--clients", "8"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ranking(&out), ["unix-stream", "tcp"], "{out}");
+    assert!(out.contains("worst client's p99 60.0 µs"), "{out}");
+    let (code, _, err) = ipcbench(&["recommend", "--results", &old, "--clients", "4"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no fan-in latency run with 4 clients in the results (measured: 2, 8)"),
+        "{err}"
+    );
+    // One-to-one rankings ignore the fan-in cases (posix-mq's 10 µs with 2 clients).
+    let (_, plain, _) = ipcbench(&["recommend", "--results", &old]);
+    let (_, base, _) = ipcbench(&["recommend", "--results", &fixture("base.json")]);
+    assert_eq!(plain, base);
+    // compare matches fan-in cases by their client count and judges the aggregate.
+    let (code, out, _) = ipcbench(&["compare", &old, &new, "--fail-on-regression"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("unix-stream")
+            && l.contains("latency/8c")
+            && l.contains("trips/s")
+            && l.ends_with("WORSE")),
+        "{out}"
+    );
+}

@@ -349,6 +349,12 @@ impl Peer {
         self.watchdog.set(Some(Instant::now() + self.timeout));
     }
 
+    /// Arms the watchdog for a phase known to last `length`, plus the usual timeout.
+    pub fn arm_for(&self, length: Duration) {
+        self.watchdog
+            .set(Some(Instant::now() + length + self.timeout));
+    }
+
     pub fn disarm(&self) {
         self.watchdog.set(None);
     }

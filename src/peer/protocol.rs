@@ -16,10 +16,11 @@ use crate::error::PeerError;
 use crate::sys::CpuUsage;
 
 /// Bumped whenever a message changes shape; both sides refuse any other version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
-/// No line of the protocol is longer (the largest real one is a few hundred bytes).
-pub const MAX_LINE: usize = 64 * 1024;
+/// No line of the protocol is longer (the largest real one is a fan-in client's latency
+/// histogram, a few tens of kilobytes).
+pub const MAX_LINE: usize = 1 << 20;
 
 /// What the parent tells the peer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,9 +34,29 @@ pub enum Order {
         workload: String,
         count: u64,
     },
+    /// One phase of a workload as fan-in client `index` of `clients` (`--clients`): from
+    /// `start_ns` to `end_ns` on `CLOCK_MONOTONIC` (one clock for every process of a host),
+    /// then a goodbye; answered like `Run`.
+    Client {
+        workload: String,
+        index: u32,
+        clients: u32,
+        start_ns: u64,
+        end_ns: u64,
+        /// The total requests per second offered, for open-loop workloads, and their
+        /// spacing.
+        #[serde(default)]
+        rate: f64,
+        #[serde(default = "even")]
+        arrivals: crate::results::Arrivals,
+    },
     /// Test hook for synchronisation primitives: take the lock and keep it until killed.
     Hold,
     Quit,
+}
+
+fn even() -> crate::results::Arrivals {
+    crate::results::Arrivals::Even
 }
 
 /// What the peer answers.

@@ -160,6 +160,45 @@ fn converse(args: &PeerArgs, control: &mut Control) -> Result<(), Stop> {
                 let cpu = cpu(())?.since(before);
                 control.say(&Reply::Done { cpu, outcome })?;
             }
+            Order::Client {
+                workload,
+                index,
+                clients,
+                start_ns,
+                end_ns,
+                rate,
+                arrivals,
+            } => {
+                let w = workload::by_id(&workload)
+                    .filter(|w| w.applies(&caps) && w.fans_in())
+                    .ok_or_else(|| {
+                        Stop::refused(format!(
+                            "{} has no fan-in workload called {workload:?}",
+                            subject.id()
+                        ))
+                    })?;
+                if index >= clients || clients as usize > workload::clients::MAX_CLIENTS {
+                    return Err(Stop::refused(format!("client {index} of {clients}")));
+                }
+                let order = workload::clients::ClientOrder {
+                    index: index as usize,
+                    clients: clients as usize,
+                    start_ns,
+                    end_ns,
+                    rate,
+                    arrivals,
+                };
+                let End::Channel(c) = &mut end else {
+                    return Err(Stop::refused("only a channel has clients"));
+                };
+                let cpu = |()| CpuUsage::thread().map_err(|e| Stop::refused(e.to_string()));
+                control.say(&Reply::Go)?;
+                let before = cpu(())?;
+                let report = w.client(c, &order).map_err(Stop::data)?;
+                let cpu = cpu(())?.since(before);
+                let outcome = workload::outcome(&report).map_err(Stop::data)?;
+                control.say(&Reply::Done { cpu, outcome })?;
+            }
             Order::Hold => {
                 let End::Sync(s) = &mut end else {
                     return Err(Stop::refused("only a synchronisation primitive can hold"));

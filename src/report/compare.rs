@@ -148,6 +148,15 @@ fn metrics(r: &CaseResult) -> Vec<Metric> {
             single_run_ok: true,
         });
     }
+    if let (Some(f), None) = (&r.fan_in, &r.throughput) {
+        out.push(Metric {
+            name: "trips/s",
+            value: f.msgs_per_sec,
+            interval: None,
+            higher_is_better: true,
+            single_run_ok: true,
+        });
+    }
     if let Some(l) = &r.lock {
         out.push(Metric {
             name: "locks/s",
@@ -180,7 +189,18 @@ fn verdict(o: &Metric, n: &Metric, gain_pct: f64, threshold: f64) -> Verdict {
 }
 
 fn same_case(a: &CaseResult, b: &CaseResult) -> bool {
-    a.mechanism == b.mechanism && a.workload == b.workload && a.size == b.size
+    a.mechanism == b.mechanism
+        && a.workload == b.workload
+        && a.size == b.size
+        && a.clients == b.clients
+}
+
+/// The workload as compare shows it: `latency`, or `latency/8c` for a fan-in case.
+fn workload_label(r: &CaseResult) -> String {
+    match r.clients {
+        Some(n) => format!("{}/{n}c", r.workload),
+        None => r.workload.clone(),
+    }
 }
 
 pub fn compare(old: &RunFile, new: &RunFile, threshold: f64) -> Comparison {
@@ -230,7 +250,7 @@ pub fn compare(old: &RunFile, new: &RunFile, threshold: f64) -> Comparison {
                 };
                 lost.push(Lost {
                     mechanism: o.mechanism.clone(),
-                    workload: o.workload.clone(),
+                    workload: workload_label(o),
                     size: o.size,
                     what,
                     missing,
@@ -250,7 +270,7 @@ pub fn compare(old: &RunFile, new: &RunFile, threshold: f64) -> Comparison {
             let gain_pct = if om.higher_is_better { change } else { -change };
             rows.push(Row {
                 mechanism: o.mechanism.clone(),
-                workload: o.workload.clone(),
+                workload: workload_label(o),
                 size: o.size,
                 metric: om.name,
                 old: om.value,
@@ -290,7 +310,7 @@ pub fn render(c: &Comparison, allow_missing: bool) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<15} {:<10} {:>7} {:<7} {:>12} {:>12} {:>9}",
+        "{:<15} {:<13} {:>7} {:<7} {:>12} {:>12} {:>9}",
         "mechanism", "workload", "size", "metric", "old", "new", "change"
     );
     for r in &c.rows {
@@ -309,7 +329,7 @@ pub fn render(c: &Comparison, allow_missing: bool) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<15} {:<10} {:>7} {:<7} {:>12.2} {:>12.2} {:>+8.1}%{mark}",
+            "{:<15} {:<13} {:>7} {:<7} {:>12.2} {:>12.2} {:>+8.1}%{mark}",
             r.mechanism,
             r.workload.as_str(),
             size,

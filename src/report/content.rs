@@ -621,7 +621,8 @@ fn measurement(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
 }
 
 fn one_run(input: &Input, suffix: &str, out: &mut Vec<Block>) {
-    let run = &input.run;
+    let full = &input.run;
+    let run = &*super::model::one_to_one(full);
     machine(run, out);
     measurement(run, suffix, out);
     out.push(Block::Heading(3, "Charts".into()));
@@ -629,7 +630,7 @@ fn one_run(input: &Input, suffix: &str, out: &mut Vec<Block>) {
     out.push(Block::Heading(3, "Rankings".into()));
     ranking(run, out);
     choosing(run, out);
-    out.extend(super::table::blocks(run));
+    out.extend(super::table::blocks(full));
 }
 
 fn differences(inputs: &[Input], out: &mut Vec<Block>) {

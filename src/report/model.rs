@@ -10,6 +10,17 @@ use crate::results::{CaseResult, RunFile, Status};
 const FAMILY_ORDER: [&str; 5] = ["message-passing", "sockets", "shm", "crates", "sync"];
 pub const CALIBRATION: &str = "calibration";
 
+/// A run's one-to-one cases alone: what every table, chart and ranking but the fan-in
+/// table reads (fan-in cases, `--clients`, measure something else: many clients at once).
+pub fn one_to_one(run: &RunFile) -> std::borrow::Cow<'_, RunFile> {
+    if run.results.iter().all(|r| r.clients.is_none()) {
+        return std::borrow::Cow::Borrowed(run);
+    }
+    let mut only = run.clone();
+    only.results.retain(|r| r.clients.is_none());
+    std::borrow::Cow::Owned(only)
+}
+
 /// Mechanisms of a run in family order (calibration last), then in the order they ran.
 pub fn mechanisms(run: &RunFile) -> Vec<(String, String)> {
     let mut seen: Vec<(String, String)> = Vec::new();

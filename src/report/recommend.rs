@@ -368,6 +368,22 @@ pub fn advise_at_rate(
             },
         ));
     }
+    Ok(Advice {
+        size: measured,
+        asked: size,
+        picks: rank_single_runs(cands),
+        ranked_by: "p99 at the asked load (open loop)",
+        cpu_per: "request",
+        excluded,
+        tie_rule: format!(
+            "mechanisms share a rank when their p99 differ by less than {SINGLE_RUN_NOISE_PCT:.0}%"
+        ),
+    })
+}
+
+/// Picks ranked by a lower-is-better value from single runs: values within
+/// `SINGLE_RUN_NOISE_PCT` of the rank's leader share its rank.
+fn rank_single_runs(mut cands: Vec<(f64, Pick)>) -> Vec<Pick> {
     cands.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut picks: Vec<Pick> = Vec::new();
     let mut leader = f64::NAN;
@@ -386,12 +402,112 @@ pub fn advise_at_rate(
         let rank = picks[k].rank;
         picks[k].tied = picks.iter().filter(|p| p.rank == rank).count() > 1;
     }
+    picks
+}
+
+/// Mechanisms that satisfy `needs`, ranked by the worst client's p99 with `clients`
+/// clients on one server, from the fan-in runs (`run --clients`) at the measured size
+/// nearest `size`: closed-loop `latency`, or with `rate` the open-loop `rate` cases whose
+/// offered total is within 1.5x of it. Client counts are not interpolated: without a run
+/// at exactly `clients`, the answer says which counts were measured.
+pub fn advise_with_clients(
+    run: &RunFile,
+    size: Option<usize>,
+    clients: usize,
+    rate: Option<f64>,
+    needs: &[Need],
+) -> Result<Advice, String> {
+    let workload = if rate.is_some() { super::RATE } else { LATENCY };
+    let fanned: Vec<&CaseResult> = run
+        .results
+        .iter()
+        .filter(|r| r.workload == workload && r.status == Status::Ok && r.fan_in.is_some())
+        .collect();
+    let mut counts: Vec<usize> = fanned.iter().filter_map(|r| r.clients).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let again = match rate {
+        Some(r) => format!("--workloads rate --rate {r:.0} --clients {clients}"),
+        None => format!("--workloads latency --clients {clients}"),
+    };
+    if !counts.contains(&clients) {
+        return Err(match counts.is_empty() {
+            true => format!("the results have no fan-in {workload} run to answer from: run `ipcbench run {again}`"),
+            false => format!(
+                "no fan-in {workload} run with {clients} clients in the results (measured: {}); run `ipcbench run {again}`",
+                counts.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    let at_n: Vec<&CaseResult> = fanned
+        .into_iter()
+        .filter(|r| r.clients == Some(clients))
+        .collect();
+    let mut sizes: Vec<usize> = at_n.iter().map(|r| r.size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let measured = size_to_answer(&sizes, size).ok_or("no fan-in result to rank")?;
+    let mut excluded = Vec::new();
+    let mut cands = Vec::new();
+    for r in at_n.into_iter().filter(|r| r.size == measured) {
+        let Some(m) = backends::by_id(&r.mechanism) else {
+            continue;
+        };
+        let i = m.info();
+        if !satisfies(i, needs) {
+            continue;
+        }
+        let Some(f) = &r.fan_in else { continue };
+        if let (Some(want), Some(got)) = (rate, &r.rate) {
+            if (got.offered_per_sec.max(1.0) / want).ln().abs() > RATE_FAR.ln() {
+                excluded.push((
+                    r.mechanism.clone(),
+                    format!(
+                        "measured at {:.0}/s offered, not near {want:.0}/s; run `ipcbench run {again}`",
+                        got.offered_per_sec
+                    ),
+                ));
+                continue;
+            }
+            if got.saturated {
+                excluded.push((
+                    r.mechanism.clone(),
+                    format!("saturated at {:.0}/s offered", got.offered_per_sec),
+                ));
+                continue;
+            }
+        }
+        let Some(worst) = f.per_client.iter().filter_map(|c| c.p99_ns).max() else {
+            continue;
+        };
+        cands.push((
+            worst as f64,
+            Pick {
+                mechanism: r.mechanism.clone(),
+                shown: format!(
+                    "worst client's p99 {} µs, {} clients together {:.0}/s, fairness {:.2}",
+                    micros(worst as f64),
+                    clients,
+                    f.msgs_per_sec,
+                    f.fairness
+                ),
+                cpu_us: cpu_us(r),
+                trade_off: i.trade_off.to_string(),
+                rank: 0,
+                tied: false,
+            },
+        ));
+    }
     Ok(Advice {
         size: measured,
         asked: size,
-        ranked_by: "p99 at the asked load (open loop)",
+        picks: rank_single_runs(cands),
+        ranked_by: if rate.is_some() {
+            "the worst client's p99 at the asked load, many clients on one server"
+        } else {
+            "the worst client's p99, every client closed-loop on one server"
+        },
         cpu_per: "request",
-        picks,
         excluded,
         tie_rule: format!(
             "mechanisms share a rank when their p99 differ by less than {SINGLE_RUN_NOISE_PCT:.0}%"

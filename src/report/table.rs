@@ -353,7 +353,8 @@ fn load(run: &RunFile, out: &mut Vec<Block>) {
 }
 
 /// Every result table of a run, in the order the terminal and the reports show them.
-pub fn blocks(run: &RunFile) -> Vec<Block> {
+pub fn blocks(full: &RunFile) -> Vec<Block> {
+    let run = &*super::model::one_to_one(full);
     let mut out = Vec::new();
     let interval = if run.config.repeat > 1 {
         format!(
@@ -445,9 +446,101 @@ pub fn blocks(run: &RunFile) -> Vec<Block> {
         }),
     );
     load(run, &mut out);
+    fan_in(full, &mut out);
     layers(run, &mut out);
     sync(run, &mut out);
     out
+}
+
+/// Fan-in (`--clients`): per workload and size, mechanisms × client counts, each cell the
+/// aggregate rate, the worst client's p99 (round trips) and fairness.
+fn fan_in(run: &RunFile, out: &mut Vec<Block>) {
+    let fan: Vec<&CaseResult> = run.results.iter().filter(|r| r.clients.is_some()).collect();
+    let mut counts: Vec<usize> = fan.iter().filter_map(|r| r.clients).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let mut sizes: Vec<usize> = fan.iter().map(|r| r.size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    for (w, what) in [
+        (
+            LATENCY,
+            "round trips/s (all clients, each closed-loop) / worst client's p99 µs / fairness",
+        ),
+        (
+            THROUGHPUT,
+            "messages/s (all clients streaming) / MB/s / fairness",
+        ),
+        (
+            RATE,
+            "requests/s achieved of the offered total (each client open-loop at its share, so counts are even by design: compare the clients' tails) / worst client's p99 µs from the scheduled times / fairness; SATURATED: a client could not keep its schedule",
+        ),
+    ] {
+        for &s in &sizes {
+            let mut notes = Notes::default();
+            let mut rows = Vec::new();
+            for (m, _) in mechanisms(run) {
+                let mine: Vec<&&CaseResult> = fan
+                    .iter()
+                    .filter(|r| r.mechanism == m && r.workload == w && r.size == s)
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let mut row = vec![m.clone()];
+                for &n in &counts {
+                    let r = mine.iter().find(|r| r.clients == Some(n)).map(|r| **r);
+                    row.push(notes.cell(r, |r| {
+                        let f = r.fan_in.as_ref()?;
+                        let rate = grouped(f.msgs_per_sec, 0);
+                        let fair = format!("{:.2}", f.fairness);
+                        let sat = match &r.rate {
+                            Some(x) if x.saturated => " SATURATED",
+                            _ => "",
+                        };
+                        Some(match r.throughput.as_ref() {
+                            Some(t) if w == THROUGHPUT => {
+                                format!("{rate} / {} / {fair}", mb_per_sec(t.bytes_per_sec))
+                            }
+                            _ => {
+                                let worst = f.per_client.iter().filter_map(|c| c.p99_ns).max();
+                                let p99 = worst
+                                    .map(|v| micros(v as f64))
+                                    .unwrap_or_else(|| "-".into());
+                                format!("{rate} / {p99} / {fair}{sat}{}", loss_suffix(r))
+                            }
+                        })
+                    }));
+                }
+                rows.push(row);
+            }
+            if rows.is_empty() {
+                continue;
+            }
+            let offered = match (w, run.config.rate) {
+                (RATE, Some(rate)) => format!(" of {} requests/s", grouped(rate, 0)),
+                _ => String::new(),
+            };
+            out.push(Block::Heading(
+                3,
+                format!(
+                    "Fan-in, {w}{offered} at {}: N clients, one server thread",
+                    size_label(s)
+                ),
+            ));
+            out.push(Block::Para(format!(
+                "Each cell: {what}. Fairness is the smallest client's count over the largest's in the same window (1 = even). The server is this process on one CPU; where each client ran is in the JSON (`fan_in.client_cpus`)."
+            )));
+            let mut header = vec!["mechanism".to_string()];
+            header.extend(
+                counts
+                    .iter()
+                    .map(|n| format!("{n} client{}", if *n == 1 { "" } else { "s" })),
+            );
+            out.push(Block::Table { header, rows });
+            out.extend(notes.into_block());
+        }
+    }
 }
 
 /// What the terminal prints after a run: placement, floor, then every table as text.

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::{
-    by_budget, cost, lossy, outcome, per_unit, record, record_losses, Buffers, Capabilities,
-    DataError, End, Mode, Params, Workload,
+    by_budget, clients, cost, lossy, outcome, per_unit, record, record_losses, Buffers,
+    Capabilities, DataError, End, Mode, Params, Workload,
 };
 use crate::backends::Channel;
 use crate::error::Error;
@@ -80,6 +80,28 @@ impl Workload for Latency {
 
     fn bench(&self, s: &mut Session, _p: &Params, iters: u64) -> Result<Duration, Error> {
         Ok(round_trips(s, iters, None)?.elapsed)
+    }
+
+    fn fans_in(&self) -> bool {
+        true
+    }
+
+    /// Every client closed-loop; the server answers each request.
+    fn measure_fan_in(
+        &self,
+        fan: &mut crate::fanin::FanIn,
+        p: &Params,
+        r: &mut CaseResult,
+    ) -> Result<crate::results::FanInResult, Error> {
+        clients::measure(fan, ID, p, true, true, r)
+    }
+
+    fn client(
+        &self,
+        end: &mut super::ChannelEnd,
+        order: &clients::ClientOrder,
+    ) -> Result<clients::ClientReport, DataError> {
+        clients::closed_loop(end, order)
     }
 
     fn serve(&self, end: &mut End, n: u64) -> Result<serde_json::Value, DataError> {

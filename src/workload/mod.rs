@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod clients;
 pub mod handoff;
 pub mod latency;
 pub mod load;
@@ -178,6 +179,41 @@ pub trait Workload: Sync {
     /// Peer half of one phase of `count`: runs after the peer said `go`; what it returns
     /// reaches the parent half in the phase's `done`.
     fn serve(&self, end: &mut End, count: u64) -> Result<serde_json::Value, DataError>;
+
+    /// Whether N clients can run it against one server (`--clients`).
+    fn fans_in(&self) -> bool {
+        false
+    }
+
+    /// Why it cannot fan in on a subject with these capabilities, if so.
+    fn no_fan_in(&self, _caps: &Capabilities) -> Option<String> {
+        None
+    }
+
+    /// Fan-in, parent (server) half: phases over a fan-in session; fills `result` like
+    /// `measure` and returns the clients' part. Only called when `fans_in`.
+    fn measure_fan_in(
+        &self,
+        fan: &mut crate::fanin::FanIn,
+        _p: &Params,
+        _result: &mut CaseResult,
+    ) -> Result<crate::results::FanInResult, Error> {
+        Err(Error::DataPath {
+            mechanism: fan.id(),
+            op: "run",
+            seq: 0,
+            source: io::Error::new(io::ErrorKind::Unsupported, "no fan-in form"),
+        })
+    }
+
+    /// Fan-in, client half: one phase in a client process, after it said `go`.
+    fn client(
+        &self,
+        _end: &mut ChannelEnd,
+        _order: &clients::ClientOrder,
+    ) -> Result<clients::ClientReport, DataError> {
+        Err(mismatch("a workload with a fan-in form"))
+    }
 }
 
 impl std::fmt::Debug for dyn Workload {

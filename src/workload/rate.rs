@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::{
-    by_budget, cost, outcome, per_unit, Arrivals, Buffers, Capabilities, DataError, End, Params,
-    Workload,
+    by_budget, clients, cost, outcome, per_unit, Arrivals, Buffers, Capabilities, ChannelEnd,
+    DataError, End, Params, Workload,
 };
 use crate::backends::Channel;
 use crate::error::Error;
@@ -97,6 +97,49 @@ impl Workload for Rate {
         false
     }
 
+    fn fans_in(&self) -> bool {
+        true
+    }
+
+    /// The offered total split evenly across the clients, each open-loop with its own
+    /// receive thread; the server answers every request.
+    fn measure_fan_in(
+        &self,
+        fan: &mut crate::fanin::FanIn,
+        p: &Params,
+        r: &mut CaseResult,
+    ) -> Result<crate::results::FanInResult, Error> {
+        clients::measure(fan, ID, p, true, true, r)
+    }
+
+    fn client(
+        &self,
+        end: &mut ChannelEnd,
+        order: &clients::ClientOrder,
+    ) -> Result<clients::ClientReport, DataError> {
+        let share = order.rate / order.clients.max(1) as f64;
+        let secs = order.end_ns.saturating_sub(order.start_ns) as f64 / 1e9;
+        let n = ((share * secs) as u64).max(1);
+        let times = schedule_of(n, share, order.arrivals, order.index, order.clients);
+        let mut latency = new_histogram();
+        let mut lag = new_histogram();
+        end.seq = order.base();
+        clients::wait_for(order.start_ns);
+        let (last_lag, span, rx_cpu) = run_schedule(end, &times, &mut latency, &mut lag)?;
+        clients::goodbye(end, order, end.mode())?;
+        Ok(clients::ClientReport {
+            messages: n,
+            lost: 0,
+            elapsed_ns: span.as_nanos() as u64,
+            hist: clients::pairs(&latency),
+            lag: clients::pairs(&lag),
+            saturated: Some(
+                last_lag > BACKLOG_NS || (n as f64 / span.as_secs_f64().max(1e-9)) < 0.95 * share,
+            ),
+            other_threads_cpu: Some(rx_cpu),
+        })
+    }
+
     fn bench(&self, s: &mut Session, p: &Params, iters: u64) -> Result<Duration, Error> {
         Ok(open_loop(s, p, iters)?.span)
     }
@@ -157,12 +200,23 @@ impl OpenLoop {
 
 /// Scheduled send times (ns after the start) of `n` requests at `rate` per second.
 fn schedule(n: u64, rate: f64, arrivals: Arrivals) -> Vec<u64> {
+    schedule_of(n, rate, arrivals, 0, 1)
+}
+
+/// Client `index` of `clients`' share of a schedule: its own Poisson stream (a seed of its
+/// own, so clients do not arrive in lockstep), or even arrivals offset by `index / clients`
+/// of its gap, so the clients' requests interleave evenly.
+fn schedule_of(n: u64, rate: f64, arrivals: Arrivals, index: usize, clients: usize) -> Vec<u64> {
     let gap = 1e9 / rate;
     match arrivals {
-        Arrivals::Even => (0..n).map(|k| (k as f64 * gap) as u64).collect(),
+        Arrivals::Even => {
+            let offset = gap * index as f64 / clients.max(1) as f64;
+            (0..n).map(|k| (offset + k as f64 * gap) as u64).collect()
+        }
         Arrivals::Poisson => {
             // xorshift64*, fixed seed: every run and mechanism gets the same arrivals.
-            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+            let mut x: u64 =
+                0x9E37_79B9_7F4A_7C15 ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
             let mut t = 0.0f64;
             (0..n)
                 .map(|_| {
@@ -186,46 +240,7 @@ pub(crate) fn open_loop(s: &mut Session, p: &Params, n: u64) -> Result<OpenLoop,
     let mut latency = new_histogram();
     let mut lag = new_histogram();
     let ((last_lag_ns, span, rx_cpu), cpu, report) = s.phase(ID, n, |end| {
-        let c = end.channel()?;
-        let split = c
-            .chan
-            .split()
-            .ok_or_else(|| DataError::io("split", 0)(std::io::ErrorKind::Unsupported.into()))?
-            .map_err(DataError::io("split", 0))?;
-        let first = c.seq;
-        let mut rx_bufs = c.bufs.twin();
-        let (mut tx, mut rx) = (split.tx, split.rx);
-        let hist = &mut latency;
-        let times = &times;
-        std::thread::scope(|scope| {
-            let t0 = Instant::now();
-            // The phase measures the calling thread's CPU; the receive thread measures its own.
-            let receiver = scope.spawn(move || -> Result<(Instant, CpuUsage), DataError> {
-                let before = CpuUsage::thread().unwrap_or_default();
-                let mut last = t0;
-                for (k, &at) in times.iter().enumerate() {
-                    let seq = first + k as u64;
-                    rx_bufs.receive(rx.as_mut(), reply_seq(seq))?;
-                    last = Instant::now();
-                    let since = (last - t0).as_nanos() as u64;
-                    hist.saturating_record(since.saturating_sub(at).max(1));
-                }
-                let used = CpuUsage::thread().map(|a| a.since(before));
-                Ok((last, used.unwrap_or_default()))
-            });
-            let sent = send_on_schedule(tx.as_mut(), &mut c.bufs, first, times, t0, &mut lag);
-            // A failed send leaves the receiver waiting: the session's watchdog and the
-            // peer's exit end it, so joining is bounded.
-            let last = receiver.join().unwrap_or_else(|_| {
-                Err(DataError::io("receive", first)(std::io::Error::other(
-                    "the receive thread panicked",
-                )))
-            });
-            let last_lag = sent?;
-            let (last, rx_cpu) = last?;
-            Ok((last_lag, last - t0, rx_cpu))
-        })
-        .inspect(|_| c.seq = first + n)
+        run_schedule(end.channel()?, &times, &mut latency, &mut lag)
     })?;
     let report: PeerReport = super::decode_outcome(s.id(), report)?;
     Ok(OpenLoop {
@@ -236,6 +251,57 @@ pub(crate) fn open_loop(s: &mut Session, p: &Params, n: u64) -> Result<OpenLoop,
         cpu: cpu.plus(rx_cpu),
         one_way: report.one_way,
     })
+}
+
+/// The open loop over one channel: splits it, sends request k at `times[k]` after now
+/// from this thread while a receive thread records each reply's latency from its
+/// scheduled time. Returns the last send's lag, the span to the last reply and the receive
+/// thread's CPU.
+fn run_schedule(
+    c: &mut ChannelEnd,
+    times: &[u64],
+    latency: &mut Histogram<u64>,
+    lag: &mut Histogram<u64>,
+) -> Result<(u64, Duration, CpuUsage), DataError> {
+    let n = times.len() as u64;
+    let split = c
+        .chan
+        .split()
+        .ok_or_else(|| DataError::io("split", 0)(std::io::ErrorKind::Unsupported.into()))?
+        .map_err(DataError::io("split", 0))?;
+    let first = c.seq;
+    let mut rx_bufs = c.bufs.twin();
+    let (mut tx, mut rx) = (split.tx, split.rx);
+    let hist = latency;
+    std::thread::scope(|scope| {
+        let t0 = Instant::now();
+        // The phase measures the calling thread's CPU; the receive thread measures its own.
+        let receiver = scope.spawn(move || -> Result<(Instant, CpuUsage), DataError> {
+            let before = CpuUsage::thread().unwrap_or_default();
+            let mut last = t0;
+            for (k, &at) in times.iter().enumerate() {
+                let seq = first + k as u64;
+                rx_bufs.receive(rx.as_mut(), reply_seq(seq))?;
+                last = Instant::now();
+                let since = (last - t0).as_nanos() as u64;
+                hist.saturating_record(since.saturating_sub(at).max(1));
+            }
+            let used = CpuUsage::thread().map(|a| a.since(before));
+            Ok((last, used.unwrap_or_default()))
+        });
+        let sent = send_on_schedule(tx.as_mut(), &mut c.bufs, first, times, t0, lag);
+        // A failed send leaves the receiver waiting: the session's watchdog and the
+        // peer's exit end it, so joining is bounded.
+        let last = receiver.join().unwrap_or_else(|_| {
+            Err(DataError::io("receive", first)(std::io::Error::other(
+                "the receive thread panicked",
+            )))
+        });
+        let last_lag = sent?;
+        let (last, rx_cpu) = last?;
+        Ok((last_lag, last - t0, rx_cpu))
+    })
+    .inspect(|_| c.seq = first + n)
 }
 
 /// Sends request k at `t0 + times[k]` (sleeping for long waits, spinning for short ones),

@@ -76,6 +76,40 @@ impl Workload for Throughput {
         Ok(stream(s, iters)?.elapsed)
     }
 
+    fn fans_in(&self) -> bool {
+        true
+    }
+
+    fn no_fan_in(&self, caps: &Capabilities) -> Option<String> {
+        caps.lossy_channel.then(|| {
+            "streaming from many clients needs a reliable channel: a datagram flood's losses would make the shares meaningless".to_string()
+        })
+    }
+
+    /// Every client streams; the server checks every message and answers only goodbyes.
+    fn measure_fan_in(
+        &self,
+        fan: &mut crate::fanin::FanIn,
+        p: &Params,
+        r: &mut CaseResult,
+    ) -> Result<crate::results::FanInResult, Error> {
+        let f = super::clients::measure(fan, ID, p, false, false, r)?;
+        r.throughput = Some(Rate {
+            msgs_per_sec: f.msgs_per_sec,
+            bytes_per_sec: f.msgs_per_sec * r.size as f64,
+            elapsed_ns: f.window_ns,
+        });
+        Ok(f)
+    }
+
+    fn client(
+        &self,
+        end: &mut super::ChannelEnd,
+        order: &super::clients::ClientOrder,
+    ) -> Result<super::clients::ClientReport, DataError> {
+        super::clients::flood(end, order)
+    }
+
     fn serve(&self, end: &mut End, n: u64) -> Result<serde_json::Value, DataError> {
         let c = end.channel()?;
         let mode = c.mode();

@@ -1,0 +1,114 @@
+//! Fan-in (`--clients N`): N client processes against one server thread, on every kind of
+//! many-to-one channel (accepted connections, one shared queue, one datagram socket, ring
+//! pairs under one futex wait). Each client's messages are checked by the server; each
+//! client's share and tail are reported; nothing is left afterwards.
+
+mod common;
+
+use common::{text, Scratch};
+
+#[test]
+fn every_client_is_served_counted_and_placed_and_nothing_is_left() {
+    let s = Scratch::new("fan-in");
+    let json = s.json();
+    let out = s.run(&[
+        "run",
+        "--quick",
+        "--mechanisms",
+        "unix-stream,tcp,unix-dgram,posix-mq,shm-futex,pipe",
+        "--sizes",
+        "64",
+        "--workloads",
+        "latency,throughput",
+        "--clients",
+        "3",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let v = s.results();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 12);
+    for r in results {
+        let (m, w) = (
+            r["mechanism"].as_str().unwrap(),
+            r["workload"].as_str().unwrap(),
+        );
+        assert_eq!(r["clients"], 3, "{r}");
+        let reason = r["reason"].as_str().unwrap_or_default();
+        match (m, w) {
+            ("pipe", _) => {
+                assert_eq!(r["status"], "unsupported", "{r}");
+                assert!(reason.contains("--clients"), "{reason}");
+                continue;
+            }
+            ("unix-dgram", "throughput") => {
+                assert_eq!(r["status"], "unsupported", "{r}");
+                assert!(reason.contains("reliable channel"), "{reason}");
+                continue;
+            }
+            _ => assert_eq!(r["status"], "ok", "{m} {w}: {reason}"),
+        }
+        let f = &r["fan_in"];
+        assert_eq!(f["clients"], 3, "{r}");
+        let per = f["per_client"].as_array().unwrap();
+        assert_eq!(per.len(), 3, "{r}");
+        let total: u64 = per.iter().map(|c| c["messages"].as_u64().unwrap()).sum();
+        assert!(
+            per.iter().all(|c| c["messages"].as_u64().unwrap() > 0),
+            "{r}"
+        );
+        assert_eq!(r["messages"].as_u64().unwrap(), total, "{r}");
+        let fair = f["fairness"].as_f64().unwrap();
+        assert!(fair > 0.0 && fair <= 1.0, "{r}");
+        assert!(f["msgs_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+        // Placement is stated: pinned runs name the server's CPU and every client's.
+        if v["config"]["pin"] != "none" {
+            assert!(f["server_cpu"].is_u64(), "{r}");
+            assert_eq!(f["client_cpus"].as_array().unwrap().len(), 3, "{r}");
+        }
+        match w {
+            "latency" => {
+                assert!(r["rtt_ns"]["p99"].as_u64().unwrap() > 0, "{r}");
+                assert!(per.iter().all(|c| c["p99_ns"].as_u64().unwrap() > 0), "{r}");
+            }
+            _ => assert!(
+                r["throughput"]["msgs_per_sec"].as_f64().unwrap() > 0.0,
+                "{r}"
+            ),
+        }
+    }
+    // The fan-in cases have their own tables; the one-to-one tables do not show them.
+    assert!(stdout.contains("Fan-in, latency at 64 B"), "{stdout}");
+    assert!(stdout.contains("Fan-in, throughput at 64 B"), "{stdout}");
+    assert!(
+        !stdout.contains("Round-trip latency, p50 / p99"),
+        "{stdout}"
+    );
+    s.audit();
+}
+
+#[test]
+fn messages_too_small_to_carry_their_client_are_refused_by_name() {
+    let s = Scratch::new("fan-in-small");
+    let v = s.sweep(&[
+        "--quick",
+        "--mechanisms",
+        "unix-stream",
+        "--sizes",
+        "4",
+        "--workloads",
+        "latency",
+        "--clients",
+        "2",
+        "--no-report",
+    ]);
+    let r = &v["results"][0];
+    assert_eq!(r["status"], "unsupported", "{r}");
+    assert!(
+        r["reason"].as_str().unwrap().contains("at least 8 bytes"),
+        "{r}"
+    );
+    s.audit();
+}
