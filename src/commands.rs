@@ -315,7 +315,13 @@ pub fn save_results(path: &Path, run: &crate::results::RunFile) -> anyhow::Resul
 pub fn list(args: &ListArgs) -> anyhow::Result<()> {
     if args.json {
         let doc = serde_json::json!({
-            "mechanisms": backends::all().map(|m| m.info()).collect::<Vec<_>>(),
+            "mechanisms": backends::all()
+                .map(|m| {
+                    let mut v = serde_json::to_value(m.info())?;
+                    v["clients_unsupported"] = serde_json::json!(m.no_fan_in());
+                    Ok(v)
+                })
+                .collect::<Result<Vec<_>, serde_json::Error>>()?,
             "primitives": backends::sync::REGISTRY
                 .iter()
                 .map(|p| p.info())
@@ -364,6 +370,14 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
             println!("{:<22} hand-off: {}", "", i.handoff_by);
         }
     }
+    let fan_in: Vec<&str> = backends::all()
+        .filter(|m| m.no_fan_in().is_none())
+        .map(|m| m.info().id)
+        .collect();
+    println!(
+        "\n--clients (N clients, one server thread) runs on: {}",
+        fan_in.join(", ")
+    );
     println!("\nboundaries: one send arrives as one receive; copies: payload copies the kernel makes per message;");
     println!("named: unrelated processes can find it by a filesystem name; cross-host: works between machines.\n");
     let l = Limits::read();

@@ -106,12 +106,20 @@ fn combine(mut reps: Vec<CaseResult>) -> CaseResult {
 }
 
 /// Why a fan-in case cannot run (checked before anything starts), if so.
-fn fan_in_unsupported(m: &dyn Mechanism, case: &Case, clients: usize) -> Option<String> {
+fn fan_in_unsupported(
+    m: &dyn Mechanism,
+    params: &crate::backends::ChannelParams,
+    case: &Case,
+    clients: usize,
+) -> Option<String> {
     if let Some(why) = m.no_fan_in() {
         return Some(format!("--clients: {why}"));
     }
     if let Some(why) = case.workload.no_fan_in(&case.subject.capabilities()) {
         return Some(format!("--clients: {why}"));
+    }
+    if let Some(why) = m.fan_in_limit(params, clients) {
+        return Some(format!("--clients {clients}: {why}"));
     }
     let min = crate::workload::clients::MIN_SIZE;
     (case.size < min).then(|| {
@@ -229,7 +237,9 @@ impl Plan {
         }
         let measured = match (case.clients, channel) {
             (Some(clients), Some(m)) => {
-                if let Some(why) = fan_in_unsupported(m, case, clients) {
+                if let Some(why) =
+                    fan_in_unsupported(m, &self.session.params(case.size), case, clients)
+                {
                     r.status = Status::Unsupported;
                     r.reason = Some(why);
                     r.fan_in = None;

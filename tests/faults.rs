@@ -197,7 +197,14 @@ fn a_killed_peer_is_named_in_the_result() {
 
 #[test]
 fn killing_one_client_fails_the_fan_in_case_naming_it_and_ends_the_rest() {
-    for mechanism in ["unix-stream", "posix-mq", "shm-futex", "unix-dgram"] {
+    for mechanism in [
+        "unix-stream",
+        "posix-mq",
+        "sysv-mq",
+        "fifo",
+        "shm-futex",
+        "unix-dgram",
+    ] {
         let s = Scratch::new("client-kill");
         let json = s.json();
         let mut child = s

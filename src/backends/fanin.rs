@@ -164,6 +164,61 @@ impl Hub for PollHub {
     }
 }
 
+/// A hub over one request queue that every client sends to and that cannot be polled
+/// (System V queues have no descriptor): the server blocks in its receive, and a dead
+/// client's abort removes or wakes what it waits on. Replies go out on a channel per client.
+pub struct QueueHub {
+    requests: Box<dyn Channel>,
+    replies: Vec<Box<dyn Channel>>,
+    abort: SharedAbort,
+}
+
+impl QueueHub {
+    pub fn new(requests: Box<dyn Channel>, replies: Vec<Box<dyn Channel>>) -> QueueHub {
+        let handles: Vec<AbortHandle> = std::iter::once(&requests)
+            .chain(replies.iter())
+            .filter_map(|c| c.abort_handle())
+            .collect();
+        let handles = Mutex::new(handles);
+        let abort: SharedAbort = Arc::new(move || {
+            let taken = handles.lock().map(|mut h| std::mem::take(&mut *h));
+            for h in taken.into_iter().flatten() {
+                h();
+            }
+        });
+        QueueHub {
+            requests,
+            replies,
+            abort,
+        }
+    }
+}
+
+impl Hub for QueueHub {
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<usize>)> {
+        Ok((self.requests.recv(buf)?, None))
+    }
+
+    fn send(&mut self, client: usize, msg: &[u8]) -> io::Result<()> {
+        match self.replies.get_mut(client) {
+            Some(c) => c.send(msg),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no client {client}"),
+            )),
+        }
+    }
+
+    fn abort_handle(&self) -> SharedAbort {
+        Arc::clone(&self.abort)
+    }
+
+    fn clients_attached(&mut self) -> Result<(), BackendError> {
+        self.requests.peer_attached()?;
+        self.replies.iter_mut().try_for_each(|c| c.peer_attached())
+    }
+}
+
 /// Fan-in over `clients` one-to-one channels: the mechanism's own offer once per client,
 /// the server polling all of them (connections: N accepted sockets, N pipe pairs).
 pub fn over_pairs(

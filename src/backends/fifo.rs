@@ -58,6 +58,49 @@ fn set_blocking(fd: &OwnedFd, path: &Path) -> Result<(), BackendError> {
     Ok(())
 }
 
+/// The server's end of the request FIFO every fan-in client writes.
+struct Requests(File);
+
+impl Channel for Requests {
+    fn send(&mut self, _msg: &[u8]) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        super::stream::read_message(&mut self.0, buf)
+    }
+
+    fn poll_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.0.as_fd())
+    }
+}
+
+/// The server's end of one fan-in client's reply FIFO, with that client's directory
+/// (removed once every client has opened its FIFOs).
+struct Replies {
+    tx: File,
+    dir: Option<PrivateDir>,
+}
+
+impl Channel for Replies {
+    fn send(&mut self, msg: &[u8]) -> std::io::Result<()> {
+        std::io::Write::write_all(&mut self.tx, msg)
+    }
+
+    fn recv(&mut self, _buf: &mut [u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    fn peer_attached(&mut self) -> Result<(), BackendError> {
+        if let Some(mut dir) = self.dir.take() {
+            let shown = dir.path().display().to_string();
+            dir.remove()
+                .map_err(|e| BackendError::new(INFO.id, "remove", shown, e))?;
+        }
+        Ok(())
+    }
+}
+
 impl Mechanism for Fifo {
     fn info(&self) -> &'static MechanismInfo {
         &INFO
@@ -101,6 +144,97 @@ impl Mechanism for Fifo {
                         .with_names(dir)
                         .with_dup(dup_files),
                 ))
+            }),
+        })
+    }
+
+    fn no_fan_in(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn fan_in_limit(&self, params: &ChannelParams, _clients: usize) -> Option<String> {
+        (params.size > libc::PIPE_BUF).then(|| {
+            format!(
+                "clients share one request FIFO, and only writes of at most PIPE_BUF ({} bytes) are atomic: larger messages from several clients would interleave",
+                libc::PIPE_BUF
+            )
+        })
+    }
+
+    /// One request FIFO that every client writes (messages of at most PIPE_BUF bytes, so
+    /// writes never interleave) and a reply FIFO per client. Each client gets a private
+    /// directory of the one-to-one layout, its `from-peer` a hard link to the shared FIFO,
+    /// so it joins exactly as a one-to-one peer does.
+    fn offer_fan_in(
+        &self,
+        params: &ChannelParams,
+        clients: usize,
+    ) -> Result<super::fanin::FanInOffer, BackendError> {
+        if let Some(why) = self.fan_in_limit(params, clients) {
+            return Err(BackendError::invalid(INFO.id, "--clients", &why));
+        }
+        let mut dirs = Vec::with_capacity(clients);
+        for _ in 0..clients {
+            let dir = PrivateDir::create().map_err(|e| {
+                BackendError::new(INFO.id, "create", "a private directory", e)
+                    .hint("set TMPDIR to a writable directory")
+            })?;
+            let to = dir.path().join(TO_PEER);
+            nix::unistd::mkfifo(&to, Mode::S_IRUSR | Mode::S_IWUSR)
+                .map_err(|e| err("create", &to, e))?;
+            let from = dir.path().join(FROM_PEER);
+            match dirs.first() {
+                None => nix::unistd::mkfifo(&from, Mode::S_IRUSR | Mode::S_IWUSR)
+                    .map_err(|e| err("create", &from, e))?,
+                Some(first) => {
+                    let shared = PrivateDir::path(first).join(FROM_PEER);
+                    std::fs::hard_link(&shared, &from).map_err(|e| err("link", &from, e))?
+                }
+            }
+            dirs.push(dir);
+        }
+        let offers = dirs
+            .iter()
+            .map(|d| super::fanin::ClientOffer {
+                spec: d.path().display().to_string(),
+                inherit: Vec::new(),
+            })
+            .collect();
+        Ok(super::fanin::FanInOffer {
+            clients: offers,
+            connect: Box::new(move |rv| {
+                let shared = dirs[0].path().join(FROM_PEER);
+                let rx = open_fifo(&shared, OFlag::O_RDONLY | OFlag::O_NONBLOCK)
+                    .map_err(|e| err("open", &shared, e))?;
+                set_blocking(&rx, &shared)?;
+                let mut channels: Vec<Box<dyn Channel>> = Vec::with_capacity(dirs.len() + 1);
+                channels.push(Box::new(Requests(File::from(rx))));
+                for dir in dirs {
+                    let to = dir.path().join(TO_PEER);
+                    let tx = loop {
+                        match open_fifo(&to, OFlag::O_WRONLY | OFlag::O_NONBLOCK) {
+                            Ok(fd) => break fd,
+                            Err(Errno::ENXIO) => rv.pause().map_err(|e| err("open", &to, e))?,
+                            Err(e) => return Err(err("open", &to, e)),
+                        }
+                    };
+                    set_blocking(&tx, &to)?;
+                    channels.push(Box::new(Replies {
+                        tx: File::from(tx),
+                        dir: Some(dir),
+                    }));
+                }
+                let n = channels.len() - 1;
+                let inbound = vec![super::fanin::Inbound {
+                    channel: 0,
+                    client: None,
+                }];
+                Ok(Box::new(super::fanin::PollHub::new(
+                    INFO.id,
+                    channels,
+                    inbound,
+                    (1..=n).collect(),
+                )?) as Box<dyn super::fanin::Hub>)
             }),
         })
     }

@@ -314,6 +314,12 @@ pub trait Mechanism: Send + Sync {
         Some("ipcbench has no many-to-one form of this mechanism")
     }
 
+    /// Why `clients` clients with messages of this size cannot fan in here (a limit, and
+    /// how to raise it where one can), if so.
+    fn fan_in_limit(&self, _params: &ChannelParams, _clients: usize) -> Option<String> {
+        None
+    }
+
     /// Fan-in, parent (server) side: the objects for `clients` clients, each of which
     /// joins with `join`. Only called when `no_fan_in` is `None`.
     fn offer_fan_in(

@@ -57,7 +57,9 @@ pub(super) fn offer_pipes(mechanism: &'static str) -> Result<Offer, BackendError
         inherit: vec![peer_rx, peer_tx],
         connect: Box::new(move |_| {
             Ok(Box::new(
-                StreamChannel::new(mechanism, File::from(rx), File::from(tx)).with_dup(dup_files),
+                StreamChannel::new(mechanism, File::from(rx), File::from(tx))
+                    .with_dup(dup_files)
+                    .with_poll(|r| std::os::fd::AsFd::as_fd(r)),
             ))
         }),
     })
@@ -91,6 +93,19 @@ impl Mechanism for Pipe {
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
         offer_pipes(INFO.id)
+    }
+
+    fn no_fan_in(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// A pipe pair per client (as a server that starts its own workers would have).
+    fn offer_fan_in(
+        &self,
+        params: &ChannelParams,
+        clients: usize,
+    ) -> Result<super::fanin::FanInOffer, BackendError> {
+        super::fanin::over_pairs(self, params, clients)
     }
 
     fn join(

@@ -314,6 +314,20 @@ impl Mechanism for PosixMq {
         None
     }
 
+    fn fan_in_limit(&self, params: &ChannelParams, clients: usize) -> Option<String> {
+        let limits = Limits::read();
+        let need = (clients as u64 + 1) * charge(depth(&limits), params.size);
+        let soft = limits.rlimit_msgqueue?;
+        (need > soft).then(|| {
+            format!(
+                "{} queues of {} messages of {} bytes need about {need} bytes of RLIMIT_MSGQUEUE, which is {soft} here; raise it with `ulimit -q {need}`",
+                clients + 1,
+                depth(&limits),
+                params.size
+            )
+        })
+    }
+
     /// One request queue that every client sends to, and a reply queue per client; the
     /// server polls the request queue (a queue descriptor is pollable on Linux).
     fn offer_fan_in(

@@ -96,7 +96,7 @@ impl<R: Read + Send> Channel for RecvHalf<R> {
 }
 
 /// Reads exactly one message of `buf.len()` bytes.
-fn read_message(rx: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_message(rx: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     rx.read_exact(buf).map_err(|e| {
         if e.kind() == io::ErrorKind::UnexpectedEof {
             io::Error::new(e.kind(), "the other side closed the channel")

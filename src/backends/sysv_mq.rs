@@ -127,6 +127,58 @@ impl Mechanism for SysvMq {
         })
     }
 
+    fn no_fan_in(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// One request queue that every client sends to, and a reply queue per client; the
+    /// server blocks in `msgrcv` on the request queue (System V queues cannot be polled).
+    fn offer_fan_in(
+        &self,
+        params: &ChannelParams,
+        clients: usize,
+    ) -> Result<super::fanin::FanInOffer, BackendError> {
+        let create = || {
+            MsgQueue::create().map(Arc::new).map_err(|e| {
+                err("create", "a System V message queue".into(), e)
+                    .hint("the system may be at kernel.msgmni queues; `ipcs -q` lists them")
+            })
+        };
+        let size = params.size;
+        let requests = create()?;
+        let mut replies: Vec<Box<dyn Channel>> = Vec::with_capacity(clients);
+        let mut offers = Vec::with_capacity(clients);
+        for _ in 0..clients {
+            let reply = create()?;
+            offers.push(super::fanin::ClientOffer {
+                spec: format!("{},{}", reply.id(), requests.id()),
+                inherit: Vec::new(),
+            });
+            // The receiving side of a reply channel is the shared request queue, unused.
+            replies.push(Box::new(SysvChannel {
+                tx: reply,
+                rx: Arc::clone(&requests),
+                out: MsgBuf::new(size),
+                inb: MsgBuf::new(1),
+            }));
+        }
+        let inbound = SysvChannel {
+            tx: Arc::clone(&requests),
+            rx: requests,
+            out: MsgBuf::new(1),
+            inb: MsgBuf::new(size),
+        };
+        Ok(super::fanin::FanInOffer {
+            clients: offers,
+            connect: Box::new(move |_| {
+                Ok(
+                    Box::new(super::fanin::QueueHub::new(Box::new(inbound), replies))
+                        as Box<dyn super::fanin::Hub>,
+                )
+            }),
+        })
+    }
+
     fn join(
         &self,
         spec: &str,

@@ -500,7 +500,11 @@ fn fan_in(run: &RunFile, out: &mut Vec<Block>) {
                         };
                         Some(match r.throughput.as_ref() {
                             Some(t) if w == THROUGHPUT => {
-                                format!("{rate} / {} / {fair}", mb_per_sec(t.bytes_per_sec))
+                                format!(
+                                    "{rate} / {} / {fair}{}",
+                                    mb_per_sec(t.bytes_per_sec),
+                                    loss_suffix(r)
+                                )
                             }
                             _ => {
                                 let worst = f.per_client.iter().filter_map(|c| c.p99_ns).max();

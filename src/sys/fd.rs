@@ -92,3 +92,51 @@ pub fn take_inherited(n: usize) -> io::Result<Vec<OwnedFd>> {
     }
     Ok(out)
 }
+
+/// The most descriptors `wait_readable` watches at once.
+pub const WAIT_MAX: usize = 128;
+
+/// Waits up to `timeout_ms` until any of `fds` (at most `WAIT_MAX`) is readable; returns
+/// a mask of those that are (bit k for the k-th). Allocates nothing: a fan-in server
+/// sleeps here between requests.
+pub fn wait_readable<'a>(
+    fds: impl IntoIterator<Item = std::os::fd::BorrowedFd<'a>>,
+    timeout_ms: i32,
+) -> io::Result<u128> {
+    use std::os::fd::AsRawFd;
+    let mut set = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; WAIT_MAX];
+    let mut n = 0;
+    for fd in fds {
+        let Some(slot) = set.get_mut(n) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("at most {WAIT_MAX} descriptors"),
+            ));
+        };
+        *slot = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        n += 1;
+    }
+    // SAFETY: `set` holds `n` initialised pollfd entries whose descriptors are borrowed
+    // for this call; the kernel writes only their `revents`.
+    let r = unsafe { libc::poll(set.as_mut_ptr(), n as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::Interrupted => Ok(0),
+            _ => Err(e),
+        };
+    }
+    Ok(set[..n]
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents & libc::POLLIN != 0)
+        .fold(0u128, |m, (k, _)| m | 1 << k))
+}

@@ -175,11 +175,12 @@ pub fn closed_loop(c: &mut ChannelEnd, order: &ClientOrder) -> Result<ClientRepo
 }
 
 /// Throughput client: sends back to back over the window; the goodbye's answer says the
-/// server has taken everything.
+/// server has taken everything. Over datagrams the server's count of what arrived is the
+/// client's share, and the rest were lost.
 pub fn flood(c: &mut ChannelEnd, order: &ClientOrder) -> Result<ClientReport, DataError> {
     let mode = c.mode();
-    if mode != Mode::Reliable {
-        return Err(unsupported("fan-in streaming needs a reliable channel"));
+    if mode == Mode::Raw {
+        return Err(unsupported("a calibration loop has no fan-in"));
     }
     c.seq = order.base();
     let mut sent = 0u64;
@@ -218,6 +219,8 @@ pub(crate) fn goodbye(
         bufs.send(chan, fin)?;
         return bufs.receive(chan, reply_seq(fin));
     }
+    chan.set_recv_timeout(Some(lossy::GRACE))
+        .map_err(DataError::io("bound the receive of", fin))?;
     for _ in 0..5 {
         bufs.send(chan, fin)?;
         loop {
@@ -396,8 +399,14 @@ pub fn measure(
     let phase = fan.phase(workload, window, p, serve_all)?;
     let mut cpu = phase.server_cpu;
     let mut reports = Vec::with_capacity(phase.clients.len());
-    for (c, v) in phase.clients {
-        let report = super::decode_outcome::<ClientReport>(id, v)?;
+    for (i, (c, v)) in phase.clients.into_iter().enumerate() {
+        let mut report = super::decode_outcome::<ClientReport>(id, v)?;
+        if !reply_all {
+            // A stream's share is what the server took; over datagrams the rest was lost.
+            let took = phase.served.received.get(i).copied().unwrap_or(0);
+            report.lost = report.messages.saturating_sub(took);
+            report.messages = took;
+        }
         cpu = cpu
             .plus(c)
             .plus(report.other_threads_cpu.unwrap_or_default());

@@ -80,12 +80,6 @@ impl Workload for Throughput {
         true
     }
 
-    fn no_fan_in(&self, caps: &Capabilities) -> Option<String> {
-        caps.lossy_channel.then(|| {
-            "streaming from many clients needs a reliable channel: a datagram flood's losses would make the shares meaningless".to_string()
-        })
-    }
-
     /// Every client streams; the server checks every message and answers only goodbyes.
     fn measure_fan_in(
         &self,

@@ -77,12 +77,25 @@ impl Write for Half {
 
 fn channel(s: Stream) -> Box<dyn Channel> {
     let s = Arc::new(s);
-    Box::new(StreamChannel::new(INFO.id, Half(Arc::clone(&s)), Half(s)))
+    Box::new(StreamChannel::new(INFO.id, Half(Arc::clone(&s)), Half(s)).with_poll(|h| fd(&h.0)))
 }
 
 impl Mechanism for Interprocess {
     fn info(&self) -> &'static MechanismInfo {
         &INFO
+    }
+
+    fn no_fan_in(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// One accepted local socket per client, polled by the server.
+    fn offer_fan_in(
+        &self,
+        params: &ChannelParams,
+        clients: usize,
+    ) -> Result<super::super::fanin::FanInOffer, BackendError> {
+        super::super::fanin::over_pairs(self, params, clients)
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {

@@ -91,6 +91,10 @@ impl Mechanism for IpcChannel {
         &INFO
     }
 
+    fn no_fan_in(&self) -> Option<&'static str> {
+        Some("one thread cannot wait on many ipc-channel bytes receivers: IpcReceiverSet takes only typed receivers, whose serialisation would be measured instead")
+    }
+
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
         let (server, name) = IpcOneShotServer::<Bootstrap>::new()
             .map_err(|e| err("create", "a one-shot server", e))?;

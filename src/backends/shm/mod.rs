@@ -821,14 +821,24 @@ impl Mechanism for Shm {
 
     fn no_fan_in(&self) -> Option<&'static str> {
         match self.strategy {
-            Strategy::Futex => None,
+            Strategy::Futex | Strategy::Eventfd => None,
             Strategy::Spin => Some("a spinning server and N spinning clients need N+1 CPUs"),
-            _ => Some("a server waits on all its clients' rings at once only with futex words (futex_waitv); this primitive waits on one object"),
+            _ => Some("a server waits on all its clients' rings at once only with futex words (futex_waitv) or eventfds (poll); a semaphore or condition variable waits on one object, so it would need a thread per client"),
         }
     }
 
+    fn fan_in_limit(&self, _params: &ChannelParams, clients: usize) -> Option<String> {
+        (clients > crate::sys::futex::WAITV_MAX).then(|| {
+            format!(
+                "futex_waitv waits on at most {} words",
+                crate::sys::futex::WAITV_MAX
+            )
+        })
+    }
+
     /// A ring pair (its own segment) per client, joined as one-to-one; the server sleeps
-    /// on every client's request word at once with `futex_waitv`.
+    /// on every client's request word at once with `futex_waitv` (shm-futex), or polls
+    /// every client's request eventfd (shm-eventfd).
     fn offer_fan_in(
         &self,
         params: &ChannelParams,
@@ -837,12 +847,8 @@ impl Mechanism for Shm {
         if let Some(why) = self.no_fan_in() {
             return Err(BackendError::invalid(self.info.id, "--clients", why));
         }
-        if clients > crate::sys::futex::WAITV_MAX {
-            return Err(BackendError::invalid(
-                self.info.id,
-                "--clients",
-                "futex_waitv waits on at most 128 words",
-            ));
+        if let Some(why) = self.fan_in_limit(params, clients) {
+            return Err(BackendError::invalid(self.info.id, "--clients", &why));
         }
         let mut offers = Vec::with_capacity(clients);
         let mut chans = Vec::with_capacity(clients);

@@ -5,7 +5,7 @@
 //! event's sequence word and wakes only if someone announced itself.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -141,10 +141,13 @@ impl Waker {
             if ready() {
                 return Ok(());
             }
-            if wakers.clone().any(|w| !matches!(w.prim, Prim::Futex)) {
+            if wakers
+                .clone()
+                .any(|w| !matches!(w.prim, Prim::Futex | Prim::Eventfd(_)))
+            {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
-                    "only futex words can be waited on together",
+                    "only futex words and eventfds can be waited on together",
                 ));
             }
             let mut seen = [0u32; futex::WAITV_MAX];
@@ -158,13 +161,43 @@ impl Waker {
             } else if wakers.clone().any(|w| w.aborted.load(Ordering::Acquire)) {
                 Err(gone())
             } else {
-                futex::wait_any(wakers.clone().zip(seen).map(|(w, s)| (&w.slot(ev).seq, s)))
+                Self::sleep_any(wakers.clone(), ev, &seen)
             };
             for w in wakers.clone() {
                 w.slot(ev).waiters.fetch_sub(1, Ordering::SeqCst);
             }
             result?;
         }
+    }
+
+    /// One sleep on event `ev` of every waker: `futex_waitv` over their words, or a poll
+    /// of their eventfds (draining those that fired, as a one-to-one sleep's read does).
+    fn sleep_any<'a>(
+        wakers: impl Iterator<Item = &'a Waker> + Clone,
+        ev: usize,
+        seen: &[u32],
+    ) -> io::Result<()> {
+        let eventfd = |w: &'a Waker| match &w.prim {
+            Prim::Eventfd(fds) => Some(fds[ev].as_fd()),
+            _ => None,
+        };
+        if wakers.clone().all(|w| eventfd(w).is_some()) {
+            let ready = crate::sys::fd::wait_readable(wakers.clone().filter_map(eventfd), 100)?;
+            let mut b = [0u8; 8];
+            for (k, w) in wakers.enumerate() {
+                if ready & (1u128 << k) != 0 {
+                    if let Some(fd) = eventfd(w) {
+                        let _ = rustix::io::read(fd, &mut b);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        futex::wait_any(
+            wakers
+                .zip(seen.iter().copied())
+                .map(|(w, s)| (&w.slot(ev).seq, s)),
+        )
     }
 
     /// Tells a waiter of event `ev` that its condition may now hold.
