@@ -59,7 +59,7 @@ pub(super) fn offer_pipes(mechanism: &'static str) -> Result<Offer, BackendError
             Ok(Box::new(
                 StreamChannel::new(mechanism, File::from(rx), File::from(tx))
                     .with_dup(dup_files)
-                    .with_poll(|r| std::os::fd::AsFd::as_fd(r)),
+                    .with_poll(std::os::fd::AsFd::as_fd),
             ))
         }),
     })
