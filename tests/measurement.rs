@@ -422,3 +422,30 @@ fn messages_that_carry_their_send_time_give_one_way_latency() {
     }
     s.audit();
 }
+
+#[test]
+fn an_open_loop_far_beyond_capacity_saturates_and_ends() {
+    // One thread sends and reads: over a 10-message queue and a pipe, a client that is
+    // always behind must still read replies between sends, or both sides block for good.
+    let s = Scratch::new("open-loop-overload");
+    let v = s.sweep(&[
+        "--mechanisms",
+        "posix-mq,pipe,unix-stream",
+        "--workloads",
+        "rate",
+        "--sizes",
+        "64,4K",
+        "--rate",
+        "1000000",
+        "--messages",
+        "20000",
+        "--timeout",
+        "20",
+        "--no-report",
+    ]);
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(r["rate"]["saturated"], true, "{r}");
+    }
+    s.audit();
+}

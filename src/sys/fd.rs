@@ -140,3 +140,32 @@ pub fn wait_readable<'a>(
         .filter(|(_, p)| p.revents & libc::POLLIN != 0)
         .fold(0u128, |m, (k, _)| m | 1 << k))
 }
+
+/// Waits up to `timeout` (nanosecond precision, `ppoll`) until `fd` is readable; returns
+/// whether it is. The open-loop client sleeps here between scheduled sends.
+pub fn readable_within(
+    fd: std::os::fd::BorrowedFd<'_>,
+    timeout: std::time::Duration,
+) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    // SAFETY: one initialised pollfd whose descriptor is borrowed for the call, a valid
+    // timespec, and no signal mask; the kernel writes only `revents`.
+    let r = unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::Interrupted => Ok(false),
+            _ => Err(e),
+        };
+    }
+    Ok(p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
+}

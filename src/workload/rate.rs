@@ -3,9 +3,14 @@
 //! (`--arrivals poisson`, fixed seed), never waiting for a reply before the next send, and
 //! each latency is the reply's arrival minus the request's *scheduled* time, so a stall is
 //! charged to every request that would have queued behind it (no coordinated omission).
-//! Replies are read by a receive thread on the parent's CPU (the channel is `split` into a
-//! sending and a receiving half; a mechanism that cannot split is not offered this
-//! workload). The peer answers each request as it arrives, as in `latency`. Also recorded:
+//! Where the channel has a descriptor to poll and messages are at most 4 KiB (pipe, fifo,
+//! posix-mq, unix-stream, tcp), one thread does both: between scheduled sends it polls for
+//! replies (sleeping in `ppoll` for long gaps, checking without sleeping for short ones)
+//! and reads each as it comes, so no second thread competes with the sender for its CPU.
+//! Otherwise (the shm strategies, larger messages) a receive thread on the parent's CPU
+//! reads the replies from one half of the `split` channel. A mechanism that can do neither
+//! is not offered this workload. The peer answers each request as it arrives, as in
+//! `latency`. Also recorded:
 //! how late each send was against its schedule (`send_lag_ns`), the achieved rate, and
 //! whether the client saturated.
 
@@ -33,6 +38,9 @@ const SECONDS: (f64, f64) = (1.0, 5.0);
 const BACKLOG_NS: u64 = 1_000_000;
 /// A wait longer than this sleeps (then spins the rest); shorter waits spin.
 const SLEEP_ABOVE_NS: u64 = 200_000;
+/// Largest message the one-thread poll loop takes (see `poll_loop`): a pipe's atomic
+/// write size, PIPE_BUF.
+const POLL_LOOP_MAX: usize = 4096;
 
 pub struct Rate;
 pub static RATE: Rate = Rate;
@@ -263,6 +271,9 @@ fn run_schedule(
     latency: &mut Histogram<u64>,
     lag: &mut Histogram<u64>,
 ) -> Result<(u64, Duration, CpuUsage), DataError> {
+    if c.chan.poll_fd().is_some() && c.bufs.rx.len() <= POLL_LOOP_MAX {
+        return poll_loop(c, times, latency, lag).map(|(l, span)| (l, span, CpuUsage::default()));
+    }
     let n = times.len() as u64;
     let split = c
         .chan
@@ -302,6 +313,84 @@ fn run_schedule(
         Ok((last_lag, last - t0, rx_cpu))
     })
     .inspect(|_| c.seq = first + n)
+}
+
+/// The one-thread open loop (see the module comment): sends on schedule, and between
+/// sends, and before every send, reads whatever replies have come. That keeps it
+/// deadlock-free without a second thread for messages of at most `POLL_LOOP_MAX` bytes:
+/// after a drain the peer must take a request (freeing room for the blocked send) before
+/// it could fill the reply buffer and block.
+/// Returns the last send's lag and the span to the last reply.
+fn poll_loop(
+    c: &mut ChannelEnd,
+    times: &[u64],
+    latency: &mut Histogram<u64>,
+    lag: &mut Histogram<u64>,
+) -> Result<(u64, Duration), DataError> {
+    let first = c.seq;
+    let n = times.len();
+    let (chan, bufs) = (c.chan.as_mut(), &mut c.bufs);
+    let mut replied = 0usize;
+    let mut last_lag = 0;
+    let t0 = Instant::now();
+    let mut last = t0;
+    // Reads reply `replied` and records its latency from its scheduled time.
+    let mut take = |chan: &mut dyn Channel, bufs: &mut Buffers, replied: &mut usize| {
+        bufs.receive(chan, reply_seq(first + *replied as u64))?;
+        last = Instant::now();
+        let since = (last - t0).as_nanos() as u64;
+        latency.saturating_record(since.saturating_sub(times[*replied]).max(1));
+        *replied += 1;
+        Ok::<(), DataError>(())
+    };
+    for (k, &at) in times.iter().enumerate() {
+        loop {
+            let now = t0.elapsed().as_nanos() as u64;
+            if now >= at {
+                break;
+            }
+            let wait = at - now;
+            let sleep = if wait > SLEEP_ABOVE_NS {
+                Duration::from_nanos(wait - SLEEP_ABOVE_NS / 2)
+            } else {
+                Duration::ZERO
+            };
+            let fd = chan.poll_fd().ok_or_else(|| {
+                DataError::io("poll", first)(std::io::ErrorKind::Unsupported.into())
+            })?;
+            if replied < k
+                && crate::sys::fd::readable_within(fd, sleep)
+                    .map_err(DataError::io("poll", first))?
+            {
+                take(chan, bufs, &mut replied)?;
+            } else if replied >= k && !sleep.is_zero() {
+                std::thread::sleep(sleep);
+            }
+        }
+        // Replies that have come are read before every send, also when sends are behind
+        // schedule: a blocked send then always has a peer that can make progress.
+        while replied < k {
+            let fd = chan.poll_fd().ok_or_else(|| {
+                DataError::io("poll", first)(std::io::ErrorKind::Unsupported.into())
+            })?;
+            if !crate::sys::fd::readable_within(fd, Duration::ZERO)
+                .map_err(DataError::io("poll", first))?
+            {
+                break;
+            }
+            take(chan, bufs, &mut replied)?;
+        }
+        let now = t0.elapsed().as_nanos() as u64;
+        last_lag = now - at;
+        lag.saturating_record(last_lag.max(1));
+        bufs.send_timed(chan, first + k as u64)?;
+    }
+    bufs.untime();
+    while replied < n {
+        take(chan, bufs, &mut replied)?;
+    }
+    c.seq = first + n as u64;
+    Ok((last_lag, last - t0))
 }
 
 /// Sends request k at `t0 + times[k]` (sleeping for long waits, spinning for short ones),
