@@ -655,6 +655,19 @@ fn fan_in_cases_are_ranked_compared_and_kept_apart_from_one_to_one_cases() {
     };
     let old = variant(&s, "old.json", with(60_000, 200_000.0));
     let new = variant(&s, "new.json", with(60_000, 50_000.0));
+    // The report has the fan-in table and chart; the one-to-one tables keep their rows.
+    let dir = s.root.join("report");
+    let (code, _, err) = ipcbench(&["report", &old, "-o", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("### Fan-in, latency at 64 B"), "{md}");
+    assert!(
+        md.contains("| unix-stream | - | 200,000 / 60.0 / 0.90 |"),
+        "{md}"
+    );
+    let svg = std::fs::read_to_string(dir.join("fan-in-64B.svg")).unwrap();
+    check_chart("fan-in-64B.svg", &svg);
+    assert!(svg.contains("unix-stream with 8 clients"), "{svg}");
     let (code, out, err) = ipcbench(&["recommend", "--results", &old, "--clients", "8"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(ranking(&out), ["unix-stream", "tcp"], "{out}");

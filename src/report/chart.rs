@@ -461,6 +461,9 @@ pub struct Curve {
 /// mechanism, labelled at their ends, the latency budget as a horizontal line.
 pub struct Curves {
     pub title: String,
+    /// The line under the title saying what the marks are, and the x axis's name.
+    pub key: String,
+    pub x_label: String,
     pub curves: Vec<Curve>,
     pub slo_ns: Option<f64>,
 }
@@ -481,14 +484,7 @@ pub fn curves(c: &Curves) -> Option<String> {
     let (x0, x1, y0, y1) = (90.0, w - 200.0, h - 60.0, 60.0);
     let mut out = String::new();
     open(&mut out, w, h, &c.title, lo, hi);
-    text(
-        &mut out,
-        12.0,
-        46.0,
-        "start",
-        "fill=\"#444\"",
-        "solid: p99, dashed: p50, ring: the knee; log scales; hover a point for its numbers",
-    );
+    text(&mut out, 12.0, 46.0, "start", "fill=\"#444\"", &c.key);
     y_axis(&mut out, &yaxis, Unit::Nanos, x0, x1, y0, y1);
     x_axis_as(&mut out, &xaxis, Unit::PerSec, (x0, x1, y1, y0), "xtick");
     text(
@@ -497,7 +493,7 @@ pub fn curves(c: &Curves) -> Option<String> {
         h - 14.0,
         "middle",
         "fill=\"#555\" font-size=\"12\"",
-        "achieved requests per second",
+        &c.x_label,
     );
     if let Some(slo) = c.slo_ns {
         let y = yaxis.at(slo, y0, y1);

@@ -254,12 +254,74 @@ fn load_curves(run: &RunFile, size: usize) -> Option<chart::Curves> {
     }
     (!curves.is_empty()).then(|| chart::Curves {
         title: format!("Latency against load at {}, open loop", size_label(size)),
+        key: "solid: p99, dashed: p50, ring: the knee; log scales; hover a point for its numbers"
+            .into(),
+        x_label: "achieved requests per second".into(),
         curves,
         slo_ns: slo,
     })
 }
 
-fn charts(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
+/// Fan-in at one size: per mechanism, the clients' total round trips per second against
+/// the worst client's p99 (and the merged p50), one point per client count.
+fn fan_in_curves(run: &RunFile, size: usize) -> Option<chart::Curves> {
+    let mut curves = Vec::new();
+    for (m, family) in mechanisms(run) {
+        let mut points: Vec<&CaseResult> = run
+            .results
+            .iter()
+            .filter(|r| {
+                r.mechanism == m
+                    && r.workload == LATENCY
+                    && r.size == size
+                    && r.status == Status::Ok
+                    && r.fan_in.is_some()
+            })
+            .collect();
+        points.sort_by_key(|r| r.clients);
+        let mut curve = chart::Curve {
+            name: m.clone(),
+            family,
+            p99: Vec::new(),
+            p50: Vec::new(),
+            tooltips: Vec::new(),
+            knee: None,
+        };
+        for r in points {
+            let (Some(f), Some(l)) = (&r.fan_in, &r.rtt_ns) else {
+                continue;
+            };
+            let Some(worst) = f.per_client.iter().filter_map(|c| c.p99_ns).max() else {
+                continue;
+            };
+            curve.p99.push((f.msgs_per_sec, worst as f64));
+            curve.p50.push((f.msgs_per_sec, l.p50 as f64));
+            curve.tooltips.push(format!(
+                "{m} with {} clients: {:.0} round trips/s together, worst client's p99 {} µs, p50 {} µs, fairness {:.2}",
+                f.clients,
+                f.msgs_per_sec,
+                micros(worst as f64),
+                micros(l.p50 as f64),
+                f.fairness
+            ));
+        }
+        if !curve.p99.is_empty() {
+            curves.push(curve);
+        }
+    }
+    (!curves.is_empty()).then(|| chart::Curves {
+        title: format!(
+            "Fan-in at {}: latency against the clients' total rate, one point per client count",
+            size_label(size)
+        ),
+        key: "solid: the worst client's p99, dashed: p50 of all clients; each point one more client count; log scales".into(),
+        x_label: "round trips per second, all clients together".into(),
+        curves,
+        slo_ns: None,
+    })
+}
+
+fn charts(run: &RunFile, full: &RunFile, suffix: &str, out: &mut Vec<Block>) {
     let mut push = |file: String, title: String, svg: Option<String>| {
         if let Some(svg) = svg {
             out.push(Block::Chart { file, title, svg });
@@ -275,6 +337,16 @@ fn charts(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
                     chart::dot_plot(&c),
                 );
             }
+        }
+    }
+    for s in sizes(full) {
+        if let Some(c) = fan_in_curves(full, s) {
+            let tag = size_label(s).replace(' ', "");
+            push(
+                format!("fan-in-{tag}{suffix}.svg"),
+                c.title.clone(),
+                chart::curves(&c),
+            );
         }
     }
     for s in sizes(run) {
@@ -626,7 +698,7 @@ fn one_run(input: &Input, suffix: &str, out: &mut Vec<Block>) {
     machine(run, out);
     measurement(run, suffix, out);
     out.push(Block::Heading(3, "Charts".into()));
-    charts(run, suffix, out);
+    charts(run, full, suffix, out);
     out.push(Block::Heading(3, "Rankings".into()));
     ranking(run, out);
     choosing(run, out);
