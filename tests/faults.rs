@@ -204,6 +204,7 @@ fn killing_one_client_fails_the_fan_in_case_naming_it_and_ends_the_rest() {
         "fifo",
         "shm-futex",
         "unix-dgram",
+        "ipc-channel",
     ] {
         let s = Scratch::new("client-kill");
         let json = s.json();

@@ -77,12 +77,21 @@ impl Write for Half {
 
 fn channel(s: Stream) -> Box<dyn Channel> {
     let s = Arc::new(s);
-    Box::new(StreamChannel::new(INFO.id, Half(Arc::clone(&s)), Half(s)).with_poll(|h| fd(&h.0)))
+    Box::new(
+        StreamChannel::new(INFO.id, Half(Arc::clone(&s)), Half(s))
+            .with_poll(|h| fd(&h.0))
+            .with_dup(|r, w| Ok((Half(Arc::clone(&r.0)), Half(Arc::clone(&w.0))))),
+    )
 }
 
 impl Mechanism for Interprocess {
     fn info(&self) -> &'static MechanismInfo {
         &INFO
+    }
+
+    /// Both halves share the one stream (reads and writes may run in two threads at once).
+    fn duplex(&self) -> bool {
+        true
     }
 
     fn no_fan_in(&self) -> Option<&'static str> {

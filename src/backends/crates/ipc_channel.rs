@@ -3,6 +3,11 @@
 //! fast path for raw bytes, with no serde encoding of the payload). On Linux it runs over
 //! Unix SOCK_SEQPACKET sockets. Each receive returns a fresh `Vec` from the crate, which
 //! the harness copies into its own buffer.
+//!
+//! Fan-in (`--clients`): one bytes channel carries every client's requests (each client gets
+//! a clone of its sender through its one-shot server) and each client hands over its own
+//! reply channel, so the server blocks on one receiver (ipc-channel's receiver set takes
+//! only typed receivers, which would measure serialisation instead).
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -41,6 +46,11 @@ static INFO: MechanismInfo = MechanismInfo {
 
 /// What the peer sends the parent: the parent's sender and the parent's receiver.
 type Bootstrap = (IpcBytesSender, IpcBytesReceiver);
+/// A fan-in client's hand-over: its reply sender, and where to send it the shared request
+/// sender.
+type FanBootstrap = (IpcBytesSender, IpcSender<IpcBytesSender>);
+/// A fan-in client's spec starts with this, then the one-shot server's name.
+const FAN_IN: &str = "fan-in:";
 
 struct IpcChan {
     tx: IpcBytesSender,
@@ -86,13 +96,128 @@ fn release(name: &str) {
     }
 }
 
+/// Accepts a one-shot server's one connection, bounded by the rendezvous: accept() cannot
+/// be bounded, so it runs aside while this thread watches the deadline and the peer (an
+/// abandoned wait is released by connecting to it).
+fn accept_within<T>(
+    server: IpcOneShotServer<T>,
+    name: &str,
+    rv: &crate::backends::Rendezvous<'_>,
+) -> Result<(ipc_channel::ipc::IpcReceiver<T>, T), BackendError>
+where
+    T: for<'de> serde::Deserialize<'de> + serde::Serialize + Send + 'static,
+{
+    let (done_tx, done_rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = done_tx.send(server.accept());
+    });
+    let outcome = loop {
+        match done_rx.recv_timeout(Duration::from_millis(10)) {
+            Ok(r) => break Ok(r),
+            Err(_) => {
+                if let Err(e) = rv.check() {
+                    release(name);
+                    break Err(e);
+                }
+            }
+        }
+    };
+    let _ = waiter.join();
+    outcome
+        .map_err(|e| err("accept on", name, e))?
+        .map_err(|e| err("accept on", name, ipc_err(e)))
+}
+
+/// The fan-in server: one receiver for every client's requests, a sender per client.
+struct IpcHub {
+    requests: IpcBytesReceiver,
+    replies: Vec<IpcBytesSender>,
+    abort: crate::backends::fanin::SharedAbort,
+}
+
+impl crate::backends::fanin::Hub for IpcHub {
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<usize>)> {
+        let v = self.requests.recv().map_err(ipc_err)?;
+        // No client sends an empty message: it is the abort, sent by a dead client's hook.
+        if v.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "a client is gone",
+            ));
+        }
+        let n = v.len().min(buf.len());
+        buf[..n].copy_from_slice(&v[..n]);
+        Ok((v.len(), None))
+    }
+
+    fn send(&mut self, client: usize, msg: &[u8]) -> io::Result<()> {
+        match self.replies.get(client) {
+            Some(tx) => tx.send(msg),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no client {client}"),
+            )),
+        }
+    }
+
+    fn abort_handle(&self) -> crate::backends::fanin::SharedAbort {
+        std::sync::Arc::clone(&self.abort)
+    }
+
+    fn clients_attached(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
 impl Mechanism for IpcChannel {
     fn info(&self) -> &'static MechanismInfo {
         &INFO
     }
 
     fn no_fan_in(&self) -> Option<&'static str> {
-        Some("one thread cannot wait on many ipc-channel bytes receivers: IpcReceiverSet takes only typed receivers, whose serialisation would be measured instead")
+        None
+    }
+
+    fn offer_fan_in(
+        &self,
+        _params: &ChannelParams,
+        clients: usize,
+    ) -> Result<crate::backends::fanin::FanInOffer, BackendError> {
+        let (req_tx, req_rx) = bytes_channel().map_err(|e| err("create", "a bytes channel", e))?;
+        let mut servers = Vec::with_capacity(clients);
+        let mut offers = Vec::with_capacity(clients);
+        for _ in 0..clients {
+            let (server, name) = IpcOneShotServer::<FanBootstrap>::new()
+                .map_err(|e| err("create", "a one-shot server", e))?;
+            offers.push(crate::backends::fanin::ClientOffer {
+                spec: format!("{FAN_IN}{name}"),
+                inherit: Vec::new(),
+            });
+            servers.push((server, name));
+        }
+        Ok(crate::backends::fanin::FanInOffer {
+            clients: offers,
+            connect: Box::new(move |rv| {
+                let mut replies = Vec::with_capacity(servers.len());
+                for (server, name) in servers {
+                    let (_first, (reply_tx, give)) = accept_within(server, &name, rv)?;
+                    give.send(req_tx.clone())
+                        .map_err(|e| err("send the request channel to", &name, ipc_err(e)))?;
+                    replies.push(reply_tx);
+                }
+                let own = std::sync::Mutex::new(req_tx);
+                let abort: crate::backends::fanin::SharedAbort = std::sync::Arc::new(move || {
+                    if let Ok(tx) = own.lock() {
+                        let _ = tx.send(&[]);
+                    }
+                });
+                Ok(Box::new(IpcHub {
+                    requests: req_rx,
+                    replies,
+                    abort,
+                }) as Box<dyn crate::backends::fanin::Hub>)
+            }),
+        })
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
@@ -103,27 +228,7 @@ impl Mechanism for IpcChannel {
             spec,
             inherit: Vec::new(),
             connect: Box::new(move |rv| {
-                // accept() cannot be bounded, so it runs aside while this thread watches the
-                // deadline and the peer.
-                let (done_tx, done_rx) = mpsc::channel();
-                let waiter = std::thread::spawn(move || {
-                    let _ = done_tx.send(server.accept());
-                });
-                let outcome = loop {
-                    match done_rx.recv_timeout(Duration::from_millis(10)) {
-                        Ok(r) => break Ok(r),
-                        Err(_) => {
-                            if let Err(e) = rv.check() {
-                                release(&name);
-                                break Err(e);
-                            }
-                        }
-                    }
-                };
-                let _ = waiter.join();
-                let (_first, (tx, rx)) = outcome
-                    .map_err(|e| err("accept on", &name, e))?
-                    .map_err(|e| err("accept on", &name, ipc_err(e)))?;
+                let (_first, (tx, rx)) = accept_within(server, &name, rv)?;
                 Ok(Box::new(IpcChan { tx, rx }))
             }),
         })
@@ -135,6 +240,9 @@ impl Mechanism for IpcChannel {
         _inherited: Vec<OwnedFd>,
         _params: &ChannelParams,
     ) -> Result<Box<dyn Channel>, BackendError> {
+        if let Some(name) = spec.strip_prefix(FAN_IN) {
+            return join_fan_in(name);
+        }
         if spec.is_empty() || spec.len() > 4096 {
             return Err(BackendError::invalid(
                 INFO.id,
@@ -155,4 +263,26 @@ impl Mechanism for IpcChannel {
             rx: to_peer_rx,
         }))
     }
+}
+
+/// A fan-in client: hands over its reply channel and receives the shared request sender.
+fn join_fan_in(name: &str) -> Result<Box<dyn Channel>, BackendError> {
+    if name.is_empty() || name.len() > 4096 {
+        return Err(BackendError::invalid(
+            INFO.id,
+            name,
+            "not a one-shot server name",
+        ));
+    }
+    let boot = IpcSender::<FanBootstrap>::connect(name.to_string())
+        .map_err(|e| err("connect to", name, e))?;
+    let (reply_tx, reply_rx) = bytes_channel().map_err(|e| err("create", "a bytes channel", e))?;
+    let (give_tx, give_rx) =
+        ipc_channel::ipc::channel::<IpcBytesSender>().map_err(|e| err("create", "a channel", e))?;
+    boot.send((reply_tx, give_tx))
+        .map_err(|e| err("send the channels to", name, ipc_err(e)))?;
+    let tx = give_rx
+        .recv()
+        .map_err(|e| err("receive the request channel from", name, ipc_err(e)))?;
+    Ok(Box::new(IpcChan { tx, rx: reply_rx }))
 }
