@@ -384,6 +384,24 @@ fn a_load_sweep_has_a_point_per_rate_and_a_knee_under_the_budget() {
         md.contains("Load sweep at 64 B") && md.contains("| knee |"),
         "{md}"
     );
+    // A knee at the sweep's highest achieved rate is marked as a lower bound.
+    let pipe = &v["results"][0]["load"];
+    let top = pipe["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["achieved_per_sec"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let row = md
+        .lines()
+        .skip_while(|l| !l.contains("Load sweep at 64 B"))
+        .find(|l| l.starts_with("| pipe |"))
+        .unwrap();
+    assert_eq!(
+        pipe["knee_per_sec"].as_f64() == Some(top),
+        row.contains("| ≥ "),
+        "{row}"
+    );
     s.audit();
 }
 

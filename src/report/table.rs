@@ -313,9 +313,18 @@ fn load(run: &RunFile, out: &mut Vec<Block>) {
                                 .unwrap_or_else(|| "-".into()),
                         );
                     }
+                    // A knee at the sweep's highest point is only a lower bound.
+                    let top = l
+                        .points
+                        .iter()
+                        .map(|p| p.achieved_per_sec)
+                        .fold(0.0, f64::max);
                     row.push(
                         l.knee_per_sec
-                            .map(|k| format!("{}/s", grouped(k, 0)))
+                            .map(|k| {
+                                let at_least = if k >= top { "≥ " } else { "" };
+                                format!("{at_least}{}/s", grouped(k, 0))
+                            })
                             .unwrap_or_else(|| "none".into()),
                     );
                 }
@@ -342,7 +351,7 @@ fn load(run: &RunFile, out: &mut Vec<Block>) {
             ),
         ));
         out.push(Block::Para(format!(
-            "Percentages are of each mechanism's closed-loop maximum (one request in flight). Knee: the highest achieved rate whose p99 stays under {slo} µs without saturating."
+            "Percentages are of each mechanism's closed-loop maximum (one request in flight). Knee: the highest achieved rate whose p99 stays under {slo} µs without saturating; ≥ where that is the sweep's highest point, so the true knee lies beyond it (extend --rates)."
         )));
         let mut header = vec!["mechanism".to_string()];
         header.extend(labels.iter().cloned());
