@@ -318,7 +318,7 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
             "mechanisms": backends::all()
                 .map(|m| {
                     let mut v = serde_json::to_value(m.info())?;
-                    v["clients_unsupported"] = serde_json::json!(m.no_fan_in());
+                    v["clients_unsupported"] = serde_json::json!(m.fan_in().unsupported());
                     Ok(v)
                 })
                 .collect::<Result<Vec<_>, serde_json::Error>>()?,
@@ -371,7 +371,7 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
         }
     }
     let fan_in: Vec<&str> = backends::all()
-        .filter(|m| m.no_fan_in().is_none())
+        .filter(|m| m.fan_in().unsupported().is_none())
         .map(|m| m.info().id)
         .collect();
     println!(

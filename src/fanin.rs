@@ -55,7 +55,7 @@ impl FanIn {
             cpu: opts.placement.parent_cpu.unwrap_or(0),
             source,
         })?;
-        let offer = m.offer_fan_in(&opts.params(size), clients)?;
+        let offer = crate::backends::fanin::offer(m, &opts.params(size), clients)?;
         let cpus = opts.placement.clients(clients);
         let mut peers = Vec::with_capacity(clients);
         for (i, c) in offer.clients.into_iter().enumerate() {

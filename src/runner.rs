@@ -112,7 +112,7 @@ fn fan_in_unsupported(
     case: &Case,
     clients: usize,
 ) -> Option<String> {
-    if let Some(why) = m.no_fan_in() {
+    if let Some(why) = m.fan_in().unsupported() {
         return Some(format!("--clients: {why}"));
     }
     if let Some(why) = case.workload.no_fan_in(&case.subject.capabilities()) {

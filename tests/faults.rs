@@ -207,27 +207,19 @@ fn killing_one_client_fails_the_fan_in_case_naming_it_and_ends_the_rest() {
         "ipc-channel",
     ] {
         let s = Scratch::new("client-kill");
-        let json = s.json();
-        let mut child = s
-            .command(&[
-                "run",
+        let (mut child, _) = long_run_of(
+            &s,
+            &[
                 "--mechanisms",
                 mechanism,
-                "--sizes",
-                "64",
                 "--workloads",
                 "latency",
                 "--clients",
                 "3",
                 "--repeat",
                 "1",
-                "--json",
-                json.to_str().unwrap(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            ],
+        );
         // Wait for all three clients, then let them get into their window.
         let t = Instant::now();
         let clients = loop {

@@ -37,6 +37,40 @@ pub struct FanInOffer {
 /// Makes a hub's blocked receive or send fail; called when any client dies, maybe twice.
 pub type SharedAbort = Arc<dyn Fn() + Send + Sync>;
 
+/// How a mechanism fans in (`Mechanism::fan_in`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// One one-to-one channel per client, every one in the server's epoll set (`over_pairs`).
+    Pairs,
+    /// A hub of its own (`Mechanism::offer_fan_in`): a shared queue or socket, or a wait
+    /// that is not a descriptor.
+    Own,
+    /// It cannot, and why.
+    Unsupported(&'static str),
+}
+
+impl Form {
+    pub fn unsupported(self) -> Option<&'static str> {
+        match self {
+            Form::Unsupported(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
+/// The server's side of `clients` clients of `m`, in the form the mechanism has.
+pub fn offer(
+    m: &dyn Mechanism,
+    params: &ChannelParams,
+    clients: usize,
+) -> Result<FanInOffer, BackendError> {
+    match m.fan_in() {
+        Form::Pairs => over_pairs(m, params, clients),
+        Form::Own => m.offer_fan_in(params, clients),
+        Form::Unsupported(why) => Err(BackendError::invalid(m.info().id, "--clients", why)),
+    }
+}
+
 /// The server's side: requests from any client, replies to one.
 pub trait Hub {
     /// Receives the next request into `buf`: its length, and its client when the channel

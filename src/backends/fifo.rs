@@ -148,8 +148,8 @@ impl Mechanism for Fifo {
         })
     }
 
-    fn no_fan_in(&self) -> Option<&'static str> {
-        None
+    fn fan_in(&self) -> super::fanin::Form {
+        super::fanin::Form::Own
     }
 
     fn fan_in_limit(&self, params: &ChannelParams, _clients: usize) -> Option<String> {

@@ -309,9 +309,9 @@ pub trait Mechanism: Send + Sync {
         params: &ChannelParams,
     ) -> Result<Box<dyn Channel>, BackendError>;
 
-    /// Why one server thread cannot serve many clients of it (`--clients`), if so.
-    fn no_fan_in(&self) -> Option<&'static str> {
-        Some("ipcbench has no many-to-one form of this mechanism")
+    /// How one server thread serves many clients of it (`--clients`), or why it cannot.
+    fn fan_in(&self) -> fanin::Form {
+        fanin::Form::Unsupported("ipcbench has no many-to-one form of this mechanism")
     }
 
     /// Why `clients` clients with messages of this size cannot fan in here (a limit, and
@@ -320,8 +320,8 @@ pub trait Mechanism: Send + Sync {
         None
     }
 
-    /// Fan-in, parent (server) side: the objects for `clients` clients, each of which
-    /// joins with `join`. Only called when `no_fan_in` is `None`.
+    /// Fan-in with `fanin::Form::Own`, parent (server) side: the objects for `clients`
+    /// clients, each of which joins with `join` (`fanin::offer` calls it).
     fn offer_fan_in(
         &self,
         _params: &ChannelParams,
@@ -330,7 +330,7 @@ pub trait Mechanism: Send + Sync {
         Err(BackendError::invalid(
             self.info().id,
             "--clients",
-            self.no_fan_in().unwrap_or("no many-to-one form"),
+            "no hub of its own",
         ))
     }
 }

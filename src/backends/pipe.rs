@@ -95,17 +95,8 @@ impl Mechanism for Pipe {
         offer_pipes(INFO.id)
     }
 
-    fn no_fan_in(&self) -> Option<&'static str> {
-        None
-    }
-
-    /// A pipe pair per client (as a server that starts its own workers would have).
-    fn offer_fan_in(
-        &self,
-        params: &ChannelParams,
-        clients: usize,
-    ) -> Result<super::fanin::FanInOffer, BackendError> {
-        super::fanin::over_pairs(self, params, clients)
+    fn fan_in(&self) -> super::fanin::Form {
+        super::fanin::Form::Pairs
     }
 
     fn join(

@@ -310,8 +310,8 @@ impl Mechanism for PosixMq {
         })
     }
 
-    fn no_fan_in(&self) -> Option<&'static str> {
-        None
+    fn fan_in(&self) -> super::fanin::Form {
+        super::fanin::Form::Own
     }
 
     fn fan_in_limit(&self, params: &ChannelParams, clients: usize) -> Option<String> {

@@ -127,8 +127,8 @@ impl Mechanism for SysvMq {
         })
     }
 
-    fn no_fan_in(&self) -> Option<&'static str> {
-        None
+    fn fan_in(&self) -> super::fanin::Form {
+        super::fanin::Form::Own
     }
 
     /// One request queue that every client sends to, and a reply queue per client; the

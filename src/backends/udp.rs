@@ -81,8 +81,8 @@ impl Mechanism for Udp {
         })
     }
 
-    fn no_fan_in(&self) -> Option<&'static str> {
-        None
+    fn fan_in(&self) -> super::fanin::Form {
+        super::fanin::Form::Own
     }
 
     /// One server socket; each client's socket is bound and connected to it, and replies

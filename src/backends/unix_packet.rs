@@ -100,20 +100,20 @@ impl Mechanism for UnixPacket {
         })
     }
 
-    fn no_fan_in(&self) -> Option<&'static str> {
-        None
+    fn fan_in(&self) -> super::fanin::Form {
+        match self.ty {
+            SockType::Datagram => super::fanin::Form::Own,
+            _ => super::fanin::Form::Pairs,
+        }
     }
 
-    /// Seqpacket: a connected pair per client. Datagram: one server socket that every
-    /// client (autobound, connected to it) sends to; replies are addressed back.
+    /// Datagram: one server socket that every client (autobound, connected to it) sends
+    /// to; replies are addressed back. (Seqpacket fans in as a connected pair per client.)
     fn offer_fan_in(
         &self,
         params: &ChannelParams,
         clients: usize,
     ) -> Result<FanInOffer, BackendError> {
-        if self.ty != SockType::Datagram {
-            return super::fanin::over_pairs(self, params, clients);
-        }
         let id = self.info.id;
         let err = |what: &str, e: nix::Error| BackendError::new(id, "set up", what.to_string(), e);
         let bound = || -> Result<(OwnedFd, UnixAddr), BackendError> {

@@ -53,16 +53,8 @@ impl Mechanism for UnixStream {
         true
     }
 
-    fn no_fan_in(&self) -> Option<&'static str> {
-        None
-    }
-
-    fn offer_fan_in(
-        &self,
-        params: &ChannelParams,
-        clients: usize,
-    ) -> Result<super::fanin::FanInOffer, BackendError> {
-        super::fanin::over_pairs(self, params, clients)
+    fn fan_in(&self) -> super::fanin::Form {
+        super::fanin::Form::Pairs
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {

@@ -94,17 +94,8 @@ impl Mechanism for Interprocess {
         true
     }
 
-    fn no_fan_in(&self) -> Option<&'static str> {
-        None
-    }
-
-    /// One accepted local socket per client, polled by the server.
-    fn offer_fan_in(
-        &self,
-        params: &ChannelParams,
-        clients: usize,
-    ) -> Result<super::super::fanin::FanInOffer, BackendError> {
-        super::super::fanin::over_pairs(self, params, clients)
+    fn fan_in(&self) -> super::super::fanin::Form {
+        super::super::fanin::Form::Pairs
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {

@@ -174,8 +174,8 @@ impl Mechanism for IpcChannel {
         &INFO
     }
 
-    fn no_fan_in(&self) -> Option<&'static str> {
-        None
+    fn fan_in(&self) -> crate::backends::fanin::Form {
+        crate::backends::fanin::Form::Own
     }
 
     fn offer_fan_in(

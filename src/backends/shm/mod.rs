@@ -819,11 +819,12 @@ impl Mechanism for Shm {
         })
     }
 
-    fn no_fan_in(&self) -> Option<&'static str> {
+    fn fan_in(&self) -> super::fanin::Form {
+        use super::fanin::Form;
         match self.strategy {
-            Strategy::Futex | Strategy::Eventfd => None,
-            Strategy::Spin => Some("a spinning server and N spinning clients need N+1 CPUs"),
-            _ => Some("a server waits on all its clients' rings at once only with futex words (futex_waitv) or eventfds (poll); a semaphore or condition variable waits on one object, so it would need a thread per client"),
+            Strategy::Futex | Strategy::Eventfd => Form::Own,
+            Strategy::Spin => Form::Unsupported("a spinning server and N spinning clients need N+1 CPUs"),
+            _ => Form::Unsupported("a server waits on all its clients' rings at once only with futex words (futex_waitv) or eventfds (poll); a semaphore or condition variable waits on one object, so it would need a thread per client"),
         }
     }
 
@@ -844,7 +845,7 @@ impl Mechanism for Shm {
         params: &ChannelParams,
         clients: usize,
     ) -> Result<FanInOffer, BackendError> {
-        if let Some(why) = self.no_fan_in() {
+        if let Some(why) = self.fan_in().unsupported() {
             return Err(BackendError::invalid(self.info.id, "--clients", why));
         }
         if let Some(why) = self.fan_in_limit(params, clients) {
