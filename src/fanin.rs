@@ -18,6 +18,8 @@ use crate::sys::CpuUsage;
 use crate::workload::clients::ClientOrder;
 use crate::workload::{Buffers, DataError, Mode};
 
+/// How long a failed server loop waits for the client behind it to be seen exiting.
+const EXIT_GRACE: Duration = Duration::from_millis(200);
 /// How long before the window opens its order is sent, per client (each must answer `go`).
 const LEAD_PER_CLIENT: Duration = Duration::from_millis(5);
 const LEAD: Duration = Duration::from_millis(20);
@@ -239,11 +241,20 @@ impl FanIn {
     }
 }
 
-/// The first client that is gone or reported a failure, as the case's error.
+/// The first client that is gone, as the case's error. A client that reported a failure
+/// (a bad reply) exits right after; a short grace lets its exit be seen.
 fn first_failure(id: &'static str, peers: &mut [Peer]) -> Option<Error> {
     let n = peers.len();
-    let gone = peers.iter().position(|p| p.has_exited());
-    let i = gone?;
+    let deadline = Instant::now() + EXIT_GRACE;
+    let i = loop {
+        if let Some(i) = peers.iter().position(|p| p.has_exited()) {
+            break i;
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let pid = peers[i].pid();
     let source = peers[i]
         .diagnose()

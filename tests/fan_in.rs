@@ -111,3 +111,37 @@ fn messages_too_small_to_carry_their_client_are_refused_by_name() {
     );
     s.audit();
 }
+
+#[test]
+fn every_byte_is_checked_and_stamped_requests_give_one_way_times() {
+    // Open-loop and streaming clients stamp each request with its send time; the server
+    // checks every other byte of it under --verify full and records the one-way time.
+    let s = Scratch::new("fan-in-full");
+    let v = s.sweep(&[
+        "--quick",
+        "--verify",
+        "full",
+        "--mechanisms",
+        "unix-stream,shm-futex",
+        "--sizes",
+        "64,4K",
+        "--workloads",
+        "throughput,rate",
+        "--rate",
+        "5000",
+        "--clients",
+        "2",
+        "--no-report",
+    ]);
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 8);
+    for r in results {
+        assert_eq!(r["status"], "ok", "{r}");
+        assert!(r["one_way_ns"]["p50"].as_u64().unwrap() > 0, "{r}");
+        if r["workload"] == "rate" {
+            assert_eq!(r["rate"]["offered_per_sec"], 5000.0, "{r}");
+            assert_eq!(r["fan_in"]["per_client"].as_array().unwrap().len(), 2);
+        }
+    }
+    s.audit();
+}

@@ -9,8 +9,6 @@
 //! channel shared by all clients (one request queue, one datagram socket) needs no header.
 //! The clients time and record; the server checks every message and answers.
 
-use std::time::Instant;
-
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -174,8 +172,9 @@ pub fn closed_loop(c: &mut ChannelEnd, order: &ClientOrder) -> Result<ClientRepo
     })
 }
 
-/// Throughput client: sends back to back over the window; the goodbye's answer says the
-/// server has taken everything. Over datagrams the server's count of what arrived is the
+/// Throughput client: sends back to back over the window, each message carrying its send
+/// time (the server records the queueing delay); the goodbye's answer says the server has
+/// taken everything. Over datagrams the server's count of what arrived is the
 /// client's share, and the rest were lost.
 pub fn flood(c: &mut ChannelEnd, order: &ClientOrder) -> Result<ClientReport, DataError> {
     let mode = c.mode();
@@ -189,12 +188,13 @@ pub fn flood(c: &mut ChannelEnd, order: &ClientOrder) -> Result<ClientReport, Da
     let mut now = t0;
     while now < order.end_ns {
         for _ in 0..CHUNK {
-            c.bufs.send(c.chan.as_mut(), c.seq)?;
+            c.bufs.send_timed(c.chan.as_mut(), c.seq)?;
             c.seq += 1;
         }
         sent += CHUNK;
         now = lossy::monotonic_ns();
     }
+    c.bufs.untime();
     goodbye(c, order, mode)?;
     // To the goodbye's answer: everything sent has then been taken and checked.
     now = lossy::monotonic_ns();
@@ -242,8 +242,19 @@ pub(crate) fn goodbye(
 pub struct Served {
     /// Messages taken from each client (goodbyes excluded).
     pub received: Vec<u64>,
-    /// From the first message to the last goodbye.
-    pub elapsed: std::time::Duration,
+    /// Send to receive of the requests that carried their send time, ns.
+    pub one_way: Histogram<u64>,
+}
+
+/// How the server treats a phase's requests.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    /// Datagrams: gaps in a client's sequence are losses, not failures.
+    pub mode: Mode,
+    /// Round trips: every request is answered (streams: only the goodbyes).
+    pub reply_all: bool,
+    /// Requests carry their send time (`send_timed`): checked around it and recorded.
+    pub stamped: bool,
 }
 
 /// The server: takes requests from every client, checks each, answers each (`reply_all`,
@@ -253,20 +264,23 @@ pub fn serve(
     hub: &mut dyn Hub,
     bufs: &mut Buffers,
     clients: usize,
-    mode: Mode,
-    reply_all: bool,
+    rules: Rules,
 ) -> Result<Served, DataError> {
+    let Rules {
+        mode,
+        reply_all,
+        stamped,
+    } = rules;
+    let mut one_way = new_histogram();
     let mut received = vec![0u64; clients];
     let mut next = vec![0u64; clients];
     let mut said_goodbye = vec![false; clients];
     let mut left = clients;
-    let mut first: Option<Instant> = None;
     let mask = (1u64 << CLIENT_SHIFT) - 1;
     while left > 0 {
         let (n, from) = hub
             .recv(&mut bufs.rx)
             .map_err(DataError::io("receive", 0))?;
-        first.get_or_insert_with(Instant::now);
         let mut head = [0u8; 8];
         let k = n.min(8).min(bufs.rx.len());
         head[..k].copy_from_slice(&bufs.rx[..k]);
@@ -294,7 +308,13 @@ pub fn serve(
                     got: format!("#{seq}"),
                 }));
             }
-            bufs.check(n, seq)?;
+            if stamped {
+                if let Some(t) = bufs.check_timed(n, seq)? {
+                    one_way.saturating_record(t.max(1));
+                }
+            } else {
+                bufs.check(n, seq)?;
+            }
             next[client] = own + 1;
             received[client] += 1;
             if !reply_all {
@@ -305,10 +325,7 @@ pub fn serve(
         hub.send(client, &bufs.tx)
             .map_err(DataError::io("send", reply_seq(seq)))?;
     }
-    Ok(Served {
-        received,
-        elapsed: first.map(|t| t.elapsed()).unwrap_or_default(),
-    })
+    Ok(Served { received, one_way })
 }
 
 /// Fills a fan-in case's result from the clients' reports: the merged latency histogram
@@ -380,21 +397,26 @@ pub fn windows(quick: bool) -> (std::time::Duration, std::time::Duration) {
 
 /// The parent half every fan-in workload shares: a warm-up window, the measured window
 /// with the server answering every request (`reply_all`) or only goodbyes, then the
-/// clients' reports folded into `r` (latencies when `timed`), CPU per message of all
-/// processes, and where each ran.
+/// clients' reports folded into `r` (their latencies when `latencies`; the requests'
+/// one-way times when `stamped`), CPU per message of all processes, and where each ran.
 pub fn measure(
     fan: &mut crate::fanin::FanIn,
     workload: &'static str,
     p: &super::Params,
     reply_all: bool,
-    timed: bool,
+    latencies: bool,
+    stamped: bool,
     r: &mut CaseResult,
 ) -> Result<FanInResult, Error> {
     let id = fan.id();
-    let mode = fan.mode();
+    let rules = Rules {
+        mode: fan.mode(),
+        reply_all,
+        stamped,
+    };
     let (warm, window) = windows(p.quick);
     let serve_all =
-        move |hub: &mut dyn Hub, bufs: &mut Buffers, n: usize| serve(hub, bufs, n, mode, reply_all);
+        move |hub: &mut dyn Hub, bufs: &mut Buffers, n: usize| serve(hub, bufs, n, rules);
     fan.phase(workload, warm, p, serve_all)?;
     let phase = fan.phase(workload, window, p, serve_all)?;
     let mut cpu = phase.server_cpu;
@@ -413,7 +435,10 @@ pub fn measure(
         reports.push(report);
     }
     let window_ns = reports.iter().map(|r| r.elapsed_ns).max().unwrap_or(0);
-    let mut f = fold(id, r, &reports, window_ns, timed)?;
+    let mut f = fold(id, r, &reports, window_ns, latencies)?;
+    if !phase.served.one_way.is_empty() {
+        r.one_way_ns = Some(summarize(&phase.served.one_way));
+    }
     if reports.iter().any(|c| !c.lag.is_empty()) {
         let mut lag = new_histogram();
         for c in &reports {
@@ -477,6 +502,14 @@ mod tests {
         }
     }
 
+    fn rules(mode: Mode, reply_all: bool) -> Rules {
+        Rules {
+            mode,
+            reply_all,
+            stamped: false,
+        }
+    }
+
     fn message(seq: u64) -> Vec<u8> {
         let mut m = vec![0u8; 64];
         crate::message::fill_base(&mut m);
@@ -514,7 +547,7 @@ mod tests {
             (a | FIN, None),
         ]);
         let mut bufs = Buffers::new(64, Verify::Full);
-        let served = serve(&mut hub, &mut bufs, 2, Mode::Reliable, true).unwrap();
+        let served = serve(&mut hub, &mut bufs, 2, rules(Mode::Reliable, true)).unwrap();
         assert_eq!(served.received, [3, 1]);
         let to: Vec<usize> = hub.answers.iter().map(|a| a.0).collect();
         assert_eq!(to, [0, 1, 0, 1, 0, 0]);
@@ -527,7 +560,7 @@ mod tests {
         let a = order(0).base();
         let mut hub = script(&[(a, Some(0)), (a + 1, Some(0)), (a | FIN, Some(0))]);
         let mut bufs = Buffers::new(64, Verify::Full);
-        let served = serve(&mut hub, &mut bufs, 1, Mode::Reliable, false).unwrap();
+        let served = serve(&mut hub, &mut bufs, 1, rules(Mode::Reliable, false)).unwrap();
         assert_eq!(served.received, [2]);
         assert_eq!(hub.answers, [(0, reply_seq(a | FIN))]);
     }
@@ -538,15 +571,15 @@ mod tests {
         let mut bufs = Buffers::new(64, Verify::Full);
         // Message 1 of client 0 missing.
         let mut hub = script(&[(a, None), (a + 2, None)]);
-        let e = serve(&mut hub, &mut bufs, 2, Mode::Reliable, true).unwrap_err();
+        let e = serve(&mut hub, &mut bufs, 2, rules(Mode::Reliable, true)).unwrap_err();
         assert!(e.to_string().contains(&format!("#{}", a + 2)), "{e}");
         // A message of client 1 on client 0's connection.
         let mut hub = script(&[(b, Some(0))]);
-        let e = serve(&mut hub, &mut bufs, 2, Mode::Reliable, true).unwrap_err();
+        let e = serve(&mut hub, &mut bufs, 2, rules(Mode::Reliable, true)).unwrap_err();
         assert!(e.to_string().contains("not a message of client 0"), "{e}");
         // A client number beyond the run's.
         let mut hub = script(&[(order(5).base(), None)]);
-        assert!(serve(&mut hub, &mut bufs, 2, Mode::Reliable, true).is_err());
+        assert!(serve(&mut hub, &mut bufs, 2, rules(Mode::Reliable, true)).is_err());
         // One flipped byte in the middle.
         let mut m = message(a);
         m[30] ^= 1;
@@ -554,11 +587,11 @@ mod tests {
             requests: VecDeque::from([(m, None)]),
             answers: Vec::new(),
         };
-        let e = serve(&mut hub, &mut bufs, 2, Mode::Reliable, true).unwrap_err();
+        let e = serve(&mut hub, &mut bufs, 2, rules(Mode::Reliable, true)).unwrap_err();
         assert!(e.to_string().contains("corrupted"), "{e}");
         // Over datagrams a gap is a loss, not a failure.
         let mut hub = script(&[(a, None), (a + 2, None), (a | FIN, None), (b | FIN, None)]);
-        let served = serve(&mut hub, &mut bufs, 2, Mode::Lossy, true).unwrap();
+        let served = serve(&mut hub, &mut bufs, 2, rules(Mode::Lossy, true)).unwrap();
         assert_eq!(served.received, [2, 0]);
     }
 

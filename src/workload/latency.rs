@@ -93,7 +93,7 @@ impl Workload for Latency {
         p: &Params,
         r: &mut CaseResult,
     ) -> Result<crate::results::FanInResult, Error> {
-        clients::measure(fan, ID, p, true, true, r)
+        clients::measure(fan, ID, p, true, true, false, r)
     }
 
     fn client(

@@ -408,6 +408,23 @@ impl Buffers {
         self.checker.check(&self.rx, seq).map_err(DataError::Verify)
     }
 
+    /// Checks the `n` bytes just received as message `seq` sent with `send_timed`;
+    /// returns its one-way time (ns) when it carries its send time.
+    pub(crate) fn check_timed(&mut self, n: usize, seq: u64) -> Result<Option<u64>, DataError> {
+        if n != self.rx.len() {
+            return Err(DataError::Verify(VerifyError::Length {
+                seq,
+                expected: self.rx.len(),
+                got: n,
+            }));
+        }
+        let sent = self
+            .checker
+            .check_timed(&self.rx, seq)
+            .map_err(DataError::Verify)?;
+        Ok(sent.map(|t| lossy::monotonic_ns().saturating_sub(t)))
+    }
+
     pub(crate) fn send(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
         stamp(&mut self.tx, seq);
         chan.send(&self.tx).map_err(|source| DataError::Io {

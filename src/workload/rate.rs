@@ -117,7 +117,7 @@ impl Workload for Rate {
         p: &Params,
         r: &mut CaseResult,
     ) -> Result<crate::results::FanInResult, Error> {
-        clients::measure(fan, ID, p, true, true, r)
+        clients::measure(fan, ID, p, true, true, true, r)
     }
 
     fn client(

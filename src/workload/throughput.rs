@@ -87,7 +87,7 @@ impl Workload for Throughput {
         p: &Params,
         r: &mut CaseResult,
     ) -> Result<crate::results::FanInResult, Error> {
-        let f = super::clients::measure(fan, ID, p, false, false, r)?;
+        let f = super::clients::measure(fan, ID, p, false, false, true, r)?;
         r.throughput = Some(Rate {
             msgs_per_sec: f.msgs_per_sec,
             bytes_per_sec: f.msgs_per_sec * r.size as f64,
