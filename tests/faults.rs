@@ -144,6 +144,7 @@ fn a_killed_peer_fails_the_case_promptly_naming_its_death() {
         "unix-dgram",
         "shm-sysv-sem",
         "ipc-channel",
+        "tokio-tcp",
     ] {
         let s = Scratch::new("peer-kill");
         let (child, peer) = long_run(&s, mechanism);

@@ -121,6 +121,62 @@ fn interprocess_carries_every_size_intact_and_leaves_nothing() {
     sweep("interprocess");
 }
 
+#[test]
+fn tokio_sockets_carry_every_size_intact_and_leave_nothing() {
+    // The private directory of tokio-unix-stream's socket is gone after the audit.
+    sweep("tokio-unix-stream");
+    sweep("tokio-tcp");
+}
+
+#[test]
+fn tokio_sockets_run_open_loop_and_fan_in() {
+    // Open loop: the one-thread poll loop at 64 B, the split into two runtimes at 64 KiB;
+    // fan-in: a connection per client in the server's epoll set.
+    let s = Scratch::new("tokio-more");
+    let v = s.sweep(&[
+        "--mechanisms",
+        "tokio-unix-stream,tokio-tcp",
+        "--sizes",
+        "64,64K",
+        "--workloads",
+        "rate",
+        "--rate",
+        "2000",
+        "--messages",
+        "200",
+        "--verify",
+        "full",
+        "--no-report",
+    ]);
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["status"], "ok", "{r}");
+        assert!(r["rtt_ns"]["p50"].as_u64().unwrap() > 0, "{r}");
+    }
+    let v = s.sweep(&[
+        "--quick",
+        "--mechanisms",
+        "tokio-unix-stream,tokio-tcp",
+        "--sizes",
+        "64",
+        "--workloads",
+        "latency",
+        "--clients",
+        "2",
+        "--verify",
+        "full",
+        "--no-report",
+    ]);
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(
+            r["fan_in"]["per_client"].as_array().unwrap().len(),
+            2,
+            "{r}"
+        );
+    }
+    s.audit();
+}
+
 #[cfg(feature = "shared-memory-crate")]
 #[test]
 fn shared_memory_crate_carries_every_size_intact_and_leaves_nothing() {

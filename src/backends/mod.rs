@@ -49,6 +49,8 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &shm::SHM_CONDVAR,
     &crates::ipc_channel::IpcChannel,
     &crates::interprocess::Interprocess,
+    &crates::tokio_sockets::TOKIO_UNIX_STREAM,
+    &crates::tokio_sockets::TOKIO_TCP,
     #[cfg(feature = "shared-memory-crate")]
     &crates::shared_memory::SharedMemoryCrate,
     #[cfg(feature = "iceoryx2")]

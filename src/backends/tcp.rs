@@ -31,20 +31,92 @@ static INFO: MechanismInfo = MechanismInfo {
     in_all: true,
 };
 
-fn err(action: &'static str, what: impl Into<String>, e: io::Error) -> BackendError {
-    BackendError::new(INFO.id, action, what, e)
+fn err(
+    id: &'static str,
+    action: &'static str,
+    what: impl Into<String>,
+    e: io::Error,
+) -> BackendError {
+    BackendError::new(id, action, what, e)
 }
 
-fn channel(stream: TcpStream, what: &str) -> Result<Box<dyn Channel>, BackendError> {
-    stream
-        .set_nodelay(true)
-        .map_err(|e| err("set TCP_NODELAY on", what, e))?;
-    let rx = stream.try_clone().map_err(|e| err("duplicate", what, e))?;
+/// Turns a connected stream (TCP_NODELAY set) into mechanism `id`'s channel.
+pub(crate) type Wrap = fn(&'static str, TcpStream, &str) -> Result<Box<dyn Channel>, BackendError>;
+
+/// The blocking channel: a framed stream over the socket and a duplicate of it.
+fn blocking(
+    id: &'static str,
+    stream: TcpStream,
+    what: &str,
+) -> Result<Box<dyn Channel>, BackendError> {
+    let rx = stream
+        .try_clone()
+        .map_err(|e| err(id, "duplicate", what, e))?;
     Ok(Box::new(
-        StreamChannel::new(INFO.id, rx, stream)
+        StreamChannel::new(id, rx, stream)
             .with_dup(|r, w| Ok((r.try_clone()?, w.try_clone()?)))
             .with_poll(|r| r.as_fd()),
     ))
+}
+
+fn nodelay(id: &'static str, stream: &TcpStream, what: &str) -> Result<(), BackendError> {
+    stream
+        .set_nodelay(true)
+        .map_err(|e| err(id, "set TCP_NODELAY on", what, e))
+}
+
+/// The parent's side for mechanism `id`: a loopback listener on an ephemeral port; the
+/// connection that presents the token becomes a channel through `wrap`.
+pub(crate) fn offer_as(id: &'static str, wrap: Wrap) -> Result<Offer, BackendError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| err(id, "listen on", "127.0.0.1", e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| err(id, "inspect", "the listener", e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| err(id, "configure", addr.to_string(), e))?;
+    let token = crate::sys::random_u64().map_err(|e| err(id, "read", "/dev/urandom", e))?;
+    Ok(Offer {
+        spec: format!("{}:{token:016x}", addr.port()),
+        inherit: Vec::new(),
+        connect: Box::new(move |rv| loop {
+            rv.wait_readable(listener.as_fd())
+                .map_err(|e| err(id, "accept on", addr.to_string(), e))?;
+            let (mut stream, from) = match listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(err(id, "accept on", addr.to_string(), e)),
+            };
+            stream
+                .set_nonblocking(false)
+                .map_err(|e| err(id, "configure", from.to_string(), e))?;
+            if matches!(read_token(&mut stream, rv.deadline), Ok(t) if t == token) {
+                let what = from.to_string();
+                nodelay(id, &stream, &what)?;
+                return wrap(id, stream, &what);
+            }
+        }),
+    })
+}
+
+/// The peer's side for mechanism `id`: connects and presents the token.
+pub(crate) fn join_as(
+    id: &'static str,
+    spec: &str,
+    wrap: Wrap,
+) -> Result<Box<dyn Channel>, BackendError> {
+    let (port, token) = parse_spec(spec)
+        .ok_or_else(|| BackendError::invalid(id, spec, "expected PORT:TOKEN (16 hex digits)"))?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let what = addr.to_string();
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .map_err(|e| err(id, "connect to", what.clone(), e))?;
+    stream
+        .write_all(&token.to_le_bytes())
+        .map_err(|e| err(id, "send the token to", what.clone(), e))?;
+    nodelay(id, &stream, &what)?;
+    wrap(id, stream, &what)
 }
 
 /// Reads the 8-byte token a connecting peer must present: any other local process that
@@ -83,34 +155,7 @@ impl Mechanism for Tcp {
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .map_err(|e| err("listen on", "127.0.0.1", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| err("inspect", "the listener", e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| err("configure", addr.to_string(), e))?;
-        let token = crate::sys::random_u64().map_err(|e| err("read", "/dev/urandom", e))?;
-        Ok(Offer {
-            spec: format!("{}:{token:016x}", addr.port()),
-            inherit: Vec::new(),
-            connect: Box::new(move |rv| loop {
-                rv.wait_readable(listener.as_fd())
-                    .map_err(|e| err("accept on", addr.to_string(), e))?;
-                let (mut stream, from) = match listener.accept() {
-                    Ok(s) => s,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(err("accept on", addr.to_string(), e)),
-                };
-                stream
-                    .set_nonblocking(false)
-                    .map_err(|e| err("configure", from.to_string(), e))?;
-                if matches!(read_token(&mut stream, rv.deadline), Ok(t) if t == token) {
-                    return channel(stream, &from.to_string());
-                }
-            }),
-        })
+        offer_as(INFO.id, blocking)
     }
 
     fn join(
@@ -119,16 +164,7 @@ impl Mechanism for Tcp {
         _inherited: Vec<OwnedFd>,
         _params: &ChannelParams,
     ) -> Result<Box<dyn Channel>, BackendError> {
-        let (port, token) = parse_spec(spec).ok_or_else(|| {
-            BackendError::invalid(INFO.id, spec, "expected PORT:TOKEN (16 hex digits)")
-        })?;
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-            .map_err(|e| err("connect to", addr.to_string(), e))?;
-        stream
-            .write_all(&token.to_le_bytes())
-            .map_err(|e| err("send the token to", addr.to_string(), e))?;
-        channel(stream, &addr.to_string())
+        join_as(INFO.id, spec, blocking)
     }
 }
 

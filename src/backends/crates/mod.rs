@@ -7,3 +7,4 @@ pub mod interprocess;
 pub mod ipc_channel;
 #[cfg(feature = "shared-memory-crate")]
 pub mod shared_memory;
+pub mod tokio_sockets;
