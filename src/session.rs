@@ -81,6 +81,9 @@ pub struct Session {
     /// What the peer was told to open (names, ids, ports): for leak checks and diagnostics.
     peer_spec: String,
     size: usize,
+    /// Whether the two processes may share a CPU (`--pin same` or `none`): a waiting side
+    /// then yields rather than spins.
+    shared_cpu: bool,
     // The peer goes first (fields drop in order): a channel or primitive is always dropped
     // after the peer has exited or been killed, so its cleanup sees everything released.
     peer: Peer,
@@ -163,6 +166,7 @@ impl Session {
             subject,
             peer_spec,
             size,
+            shared_cpu: opts.placement.pin != crate::placement::Pin::Cross,
             peer,
             end,
         };
@@ -179,6 +183,11 @@ impl Session {
 
     pub fn subject(&self) -> Subject {
         self.subject
+    }
+
+    /// Whether the two processes may run on one CPU (`--pin same` or `none`).
+    pub fn shared_cpu(&self) -> bool {
+        self.shared_cpu
     }
 
     /// Message size (1 for a synchronisation primitive).

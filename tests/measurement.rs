@@ -465,5 +465,24 @@ fn an_open_loop_far_beyond_capacity_saturates_and_ends() {
         assert_eq!(r["status"], "ok", "{r}");
         assert_eq!(r["rate"]["saturated"], true, "{r}");
     }
+    // Sharing one CPU with the peer, the client yields its spins: still no deadlock.
+    let v = s.sweep(&[
+        "--pin",
+        "same",
+        "--mechanisms",
+        "pipe",
+        "--workloads",
+        "rate",
+        "--sizes",
+        "64",
+        "--rate",
+        "1000000",
+        "--messages",
+        "20000",
+        "--timeout",
+        "20",
+        "--no-report",
+    ]);
+    assert_eq!(v["results"][0]["status"], "ok", "{v}");
     s.audit();
 }

@@ -88,3 +88,16 @@ impl CpuUsage {
         }
     }
 }
+
+/// Sets the calling thread's timer slack (how late the kernel may end its timed sleeps, 50
+/// µs by default), so a sleep until a scheduled send ends when it should.
+pub fn set_timer_slack(ns: u64) -> io::Result<()> {
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and changes only this thread's
+    // timer slack; no memory is passed.
+    let r = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
