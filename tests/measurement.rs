@@ -448,7 +448,7 @@ fn an_open_loop_far_beyond_capacity_saturates_and_ends() {
     let s = Scratch::new("open-loop-overload");
     let v = s.sweep(&[
         "--mechanisms",
-        "posix-mq,pipe,unix-stream",
+        "posix-mq,pipe,unix-stream,unix-seqpacket",
         "--workloads",
         "rate",
         "--sizes",

@@ -69,6 +69,20 @@ impl Channel for DatagramChannel {
         Some(self.sock.as_fd())
     }
 
+    /// Two duplicates of the socket: one thread sends on one while another receives on the
+    /// other (a socket takes both at once).
+    fn split(&mut self) -> Option<io::Result<super::Split>> {
+        let half = |s: &OwnedFd| -> io::Result<Box<dyn Channel + Send>> {
+            Ok(Box::new(DatagramChannel::new(s.try_clone()?)))
+        };
+        Some((|| {
+            Ok(super::Split {
+                tx: half(&self.sock)?,
+                rx: half(&self.sock)?,
+            })
+        })())
+    }
+
     fn set_recv_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         // Zero means no timeout to the kernel.
         let t = timeout.unwrap_or(Duration::ZERO);

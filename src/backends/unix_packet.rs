@@ -100,6 +100,12 @@ impl Mechanism for UnixPacket {
         })
     }
 
+    /// A socket takes a send and a receive at once (the open-loop workloads); only
+    /// seqpacket is reliable enough to be offered them.
+    fn duplex(&self) -> bool {
+        true
+    }
+
     fn fan_in(&self) -> super::fanin::Form {
         match self.ty {
             SockType::Datagram => super::fanin::Form::Own,

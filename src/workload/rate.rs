@@ -75,7 +75,7 @@ impl Workload for Rate {
 
     fn unsupported(&self, caps: &Capabilities) -> Option<String> {
         (!caps.duplex).then(|| {
-            "an open-loop client has a send and a receive in flight at once, and this mechanism's channel cannot be split into a sending and a receiving half (pipe, fifo, posix-mq, unix-stream, tcp, interprocess and the sleeping shm strategies can; a spinning waiter would starve the other half's thread)".into()
+            "an open-loop client has a send and a receive in flight at once, and this mechanism's channel cannot be split into a sending and a receiving half (pipe, fifo, posix-mq, unix-stream, unix-seqpacket, tcp, interprocess, the tokio sockets and the sleeping shm strategies can; a spinning waiter would starve the other half's thread)".into()
         })
     }
 
