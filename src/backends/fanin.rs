@@ -71,6 +71,18 @@ pub fn offer(
     }
 }
 
+/// Runs every one of `handles` on the first call (each may run only once); later calls
+/// do nothing. A hub's abort is called by every dead client's hook.
+pub fn once_each(handles: Vec<AbortHandle>) -> impl Fn() + Send + Sync + 'static {
+    let handles = Mutex::new(handles);
+    move || {
+        let taken = handles.lock().map(|mut h| std::mem::take(&mut *h));
+        for h in taken.into_iter().flatten() {
+            h();
+        }
+    }
+}
+
 /// The server's side: requests from any client, replies to one.
 pub trait Hub {
     /// Receives the next request into `buf`: its length, and its client when the channel
@@ -133,14 +145,10 @@ impl PollHub {
                 EpollEvent::new(EpollFlags::EPOLLIN, ABORT_TOKEN),
             )
             .map_err(|e| err("epoll", e))?;
-        let handles: Vec<AbortHandle> = channels.iter().filter_map(|c| c.abort_handle()).collect();
-        let handles = Mutex::new(handles);
+        let each = once_each(channels.iter().filter_map(|c| c.abort_handle()).collect());
         let abort: SharedAbort = Arc::new(move || {
             let _ = rustix::io::write(&wake, &1u64.to_ne_bytes());
-            let taken = handles.lock().map(|mut h| std::mem::take(&mut *h));
-            for h in taken.into_iter().flatten() {
-                h();
-            }
+            each();
         });
         let ready = vec![EpollEvent::empty(); inbound.len() + 1];
         Ok(PollHub {
@@ -209,17 +217,12 @@ pub struct QueueHub {
 
 impl QueueHub {
     pub fn new(requests: Box<dyn Channel>, replies: Vec<Box<dyn Channel>>) -> QueueHub {
-        let handles: Vec<AbortHandle> = std::iter::once(&requests)
-            .chain(replies.iter())
-            .filter_map(|c| c.abort_handle())
-            .collect();
-        let handles = Mutex::new(handles);
-        let abort: SharedAbort = Arc::new(move || {
-            let taken = handles.lock().map(|mut h| std::mem::take(&mut *h));
-            for h in taken.into_iter().flatten() {
-                h();
-            }
-        });
+        let abort = Arc::new(once_each(
+            std::iter::once(&requests)
+                .chain(replies.iter())
+                .filter_map(|c| c.abort_handle())
+                .collect(),
+        ));
         QueueHub {
             requests,
             replies,

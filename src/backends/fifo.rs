@@ -92,12 +92,7 @@ impl Channel for Replies {
     }
 
     fn peer_attached(&mut self) -> Result<(), BackendError> {
-        if let Some(mut dir) = self.dir.take() {
-            let shown = dir.path().display().to_string();
-            dir.remove()
-                .map_err(|e| BackendError::new(INFO.id, "remove", shown, e))?;
-        }
-        Ok(())
+        super::remove_names(INFO.id, &mut self.dir)
     }
 }
 

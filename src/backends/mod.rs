@@ -375,6 +375,20 @@ pub fn all() -> impl Iterator<Item = &'static dyn Mechanism> {
     REGISTRY.iter().copied().filter(|m| m.info().in_all)
 }
 
+/// Removes a parent's private directory (and the socket or FIFOs in it) once the peer
+/// holds what is in it; nothing if it is already gone.
+pub(crate) fn remove_names(
+    mechanism: &'static str,
+    dir: &mut Option<crate::sys::fs::PrivateDir>,
+) -> Result<(), BackendError> {
+    if let Some(mut dir) = dir.take() {
+        let shown = dir.path().display().to_string();
+        dir.remove()
+            .map_err(|e| BackendError::new(mechanism, "remove", shown, e))?;
+    }
+    Ok(())
+}
+
 /// Checks that the peer was handed no argument, for mechanisms whose parent passes none.
 pub(crate) fn expect_no_spec(mechanism: &'static str, spec: &str) -> Result<(), BackendError> {
     if spec.is_empty() {

@@ -129,12 +129,7 @@ impl<R: Read + Send + 'static, W: Write + Send + 'static> Channel for StreamChan
     }
 
     fn peer_attached(&mut self) -> Result<(), BackendError> {
-        if let Some(mut dir) = self.names.take() {
-            let shown = dir.path().display().to_string();
-            dir.remove()
-                .map_err(|e| BackendError::new(self.mechanism, "remove", shown, e))?;
-        }
-        Ok(())
+        super::remove_names(self.mechanism, &mut self.names)
     }
 }
 

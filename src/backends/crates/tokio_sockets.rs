@@ -18,11 +18,13 @@ use crate::error::BackendError;
 use crate::sys::fs::PrivateDir;
 
 /// A blocking socket that tokio can take over.
-trait Socket: Sized + Send + 'static {
+trait Socket: From<OwnedFd> + Sized + Send + 'static {
     type Async: AsyncRead + AsyncWrite + AsFd + Unpin + Send;
     fn into_async(self) -> io::Result<Self::Async>;
     /// A second descriptor for the same socket, as a blocking socket again.
-    fn dup(a: &Self::Async) -> io::Result<Self>;
+    fn dup(a: &Self::Async) -> io::Result<Self> {
+        Ok(Self::from(a.as_fd().try_clone_to_owned()?))
+    }
 }
 
 impl Socket for std::os::unix::net::UnixStream {
@@ -31,9 +33,6 @@ impl Socket for std::os::unix::net::UnixStream {
         self.set_nonblocking(true)?;
         tokio::net::UnixStream::from_std(self)
     }
-    fn dup(a: &Self::Async) -> io::Result<Self> {
-        Ok(Self::from(a.as_fd().try_clone_to_owned()?))
-    }
 }
 
 impl Socket for std::net::TcpStream {
@@ -41,9 +40,6 @@ impl Socket for std::net::TcpStream {
     fn into_async(self) -> io::Result<Self::Async> {
         self.set_nonblocking(true)?;
         tokio::net::TcpStream::from_std(self)
-    }
-    fn dup(a: &Self::Async) -> io::Result<Self> {
-        Ok(Self::from(a.as_fd().try_clone_to_owned()?))
     }
 }
 
@@ -117,12 +113,7 @@ impl<S: Socket> Channel for TokioChannel<S> {
     }
 
     fn peer_attached(&mut self) -> Result<(), BackendError> {
-        if let Some(mut dir) = self.names.take() {
-            let shown = dir.path().display().to_string();
-            dir.remove()
-                .map_err(|e| BackendError::new(self.mechanism, "remove", shown, e))?;
-        }
-        Ok(())
+        super::super::remove_names(self.mechanism, &mut self.names)
     }
 }
 

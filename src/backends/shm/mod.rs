@@ -362,18 +362,9 @@ impl Hub for ShmHub {
     }
 
     fn abort_handle(&self) -> SharedAbort {
-        let handles = std::sync::Mutex::new(
-            self.chans
-                .iter()
-                .map(|c| c.waker.abort_handle())
-                .collect::<Vec<_>>(),
-        );
-        Arc::new(move || {
-            let taken = handles.lock().map(|mut h| std::mem::take(&mut *h));
-            for h in taken.into_iter().flatten() {
-                h();
-            }
-        })
+        Arc::new(super::fanin::once_each(
+            self.chans.iter().map(|c| c.waker.abort_handle()).collect(),
+        ))
     }
 
     fn clients_attached(&mut self) -> Result<(), BackendError> {
