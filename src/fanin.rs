@@ -15,7 +15,6 @@ use crate::peer::protocol::Order;
 use crate::peer::{Launch, Peer};
 use crate::session::SessionOptions;
 use crate::sys::CpuUsage;
-use crate::workload::clients::ClientOrder;
 use crate::workload::{Buffers, DataError, Mode};
 
 /// How long a failed server loop waits for the client behind it to be seen exiting.
@@ -112,10 +111,6 @@ impl FanIn {
         self.mechanism.info().id
     }
 
-    pub fn clients(&self) -> usize {
-        self.clients.len()
-    }
-
     /// Where the server and each client ran, when pinned.
     pub fn placement(&self) -> (Option<usize>, Vec<Option<usize>>) {
         (self.server_cpu, self.cpus.clone())
@@ -144,26 +139,19 @@ impl FanIn {
         let n = self.clients.len();
         let lead = LEAD + LEAD_PER_CLIENT * n as u32;
         let start_ns = crate::workload::lossy::monotonic_ns() + lead.as_nanos() as u64;
-        let order = ClientOrder {
-            index: 0,
-            clients: n,
-            start_ns,
-            end_ns: start_ns + window.as_nanos() as u64,
-            rate: p.rate,
-            arrivals: p.arrivals,
-        };
-        for (i, p) in self.clients.iter_mut().enumerate() {
+        let end_ns = start_ns + window.as_nanos() as u64;
+        for (i, c) in self.clients.iter_mut().enumerate() {
             let o = Order::Client {
                 workload: workload.to_string(),
                 index: i as u32,
                 clients: n as u32,
-                start_ns: order.start_ns,
-                end_ns: order.end_ns,
-                rate: order.rate,
-                arrivals: order.arrivals,
+                start_ns,
+                end_ns,
+                rate: p.rate,
+                arrivals: p.arrivals,
             };
-            let pid = p.pid();
-            p.command(&o)
+            let pid = c.pid();
+            c.command(&o)
                 .map_err(|source| client_error(id, i, n, pid, source))?;
         }
         for (i, p) in self.clients.iter_mut().enumerate() {

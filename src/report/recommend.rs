@@ -83,6 +83,46 @@ fn nearest(sizes: &[usize], want: usize) -> Option<usize> {
 }
 
 /// The measured size to answer from: the one nearest the asked size, else the smallest.
+/// The sizes among `results`, ascending, each once.
+fn sizes_of(results: &[&CaseResult]) -> Vec<usize> {
+    let mut sizes: Vec<usize> = results.iter().map(|r| r.size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+}
+
+/// How far apart two rates are, as the log of their ratio (a rate measured at 0 counts as 1/s).
+fn rate_distance(measured: f64, asked: f64) -> f64 {
+    (measured.max(1.0) / asked).ln().abs()
+}
+
+/// Whether a rate was measured close enough to the asked one to answer for it.
+fn near_rate(measured: f64, asked: f64) -> bool {
+    rate_distance(measured, asked) <= RATE_FAR.ln()
+}
+
+impl Pick {
+    /// A candidate for result `r`, its ranked metric `shown`; ranks are set when sorted.
+    fn of(r: &CaseResult, shown: String, trade_off: String) -> Pick {
+        Pick {
+            mechanism: r.mechanism.clone(),
+            shown,
+            cpu_us: cpu_us(r),
+            trade_off,
+            rank: 0,
+            tied: false,
+        }
+    }
+}
+
+/// Marks the picks that share their rank with another.
+fn mark_ties(picks: &mut [Pick]) {
+    for k in 0..picks.len() {
+        let rank = picks[k].rank;
+        picks[k].tied = picks.iter().filter(|p| p.rank == rank).count() > 1;
+    }
+}
+
 fn size_to_answer(sizes: &[usize], asked: Option<usize>) -> Option<usize> {
     match asked {
         Some(s) => nearest(sizes, s),
@@ -156,10 +196,7 @@ pub fn advise(
         .iter()
         .filter(|r| r.workload == workload && r.status == Status::Ok)
         .collect();
-    let mut sizes: Vec<usize> = ok.iter().map(|r| r.size).collect();
-    sizes.sort_unstable();
-    sizes.dedup();
-    let measured = size_to_answer(&sizes, size).ok_or_else(|| {
+    let measured = size_to_answer(&sizes_of(&ok), size).ok_or_else(|| {
         format!(
             "the results have no successful {} measurement to rank",
             workload
@@ -267,18 +304,11 @@ pub fn advise(
             trade_off.push_str(&format!("; lost {:.2}% here", l * 100.0));
         }
         picks.push(Pick {
-            mechanism: r.mechanism.clone(),
-            shown,
-            cpu_us: cpu_us(r),
-            trade_off,
             rank,
-            tied: false,
+            ..Pick::of(r, shown, trade_off)
         });
     }
-    for k in 0..picks.len() {
-        let rank = picks[k].rank;
-        picks[k].tied = picks.iter().filter(|p| p.rank == rank).count() > 1;
-    }
+    mark_ties(&mut picks);
     Ok(Advice {
         size: measured,
         asked: size,
@@ -308,10 +338,7 @@ pub fn advise_at_rate(
         .iter()
         .filter(|r| r.workload == super::LOAD && r.status == Status::Ok && r.load.is_some())
         .collect();
-    let mut sizes: Vec<usize> = swept.iter().map(|r| r.size).collect();
-    sizes.sort_unstable();
-    sizes.dedup();
-    let measured = size_to_answer(&sizes, size).ok_or(
+    let measured = size_to_answer(&sizes_of(&swept), size).ok_or(
         "the results have no load sweep to answer from: run `ipcbench run --workloads load`",
     )?;
     let mut excluded = Vec::new();
@@ -326,7 +353,7 @@ pub fn advise_at_rate(
             continue;
         }
         let Some(l) = &r.load else { continue };
-        let dist = |a: f64| (a.max(1.0) / rate).ln().abs();
+        let dist = |a: f64| rate_distance(a, rate);
         let Some(p) = l
             .points
             .iter()
@@ -334,7 +361,7 @@ pub fn advise_at_rate(
         else {
             continue;
         };
-        if dist(p.achieved_per_sec) > RATE_FAR.ln() {
+        if !near_rate(p.achieved_per_sec, rate) {
             excluded.push((
                 r.mechanism.clone(),
                 format!(
@@ -353,19 +380,16 @@ pub fn advise_at_rate(
         }
         cands.push((
             p.rtt_ns.p99 as f64,
-            Pick {
-                mechanism: r.mechanism.clone(),
-                shown: format!(
+            Pick::of(
+                r,
+                format!(
                     "p99 {} µs, p50 {} µs at {:.0}/s achieved",
                     micros(p.rtt_ns.p99 as f64),
                     micros(p.rtt_ns.p50 as f64),
                     p.achieved_per_sec
                 ),
-                cpu_us: cpu_us(r),
-                trade_off: i.trade_off.to_string(),
-                rank: 0,
-                tied: false,
-            },
+                i.trade_off.to_string(),
+            ),
         ));
     }
     Ok(Advice {
@@ -398,10 +422,7 @@ fn rank_single_runs(mut cands: Vec<(f64, Pick)>) -> Vec<Pick> {
         }
         picks.push(p);
     }
-    for k in 0..picks.len() {
-        let rank = picks[k].rank;
-        picks[k].tied = picks.iter().filter(|p| p.rank == rank).count() > 1;
-    }
+    mark_ties(&mut picks);
     picks
 }
 
@@ -443,10 +464,7 @@ pub fn advise_with_clients(
         .into_iter()
         .filter(|r| r.clients == Some(clients))
         .collect();
-    let mut sizes: Vec<usize> = at_n.iter().map(|r| r.size).collect();
-    sizes.sort_unstable();
-    sizes.dedup();
-    let measured = size_to_answer(&sizes, size).ok_or("no fan-in result to rank")?;
+    let measured = size_to_answer(&sizes_of(&at_n), size).ok_or("no fan-in result to rank")?;
     let mut excluded = Vec::new();
     let mut cands = Vec::new();
     for r in at_n.into_iter().filter(|r| r.size == measured) {
@@ -459,7 +477,7 @@ pub fn advise_with_clients(
         }
         let Some(f) = &r.fan_in else { continue };
         if let (Some(want), Some(got)) = (rate, &r.rate) {
-            if (got.offered_per_sec.max(1.0) / want).ln().abs() > RATE_FAR.ln() {
+            if !near_rate(got.offered_per_sec, want) {
                 excluded.push((
                     r.mechanism.clone(),
                     format!(
@@ -482,20 +500,17 @@ pub fn advise_with_clients(
         };
         cands.push((
             worst as f64,
-            Pick {
-                mechanism: r.mechanism.clone(),
-                shown: format!(
+            Pick::of(
+                r,
+                format!(
                     "worst client's p99 {} µs, {} clients together {:.0}/s, fairness {:.2}",
                     micros(worst as f64),
                     clients,
                     f.msgs_per_sec,
                     f.fairness
                 ),
-                cpu_us: cpu_us(r),
-                trade_off: i.trade_off.to_string(),
-                rank: 0,
-                tied: false,
-            },
+                i.trade_off.to_string(),
+            ),
         ));
     }
     Ok(Advice {

@@ -359,18 +359,7 @@ impl Buffers {
         let n = chan
             .recv(&mut self.rx)
             .map_err(DataError::io("receive", seq))?;
-        if n != self.rx.len() {
-            return Err(DataError::Verify(VerifyError::Length {
-                seq,
-                expected: self.rx.len(),
-                got: n,
-            }));
-        }
-        let sent = self
-            .checker
-            .check_timed(&self.rx, seq)
-            .map_err(DataError::Verify)?;
-        Ok(sent.map(|t| lossy::monotonic_ns().saturating_sub(t)))
+        self.check_timed(n, seq)
     }
 
     /// Sends message `seq` carrying its send time (`CLOCK_MONOTONIC`, one clock read).
@@ -398,6 +387,12 @@ impl Buffers {
     /// Checks the `n` bytes just received as message `seq`. Message mechanisms report the
     /// true length of an oversized message, so `n` may exceed the buffer.
     pub(crate) fn check(&mut self, n: usize, seq: u64) -> Result<(), DataError> {
+        self.check_len(n, seq)?;
+        self.checker.check(&self.rx, seq).map_err(DataError::Verify)
+    }
+
+    /// A message of the wrong length (truncated, merged or oversized) fails its check.
+    fn check_len(&self, n: usize, seq: u64) -> Result<(), DataError> {
         if n != self.rx.len() {
             return Err(DataError::Verify(VerifyError::Length {
                 seq,
@@ -405,19 +400,13 @@ impl Buffers {
                 got: n,
             }));
         }
-        self.checker.check(&self.rx, seq).map_err(DataError::Verify)
+        Ok(())
     }
 
     /// Checks the `n` bytes just received as message `seq` sent with `send_timed`;
     /// returns its one-way time (ns) when it carries its send time.
     pub(crate) fn check_timed(&mut self, n: usize, seq: u64) -> Result<Option<u64>, DataError> {
-        if n != self.rx.len() {
-            return Err(DataError::Verify(VerifyError::Length {
-                seq,
-                expected: self.rx.len(),
-                got: n,
-            }));
-        }
+        self.check_len(n, seq)?;
         let sent = self
             .checker
             .check_timed(&self.rx, seq)

@@ -363,6 +363,13 @@ fn poll_loop(
         // Without this the kernel may end each sleep up to 50 µs late.
         crate::sys::set_timer_slack(1_000).map_err(DataError::io("set the timer slack", first))?;
     }
+    // Whether a reply has come, waiting at most `timeout` for one.
+    let readable = |chan: &dyn Channel, timeout: Duration| -> Result<bool, DataError> {
+        let fd = chan
+            .poll_fd()
+            .ok_or_else(|| DataError::io("poll", first)(std::io::ErrorKind::Unsupported.into()))?;
+        crate::sys::fd::readable_within(fd, timeout).map_err(DataError::io("poll", first))
+    };
     let t0 = Instant::now();
     let mut last = t0;
     // Reads reply `replied` and records its latency from its scheduled time.
@@ -388,13 +395,7 @@ fn poll_loop(
             } else {
                 Duration::ZERO
             };
-            let fd = chan.poll_fd().ok_or_else(|| {
-                DataError::io("poll", first)(std::io::ErrorKind::Unsupported.into())
-            })?;
-            if replied < k
-                && crate::sys::fd::readable_within(fd, sleep)
-                    .map_err(DataError::io("poll", first))?
-            {
+            if replied < k && readable(chan, sleep)? {
                 take(chan, bufs, &mut replied)?;
             } else if replied >= k && !sleep.is_zero() {
                 std::thread::sleep(sleep);
@@ -405,15 +406,7 @@ fn poll_loop(
         }
         // Replies that have come are read before every send, also when sends are behind
         // schedule: a blocked send then always has a peer that can make progress.
-        while replied < k {
-            let fd = chan.poll_fd().ok_or_else(|| {
-                DataError::io("poll", first)(std::io::ErrorKind::Unsupported.into())
-            })?;
-            if !crate::sys::fd::readable_within(fd, Duration::ZERO)
-                .map_err(DataError::io("poll", first))?
-            {
-                break;
-            }
+        while replied < k && readable(chan, Duration::ZERO)? {
             take(chan, bufs, &mut replied)?;
         }
         let now = t0.elapsed().as_nanos() as u64;
