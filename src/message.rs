@@ -174,10 +174,8 @@ impl Checker {
         let mut w = [0u8; WORD];
         w.copy_from_slice(&got[TIME_AT..TIME_AT + WORD]);
         let sent = u64::from_le_bytes(w);
-        if self.mode == Verify::Cheap {
-            // Cheap checks compare the head and the tail word only; the time lies between.
-            return self.check(got, seq).map(|()| Some(sent));
-        }
+        // In the image for either mode: a cheap check compares only the head and the tail,
+        // but a failed one looks for the first differing byte, which must not be the time.
         self.expected[TIME_AT..TIME_AT + WORD].copy_from_slice(&w);
         let r = self.check(got, seq);
         clear_time(&mut self.expected);
@@ -240,6 +238,25 @@ fn describe_head(head: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_corrupt_timed_message_is_reported_where_it_is_corrupt_not_at_its_time() {
+        for mode in [Verify::Cheap, Verify::Full] {
+            let mut c = Checker::new(64, mode);
+            let mut m = vec![0u8; 64];
+            fill_base(&mut m);
+            stamp(&mut m, 5);
+            // A time whose every byte differs from the filler there.
+            let time = u64::from_le_bytes(std::array::from_fn(|i| !filler(TIME_AT + i)));
+            put_time(&mut m, time);
+            m[63] ^= 0xFF;
+            assert_eq!(
+                c.check_timed(&m, 5),
+                Err(VerifyError::Corrupt { seq: 5, offset: 63 }),
+                "{mode:?}"
+            );
+        }
+    }
 
     #[test]
     fn timed_messages_carry_their_time_and_are_checked_everywhere_else() {
