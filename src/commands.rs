@@ -319,6 +319,7 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
                 .map(|m| {
                     let mut v = serde_json::to_value(m.info())?;
                     v["clients_unsupported"] = serde_json::json!(m.fan_in().unsupported());
+                    v["setup"] = serde_json::json!(m.setup_note());
                     Ok(v)
                 })
                 .collect::<Result<Vec<_>, serde_json::Error>>()?,
@@ -354,6 +355,9 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
                 "{:<14} built on {base}: compare the two in the same run",
                 ""
             );
+        }
+        if let Some(how) = m.setup_note() {
+            println!("{:<14} setup: {how}", "");
         }
     }
     println!();

@@ -76,10 +76,7 @@ impl FanIn {
         }
         let connected = {
             let gone = || peers.iter().any(|p| p.has_exited());
-            let rv = Rendezvous {
-                deadline: Instant::now() + opts.timeout,
-                peer_gone: &gone,
-            };
+            let rv = Rendezvous::new(Instant::now() + opts.timeout, &gone);
             (offer.connect)(&rv)
         };
         let mut hub = match connected {
@@ -207,6 +204,7 @@ impl FanIn {
                 seq,
                 source,
             },
+            DataError::Backend(e) => Error::Backend(e),
         }
     }
 

@@ -176,6 +176,9 @@ pub struct CaseResult {
     /// The `load` sweep: one open-loop point per offered rate, and the knee.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadResult>,
+    /// The `setup` workload: what a fresh channel costs, per iteration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<SetupResult>,
     /// Lossy (datagram) mechanisms only: messages (round trips) that completed, those
     /// lost, and the lost fraction. Reliable mechanisms fail on any loss instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -282,6 +285,51 @@ pub struct RateResult {
     /// The client could not keep up: achieved under 0.95 x offered, or the last sends
     /// lagged their schedule by more than 1 ms (a backlog that grew through the run).
     pub saturated: bool,
+}
+
+/// The `setup` workload over one mechanism and size: per iteration a fresh channel is
+/// established between the two running processes, carries one request and its reply, and
+/// is closed. Times in ns, on the one `CLOCK_MONOTONIC` both processes read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SetupResult {
+    /// The joining side (a socket's `connect`): from holding the channel's description to
+    /// holding the channel.
+    pub connect_ns: LatencySummary,
+    /// The offering side (a socket's listen and `accept`): creating the objects (and
+    /// passing descriptors, where the channel is handed over), waiting from the joiner's
+    /// first call until the channel is held, and removing the names afterwards.
+    pub accept_ns: LatencySummary,
+    /// The first request and its reply on the new channel, timed by the offering side.
+    pub first_rtt_ns: LatencySummary,
+    /// Closing: where a close is seen by the other side (`close_seen`), from the joiner's
+    /// close until the offering side has seen it and closed too; otherwise both sides'
+    /// closes (and unmaps) added.
+    pub teardown_ns: LatencySummary,
+    pub close_seen: bool,
+    /// Whole iterations per second (the description's hand-over between the two
+    /// processes included, ipcbench's records taken out).
+    pub per_sec: f64,
+    /// The channel is handed over as descriptors (SCM_RIGHTS) rather than opened by name;
+    /// their passing counts in `accept_ns`.
+    pub passes_descriptors: bool,
+    /// ipcbench's own records of the named objects it creates (a small file per object,
+    /// so that `ipcbench clean` can remove what a killed run leaves), per iteration: taken
+    /// out of `accept_ns` and `teardown_ns`, shown here. Absent when it keeps none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_ns: Option<LatencySummary>,
+    /// TCP: sockets in TIME_WAIT on this case's ports once it ended, and the connections
+    /// it made (warm-up included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_wait: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// TCP: the same iterations with an abortive close (`SO_LINGER` 0: a reset, no
+    /// TIME_WAIT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abortive: Option<Box<SetupResult>>,
+    /// Iterations asked for, when fewer ran so as not to use up the ephemeral ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capped_from: Option<u64>,
 }
 
 /// A load sweep over one mechanism and size.

@@ -70,10 +70,11 @@ fn combine(mut reps: Vec<CaseResult>) -> CaseResult {
         ));
         return r;
     }
-    let key = |r: &CaseResult| match (&r.rtt_ns, &r.throughput, &r.lock) {
-        (Some(s), _, _) => s.p50 as f64,
-        (_, Some(t), _) => t.bytes_per_sec,
-        (_, _, Some(l)) => l.ops_per_sec,
+    let key = |r: &CaseResult| match (&r.rtt_ns, &r.throughput, &r.lock, &r.setup) {
+        (Some(s), _, _, _) => s.p50 as f64,
+        (_, Some(t), _, _) => t.bytes_per_sec,
+        (_, _, Some(l), _) => l.ops_per_sec,
+        (_, _, _, Some(s)) => s.per_sec,
         _ => 0.0,
     };
     let values: Vec<f64> = reps.iter().map(key).collect();
@@ -210,6 +211,7 @@ impl Plan {
             lock: None,
             rate: None,
             load: None,
+            setup: None,
             one_way_ns: None,
             fan_in: None,
             delivered: None,
@@ -264,7 +266,7 @@ impl Plan {
             r.reason = Some(e.to_string());
             // Nothing half-measured stays in a failed result.
             (r.rtt_ns, r.throughput, r.lock, r.cpu, r.rate) = (None, None, None, None, None);
-            r.load = None;
+            (r.load, r.setup) = (None, None);
             r.one_way_ns = None;
             r.fan_in = None;
             (r.delivered, r.lost, r.loss) = (None, None, None);

@@ -120,10 +120,7 @@ impl Session {
                 let mut peer = spawn(id, size, offer.spec, offer.inherit, opts)?;
                 let connected = {
                     let gone = || peer.has_exited();
-                    let rv = Rendezvous {
-                        deadline: Instant::now() + opts.timeout,
-                        peer_gone: &gone,
-                    };
+                    let rv = Rendezvous::new(Instant::now() + opts.timeout, &gone);
                     (offer.connect)(&rv)
                 };
                 let chan = match connected {
@@ -141,6 +138,8 @@ impl Session {
                     chan,
                     bufs: Buffers::new(size, opts.verify),
                     seq: 0,
+                    params: opts.params(size),
+                    courier: peer.take_courier(),
                 });
                 (end, spec, peer)
             }
@@ -341,6 +340,13 @@ fn explain(id: &'static str, peer: &mut Peer, e: DataError) -> Error {
                 seq,
                 source,
             },
+        },
+        DataError::Backend(e) => match peer.diagnose() {
+            Some(pe) => Error::Peer {
+                mechanism: id,
+                source: pe,
+            },
+            None => Error::Backend(e),
         },
     }
 }

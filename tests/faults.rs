@@ -197,6 +197,33 @@ fn a_killed_peer_is_named_in_the_result() {
 }
 
 #[test]
+fn a_peer_killed_in_a_setup_loop_fails_the_case_naming_it_and_leaves_nothing() {
+    // Named sockets, queues with no end-of-file, segments, FIFOs, a handed-over pipe pair.
+    for mechanism in [
+        "unix-stream",
+        "posix-mq",
+        "sysv-mq",
+        "shm-futex",
+        "fifo",
+        "pipe",
+    ] {
+        let s = Scratch::new("setup-kill");
+        let (child, peer) = long_run_of(&s, &["--mechanisms", mechanism, "--workloads", "setup"]);
+        kill(Pid::from_raw(peer as i32), Signal::SIGKILL).unwrap();
+        let (status, _, _) = wait_bounded(child, Duration::from_secs(10));
+        assert_eq!(status, Some(1), "{mechanism}");
+        let r = &s.results()["results"][0];
+        assert_eq!(r["status"], "error", "{mechanism}: {r}");
+        let reason = r["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with(mechanism) && reason.contains("killed by signal 9 (SIGKILL)"),
+            "{mechanism}: {reason}"
+        );
+        s.audit();
+    }
+}
+
+#[test]
 fn killing_one_client_fails_the_fan_in_case_naming_it_and_ends_the_rest() {
     for mechanism in [
         "unix-stream",

@@ -69,6 +69,14 @@ impl Mechanism for PipeRaw {
         &RAW_INFO
     }
 
+    fn setup_note(&self) -> Option<&'static str> {
+        Some(super::pipe::SETUP)
+    }
+
+    fn close_is_seen(&self) -> bool {
+        true
+    }
+
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
         offer_pipes(RAW_INFO.id)
     }

@@ -101,6 +101,10 @@ impl Mechanism for Fifo {
         &INFO
     }
 
+    fn close_is_seen(&self) -> bool {
+        true
+    }
+
     fn duplex(&self) -> bool {
         true
     }
@@ -244,10 +248,13 @@ impl Mechanism for Fifo {
         check_private_dir(dir).map_err(|why| BackendError::invalid(INFO.id, spec, &why))?;
         let to = dir.join(TO_PEER);
         let from = dir.join(FROM_PEER);
-        let rx = open_fifo(&to, OFlag::O_RDONLY).map_err(|e| err("open", &to, e))?;
-        expect_file_type(INFO.id, &rx, SFlag::S_IFIFO)?;
+        // Writing end first: the parent holds its reading end before it waits for ours,
+        // and once its wait ends (we opened `to`) our writer exists, so its first read
+        // cannot see a FIFO without writers (end-of-file).
         let tx = open_fifo(&from, OFlag::O_WRONLY).map_err(|e| err("open", &from, e))?;
         expect_file_type(INFO.id, &tx, SFlag::S_IFIFO)?;
+        let rx = open_fifo(&to, OFlag::O_RDONLY).map_err(|e| err("open", &to, e))?;
+        expect_file_type(INFO.id, &rx, SFlag::S_IFIFO)?;
         Ok(Box::new(StreamChannel::new(
             INFO.id,
             File::from(rx),

@@ -228,9 +228,24 @@ pub struct Rendezvous<'a> {
     pub deadline: Instant,
     /// Returns true once the peer process has exited.
     pub peer_gone: &'a dyn Fn() -> bool,
+    /// Pauses so far: the first few only yield the CPU.
+    pauses: std::cell::Cell<u32>,
 }
 
-impl Rendezvous<'_> {
+/// Pauses that only yield before `Rendezvous::pause` starts sleeping: a peer that is
+/// already running (the `setup` workload's) usually arrives within them, so the wait is
+/// not rounded up to a sleep's millisecond.
+const YIELDING_PAUSES: u32 = 256;
+
+impl<'a> Rendezvous<'a> {
+    pub fn new(deadline: Instant, peer_gone: &'a dyn Fn() -> bool) -> Rendezvous<'a> {
+        Rendezvous {
+            deadline,
+            peer_gone,
+            pauses: std::cell::Cell::new(0),
+        }
+    }
+
     /// Waits until `fd` is readable (e.g. a listening socket has a connection).
     pub fn wait_readable(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
         loop {
@@ -259,10 +274,17 @@ impl Rendezvous<'_> {
         Ok(())
     }
 
-    /// A short pause between polls of something that cannot be waited on.
+    /// A short pause between polls of something that cannot be waited on: a yield of the
+    /// CPU at first, then a millisecond's sleep.
     pub fn pause(&self) -> io::Result<()> {
         self.check()?;
-        std::thread::sleep(Duration::from_millis(1));
+        let n = self.pauses.get();
+        if n < YIELDING_PAUSES {
+            self.pauses.set(n + 1);
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         Ok(())
     }
 }
@@ -311,6 +333,20 @@ pub trait Mechanism: Send + Sync {
         params: &ChannelParams,
     ) -> Result<Box<dyn Channel>, BackendError>;
 
+    /// Whether closing one end reads as end-of-file (or a reset) on the other: a stream,
+    /// a pipe, a connected socket. The `setup` workload then times a teardown until the
+    /// other side has seen it; without one, each side's close on its own.
+    fn close_is_seen(&self) -> bool {
+        false
+    }
+
+    /// How a fresh channel comes about when it is not by a name the peer opens (anonymous
+    /// pipes, socket pairs: made by one process and handed over as descriptors), for
+    /// `list` and the `setup` workload's report.
+    fn setup_note(&self) -> Option<&'static str> {
+        None
+    }
+
     /// How one server thread serves many clients of it (`--clients`), or why it cannot.
     fn fan_in(&self) -> fanin::Form {
         fanin::Form::Unsupported("ipcbench has no many-to-one form of this mechanism")
@@ -345,6 +381,10 @@ pub struct Leftovers {
     pub exists: fn(&str) -> bool,
     pub remove: fn(&str) -> io::Result<()>,
 }
+
+pub use tcp::channel_ports as tcp_ports;
+/// TCP details the `setup` workload reports (TIME_WAIT left, an abortive close).
+pub use tcp::{abortive_close as tcp_abortive_close, time_wait as tcp_time_wait};
 
 /// Every registered kind of leftover (one line per mechanism that has one).
 pub static LEFTOVERS: &[&Leftovers] = &[

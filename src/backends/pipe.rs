@@ -13,6 +13,9 @@ use super::{
 };
 use crate::error::BackendError;
 
+/// How a new pipe pair comes about, for `list` and the `setup` workload.
+pub(crate) const SETUP: &str = "a new pair is pipe2(2) twice plus passing the peer's two ends over a Unix socket (SCM_RIGHTS): an anonymous pipe has no name to open";
+
 pub struct Pipe;
 
 static INFO: MechanismInfo = MechanismInfo {
@@ -85,6 +88,14 @@ pub(super) fn join_pipes(
 impl Mechanism for Pipe {
     fn info(&self) -> &'static MechanismInfo {
         &INFO
+    }
+
+    fn close_is_seen(&self) -> bool {
+        true
+    }
+
+    fn setup_note(&self) -> Option<&'static str> {
+        Some(SETUP)
     }
 
     fn duplex(&self) -> bool {

@@ -2,7 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::stream::StreamChannel;
@@ -132,6 +132,79 @@ fn read_token(stream: &mut TcpStream, deadline: Instant) -> io::Result<u64> {
     Ok(u64::from_le_bytes(b))
 }
 
+/// A TCP channel's two ports (this side's, the other side's), found through its
+/// descriptor; `None` for a channel that is not a TCP socket. The `setup` workload counts
+/// the TIME_WAIT sockets a case leaves by these.
+pub fn channel_ports(chan: &dyn Channel) -> Option<(u16, u16)> {
+    use nix::sys::socket::{getpeername, getsockname, SockaddrIn};
+    let sock = chan.poll_fd()?;
+    let ty = nix::sys::socket::getsockopt(&sock, nix::sys::socket::sockopt::SockType).ok()?;
+    if ty != nix::sys::socket::SockType::Stream {
+        return None;
+    }
+    let fd = sock.as_raw_fd();
+    let local = getsockname::<SockaddrIn>(fd).ok()?;
+    let remote = getpeername::<SockaddrIn>(fd).ok()?;
+    Some((local.port(), remote.port()))
+}
+
+/// Makes closing a TCP channel abortive: `SO_LINGER` on with a zero timeout, so `close`
+/// sends a reset and leaves no TIME_WAIT behind. `Ok(false)` for a channel that is not TCP.
+pub fn abortive_close(chan: &dyn Channel) -> io::Result<bool> {
+    if channel_ports(chan).is_none() {
+        return Ok(false);
+    }
+    let Some(fd) = chan.poll_fd() else {
+        return Ok(false);
+    };
+    let off = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Linger, &off)?;
+    Ok(true)
+}
+
+/// TCP sockets in TIME_WAIT on this host (IPv4 and IPv6 tables) of the connections
+/// `conns` (each a pair of ports, either way round), from /proc/net/tcp.
+pub fn time_wait(conns: &[(u16, u16)]) -> io::Result<u64> {
+    let mut n = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = match std::fs::read_to_string(table) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        n += time_wait_in(&text, conns);
+    }
+    Ok(n)
+}
+
+/// The state column's value for TIME_WAIT (include/net/tcp_states.h).
+const TIME_WAIT: &str = "06";
+
+/// Counts a /proc/net/tcp table's TIME_WAIT rows of the connections `conns`.
+fn time_wait_in(table: &str, conns: &[(u16, u16)]) -> u64 {
+    let port = |addr: &str| {
+        addr.rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() <= 3 || f[3] != TIME_WAIT {
+                return false;
+            }
+            let (Some(a), Some(b)) = (port(f[1]), port(f[2])) else {
+                return false;
+            };
+            conns.contains(&(a, b)) || conns.contains(&(b, a))
+        })
+        .count() as u64
+}
+
 fn parse_spec(spec: &str) -> Option<(u16, u64)> {
     let (port, token) = spec.split_once(':')?;
     let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
@@ -144,6 +217,10 @@ fn parse_spec(spec: &str) -> Option<(u16, u64)> {
 impl Mechanism for Tcp {
     fn info(&self) -> &'static MechanismInfo {
         &INFO
+    }
+
+    fn close_is_seen(&self) -> bool {
+        true
     }
 
     fn duplex(&self) -> bool {
@@ -170,7 +247,28 @@ impl Mechanism for Tcp {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_spec;
+    use super::{parse_spec, time_wait_in};
+
+    #[test]
+    fn time_wait_rows_are_counted_by_port_and_state() {
+        // Columns as the kernel prints them: sl, local, remote, state, ...
+        let table = "  sl  local_address rem_address   st tx_queue\n\
+   0: 0100007F:1F90 0100007F:C350 06 00000000:00000000\n\
+   1: 0100007F:C351 0100007F:1F90 06 00000000:00000000\n\
+   2: 0100007F:1F90 0100007F:C352 01 00000000:00000000\n\
+   3: 0100007F:0050 0100007F:C353 06 00000000:00000000\n";
+        assert_eq!(time_wait_in(table, &[(0x1F90, 0xC350)]), 1);
+        assert_eq!(
+            time_wait_in(table, &[(0x1F90, 0xC351), (0xC350, 0x1F90)]),
+            2
+        );
+        assert_eq!(
+            time_wait_in(table, &[(0x1F90, 0xC352)]),
+            0,
+            "not in TIME_WAIT"
+        );
+        assert_eq!(time_wait_in(table, &[(0x0050, 0x1F90)]), 0);
+    }
 
     #[test]
     fn spec_is_parsed_strictly() {

@@ -47,6 +47,10 @@ impl Mechanism for Udp {
         &INFO
     }
 
+    fn setup_note(&self) -> Option<&'static str> {
+        Some("a new pair is two sockets bound to 127.0.0.1 and connected to each other, the peer's handed over a Unix socket (SCM_RIGHTS)")
+    }
+
     fn unsupported(&self, params: &ChannelParams, _limits: &Limits) -> Option<String> {
         let size = params.size;
         (size > MAX_PAYLOAD).then(|| {

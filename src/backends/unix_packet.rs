@@ -81,6 +81,15 @@ impl Mechanism for UnixPacket {
         self.info
     }
 
+    /// A seqpacket socket reads a closed peer as end-of-file; a datagram socket does not.
+    fn close_is_seen(&self) -> bool {
+        self.ty == SockType::SeqPacket
+    }
+
+    fn setup_note(&self) -> Option<&'static str> {
+        Some("a new pair is socketpair(2) plus passing one end over a Unix socket (SCM_RIGHTS): the pair has no name to connect to")
+    }
+
     fn unsupported(&self, params: &ChannelParams, limits: &Limits) -> Option<String> {
         let size = params.size;
         sndbuf_limit(size, limits.wmem_max)

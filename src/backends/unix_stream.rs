@@ -112,6 +112,10 @@ impl Mechanism for UnixStream {
         &INFO
     }
 
+    fn close_is_seen(&self) -> bool {
+        true
+    }
+
     fn duplex(&self) -> bool {
         true
     }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::backends::AbortHandle;
 pub use crate::error::PeerError;
 use crate::message::Verify;
+use crate::sys::courier::Courier;
 use crate::sys::fd::prepare_child;
 use crate::sys::CpuUsage;
 use protocol::{Order, Reply};
@@ -145,6 +146,8 @@ pub struct Peer {
     stdout: Option<JoinHandle<()>>,
     watchdog: Watchdog,
     timeout: Duration,
+    /// The parent's end of the courier (`sys::courier`), until the session takes it.
+    courier: Option<Courier>,
 }
 
 impl Peer {
@@ -153,6 +156,10 @@ impl Peer {
             exe: launch.exe.to_path_buf(),
             source,
         };
+        // The courier's far end goes last among the inherited descriptors.
+        let (courier, far_end) = Courier::pair().map_err(spawn_err)?;
+        let mut inherit = launch.inherit;
+        inherit.push(far_end);
         let mut cmd = Command::new(launch.exe);
         cmd.arg(ROLE)
             .arg("--mechanism")
@@ -162,7 +169,8 @@ impl Peer {
             .arg("--verify")
             .arg(launch.verify.as_str())
             .arg("--fds")
-            .arg(launch.inherit.len().to_string())
+            .arg((inherit.len() - 1).to_string())
+            .arg("--courier")
             .arg("--spec")
             .arg(&launch.spec)
             .stdin(Stdio::piped())
@@ -171,12 +179,12 @@ impl Peer {
         if let Some(cpu) = launch.cpu {
             cmd.arg("--cpu").arg(cpu.to_string());
         }
-        let raw: Vec<_> = launch.inherit.iter().map(|f| f.as_raw_fd()).collect();
+        let raw: Vec<_> = inherit.iter().map(|f| f.as_raw_fd()).collect();
         prepare_child(&mut cmd, &raw).map_err(spawn_err)?;
         let mut child = cmd.spawn().map_err(spawn_err)?;
         crate::interrupt::register_peer(child.id());
         // Our copies of the peer's ends close now, so the peer's death reads as end-of-file.
-        drop(launch.inherit);
+        drop(inherit);
 
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
@@ -244,6 +252,7 @@ impl Peer {
             stdout: stdout_thread,
             watchdog,
             timeout,
+            courier: Some(courier),
         };
         // Hello each way, before anything else: both sides check the version.
         match peer.next("the peer's hello")? {
@@ -254,6 +263,11 @@ impl Peer {
             version: protocol::VERSION,
         })?;
         Ok(peer)
+    }
+
+    /// The parent's end of the courier, for the session's channel end (once).
+    pub fn take_courier(&mut self) -> Option<Courier> {
+        self.courier.take()
     }
 
     /// The peer's process id (for fault-injection tests and diagnostics).

@@ -13,6 +13,7 @@ use crate::backends::ChannelParams;
 use crate::error::PeerError;
 use crate::message::Verify;
 use crate::subject::Subject;
+use crate::sys::courier::Courier;
 use crate::sys::fd::{take_inherited, MAX_INHERITED_FDS};
 use crate::sys::CpuUsage;
 use crate::workload::{self, Buffers, ChannelEnd, End, SyncSide};
@@ -35,6 +36,9 @@ pub struct PeerArgs {
     pub cpu: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub fds: usize,
+    /// The courier (`sys::courier`) follows the channel's descriptors.
+    #[arg(long)]
+    pub courier: bool,
     #[arg(long, default_value = "")]
     pub spec: String,
 }
@@ -52,13 +56,18 @@ impl Stop {
     }
 
     fn data(e: workload::DataError) -> Stop {
+        if let workload::DataError::Backend(b) = &e {
+            return Stop(Failure::from(b));
+        }
         let kind = match e {
             workload::DataError::Verify(_) => FailureKind::Verify,
-            workload::DataError::Io { .. } => FailureKind::DataPath,
+            workload::DataError::Io { .. } | workload::DataError::Backend(_) => {
+                FailureKind::DataPath
+            }
         };
         let os_error = match &e {
             workload::DataError::Io { source, .. } => source.raw_os_error(),
-            workload::DataError::Verify(_) => None,
+            workload::DataError::Verify(_) | workload::DataError::Backend(_) => None,
         };
         let mut f = Failure::new(kind, e.to_string());
         f.os_error = os_error;
@@ -224,7 +233,7 @@ fn validate(args: &PeerArgs) -> Result<Subject, String> {
     if args.size == 0 || args.size > MAX_SIZE {
         return Err(format!("size {} is outside 1..={MAX_SIZE}", args.size));
     }
-    if args.fds > MAX_INHERITED_FDS {
+    if args.fds + usize::from(args.courier) > MAX_INHERITED_FDS {
         return Err(format!(
             "{} descriptors is more than {MAX_INHERITED_FDS}",
             args.fds
@@ -243,8 +252,17 @@ fn join(subject: Subject, args: &PeerArgs) -> Result<End, Stop> {
         crate::placement::bind_current_thread(&[cpu])
             .map_err(|e| Stop::refused(format!("cannot pin the peer to CPU {cpu}: {e}")))?;
     }
-    let fds: Vec<OwnedFd> =
-        take_inherited(args.fds).map_err(|e| Stop::refused(format!("{}: {e}", subject.id())))?;
+    let refused = |e: io::Error| Stop::refused(format!("{}: {e}", subject.id()));
+    let mut fds: Vec<OwnedFd> =
+        take_inherited(args.fds + usize::from(args.courier)).map_err(refused)?;
+    let courier = match args.courier {
+        true => fds
+            .pop()
+            .map(Courier::from_inherited)
+            .transpose()
+            .map_err(refused)?,
+        false => None,
+    };
     let backend = |e: crate::error::BackendError| Stop(Failure::from(&e));
     Ok(match subject {
         Subject::Channel(m) => {
@@ -255,6 +273,8 @@ fn join(subject: Subject, args: &PeerArgs) -> Result<End, Stop> {
                 chan,
                 bufs: Buffers::new(args.size, args.verify),
                 seq: 0,
+                params,
+                courier,
             })
         }
         Subject::Sync(p) => End::Sync(SyncSide {

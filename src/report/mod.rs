@@ -21,7 +21,7 @@ use crate::results::{RunFile, READABLE_SCHEMAS, SCHEMA};
 /// kept in the JSON and compared by `compare`.
 pub(crate) use crate::workload::{
     handoff::ID as HANDOFF, latency::ID as LATENCY, load::ID as LOAD, lock::ID as LOCK,
-    rate::ID as RATE, throughput::ID as THROUGHPUT,
+    rate::ID as RATE, setup::ID as SETUP, throughput::ID as THROUGHPUT,
 };
 
 /// Results files larger than this are refused rather than read into memory.

@@ -5,7 +5,7 @@
 use super::document::{to_text, Block};
 use super::model::{cpu_ns, find, find_ok, mechanisms, sizes, CALIBRATION};
 use super::{micros, size_label};
-use super::{HANDOFF, LATENCY, LOAD, LOCK, RATE, THROUGHPUT};
+use super::{HANDOFF, LATENCY, LOAD, LOCK, RATE, SETUP, THROUGHPUT};
 use crate::results::{CaseResult, RunFile, Status};
 
 /// `12,345.6`: digits grouped in threes, with `decimals` places.
@@ -455,10 +455,104 @@ pub fn blocks(full: &RunFile) -> Vec<Block> {
         }),
     );
     load(run, &mut out);
+    setup(run, &mut out);
     fan_in(full, &mut out);
     layers(run, &mut out);
     sync(run, &mut out);
     out
+}
+
+/// The `setup` workload: per size, what a fresh channel costs on each side, p50 / p99.
+fn setup(run: &RunFile, out: &mut Vec<Block>) {
+    for s in sizes(run) {
+        let mut notes = Notes::default();
+        let mut rows = Vec::new();
+        let mut handed = false;
+        let mut kept = false;
+        let mut capped = Vec::new();
+        for (m, _) in mechanisms(run) {
+            let Some(r) = find(run, &m, SETUP, s) else {
+                continue;
+            };
+            let (Some(x), Status::Ok) = (&r.setup, r.status) else {
+                let cell = notes.cell(Some(r), |_| None);
+                let mut row = vec![m.clone()];
+                row.extend(std::iter::repeat_n(cell, 6));
+                rows.push(row);
+                continue;
+            };
+            handed |= x.passes_descriptors;
+            kept |= x.records_ns.is_some();
+            if let Some(asked) = x.capped_from {
+                capped.push(format!("{m}: {} of {asked}", r.messages));
+            }
+            let mark = if x.passes_descriptors { " †" } else { "" };
+            rows.push(setup_row(format!("{m}{mark}"), x));
+            if let Some(a) = &x.abortive {
+                rows.push(setup_row(format!("{m} (SO_LINGER 0)"), a));
+            }
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        out.push(Block::Heading(
+            3,
+            format!(
+                "Setup at {}: a fresh channel per iteration, p50 / p99 (µs)",
+                size_label(s)
+            ),
+        ));
+        let mut legend = String::from(
+            "Each iteration: the parent offers a new channel, hands its description to the running peer, the peer joins (connect), one request and reply, the peer closes. connect: the joining side's open or connect. accept: the offering side's create, its wait from the joiner's first call until it holds the channel, and the removal of the names. first trip: the first request and reply on it. teardown: from the joiner's close until the other side has seen it and closed (sockets, pipes, FIFOs), else both closes added. TIME_WAIT: sockets left in that state on this case's ports (the joiner closes first, so its end waits out 60 s); SO_LINGER 0 closes with a reset instead and leaves none.",
+        );
+        if kept {
+            legend.push_str(" Not counted: ipcbench's own record of each named object it creates (a small file, so that `ipcbench clean` can remove what a killed run leaves); the JSON has it as records_ns.");
+        }
+        if handed {
+            legend.push_str(" †: no name to open (anonymous pipes, socket pairs): a new pair is made by the parent and its descriptors pass over a Unix socket (SCM_RIGHTS), counted in accept.");
+        }
+        if !capped.is_empty() {
+            legend.push_str(&format!(
+                " Fewer iterations than asked, to keep clear of the ephemeral port range's end: {}.",
+                capped.join(", ")
+            ));
+        }
+        out.push(Block::Para(legend));
+        out.push(Block::Table {
+            header: [
+                "mechanism",
+                "connect",
+                "accept",
+                "first trip",
+                "teardown",
+                "setups/s",
+                "TIME_WAIT",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+        });
+        out.extend(notes.into_block());
+    }
+}
+
+fn setup_row(label: String, x: &crate::results::SetupResult) -> Vec<String> {
+    let pair = |l: &crate::stats::LatencySummary| {
+        format!("{} / {}", micros(l.p50 as f64), micros(l.p99 as f64))
+    };
+    vec![
+        label,
+        pair(&x.connect_ns),
+        pair(&x.accept_ns),
+        pair(&x.first_rtt_ns),
+        pair(&x.teardown_ns),
+        grouped(x.per_sec, 0),
+        match (x.time_wait, x.connections) {
+            (Some(t), Some(c)) => format!("{t} of {c}"),
+            (Some(t), None) => t.to_string(),
+            _ => "-".into(),
+        },
+    ]
 }
 
 /// Fan-in (`--clients`): per workload and size, mechanisms × client counts, each cell the

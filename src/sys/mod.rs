@@ -1,6 +1,7 @@
 //! Thin safe wrappers around the few system calls no maintained crate covers in the form
 //! needed here. Every `unsafe` block of the crate lives in this folder.
 
+pub mod courier;
 pub mod fd;
 pub mod fs;
 pub mod futex;

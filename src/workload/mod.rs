@@ -22,6 +22,7 @@ pub mod load;
 pub mod lock;
 pub mod lossy;
 pub mod rate;
+pub mod setup;
 pub mod throughput;
 
 use std::io;
@@ -31,11 +32,12 @@ use hdrhistogram::Histogram;
 use thiserror::Error;
 
 use crate::backends::sync::{PrimitiveInfo, SyncEnd};
-use crate::backends::{Channel, MechanismInfo};
+use crate::backends::{Channel, ChannelParams, MechanismInfo};
 use crate::error::Error;
 use crate::message::{fill_base, stamp, Checker, Verify, VerifyError};
 use crate::results::CaseResult;
 use crate::session::Session;
+use crate::sys::courier::Courier;
 
 /// Every workload, in the order a sweep runs them for a subject.
 pub static REGISTRY: &[&dyn Workload] = &[
@@ -45,6 +47,7 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &lock::LOCK,
     &rate::RATE,
     &load::LOAD,
+    &setup::SETUP,
 ];
 
 pub fn by_id(id: &str) -> Option<&'static dyn Workload> {
@@ -234,6 +237,12 @@ pub struct ChannelEnd {
     pub chan: Box<dyn Channel>,
     pub bufs: Buffers,
     pub seq: u64,
+    /// What this side's channels are made with (the parent's offer needs all of it; the
+    /// peer learns the rest from the description it is handed).
+    pub params: ChannelParams,
+    /// The record-and-descriptor link to the other process, for workloads that open
+    /// further channels while the session runs (`setup`).
+    pub courier: Option<Courier>,
 }
 
 /// How a channel workload's halves run on a channel.
@@ -441,6 +450,9 @@ pub enum DataError {
     },
     #[error(transparent)]
     Verify(VerifyError),
+    /// Opening a further channel mid-session failed (the `setup` workload).
+    #[error(transparent)]
+    Backend(crate::error::BackendError),
 }
 
 /// Records one timed round trip, when the caller keeps a histogram (nanoseconds,
@@ -522,8 +534,11 @@ mod tests {
                 .map(|w| w.id())
                 .collect()
         };
-        assert_eq!(runs(&channel), ["latency", "throughput", "rate", "load"]);
-        assert_eq!(runs(&cacheline), ["latency", "rate", "load"]);
+        assert_eq!(
+            runs(&channel),
+            ["latency", "throughput", "rate", "load", "setup"]
+        );
+        assert_eq!(runs(&cacheline), ["latency", "rate", "load", "setup"]);
         assert_eq!(runs(&condvar), ["handoff"]);
         assert_eq!(warmup_count(5), 10);
         assert_eq!(by_budget(1, 128 << 20, 100, 5_000), 5_000);

@@ -89,6 +89,10 @@ impl Mechanism for Interprocess {
         &INFO
     }
 
+    fn close_is_seen(&self) -> bool {
+        true
+    }
+
     /// Both halves share the one stream (reads and writes may run in two threads at once).
     fn duplex(&self) -> bool {
         true

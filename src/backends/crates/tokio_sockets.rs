@@ -220,6 +220,10 @@ impl Mechanism for TokioSocket {
         self.info
     }
 
+    fn close_is_seen(&self) -> bool {
+        true
+    }
+
     fn duplex(&self) -> bool {
         true
     }

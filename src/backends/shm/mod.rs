@@ -781,6 +781,13 @@ impl Mechanism for Shm {
         self.info
     }
 
+    fn setup_note(&self) -> Option<&'static str> {
+        match self.strategy {
+            Strategy::Eventfd => Some("the segment is opened by name; its eventfds pass over a Unix socket (SCM_RIGHTS), as does the segment itself with --shm-segment memfd"),
+            _ => Some("the segment is opened by name (posix, sysv); with --shm-segment memfd it passes over a Unix socket (SCM_RIGHTS)"),
+        }
+    }
+
     /// A split channel has two threads waiting in the parent; a spinning waiter would
     /// starve the other on their shared CPU, so `shm-spin` does not split.
     fn duplex(&self) -> bool {
