@@ -301,9 +301,9 @@ pub struct SetupResult {
     pub accept_ns: LatencySummary,
     /// The first request and its reply on the new channel, timed by the offering side.
     pub first_rtt_ns: LatencySummary,
-    /// Closing: where a close is seen by the other side (`close_seen`), from the joiner's
-    /// close until the offering side has seen it and closed too; otherwise both sides'
-    /// closes (and unmaps) added.
+    /// Closing: the offering side closes first (it holds the reply); where a close is
+    /// seen by the other side (`close_seen`), from that close until the joiner has seen it
+    /// and closed too; otherwise both sides' closes (and unmaps) added.
     pub teardown_ns: LatencySummary,
     pub close_seen: bool,
     /// Whole iterations per second (the description's hand-over between the two
@@ -323,8 +323,8 @@ pub struct SetupResult {
     pub time_wait: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<u64>,
-    /// TCP: the same iterations with an abortive close (`SO_LINGER` 0: a reset, no
-    /// TIME_WAIT).
+    /// TCP: the same iterations with an abortive close by the offering side (`SO_LINGER`
+    /// 0: a reset, no TIME_WAIT; safe here because that side has received everything).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abortive: Option<Box<SetupResult>>,
     /// Iterations asked for, when fewer ran so as not to use up the ephemeral ports.

@@ -198,7 +198,8 @@ fn a_killed_peer_is_named_in_the_result() {
 
 #[test]
 fn a_peer_killed_in_a_setup_loop_fails_the_case_naming_it_and_leaves_nothing() {
-    // Named sockets, queues with no end-of-file, segments, FIFOs, a handed-over pipe pair.
+    // Named sockets, queues with no end-of-file, segments, FIFOs, a handed-over pipe pair,
+    // an HTTP server.
     for mechanism in [
         "unix-stream",
         "posix-mq",
@@ -206,6 +207,7 @@ fn a_peer_killed_in_a_setup_loop_fails_the_case_naming_it_and_leaves_nothing() {
         "shm-futex",
         "fifo",
         "pipe",
+        "http-unix",
     ] {
         let s = Scratch::new("setup-kill");
         let (child, peer) = long_run_of(&s, &["--mechanisms", mechanism, "--workloads", "setup"]);

@@ -11,7 +11,7 @@ fn every_kind_of_channel_is_made_used_and_closed_per_iteration_and_nothing_is_le
     let s = Scratch::new("setup");
     let v = s.sweep(&[
         "--mechanisms",
-        "tcp,unix-stream,unix-seqpacket,posix-mq,sysv-mq,fifo,shm-futex,shm-eventfd,pipe,udp,ipc-channel,interprocess,tokio-tcp",
+        "tcp,unix-stream,unix-seqpacket,posix-mq,sysv-mq,fifo,shm-futex,shm-eventfd,pipe,udp,ipc-channel,interprocess,tokio-tcp,http-tcp,http-unix",
         "--sizes",
         "100",
         "--workloads",
@@ -22,7 +22,7 @@ fn every_kind_of_channel_is_made_used_and_closed_per_iteration_and_nothing_is_le
         "40",
     ]);
     let results = v["results"].as_array().unwrap();
-    assert_eq!(results.len(), 13);
+    assert_eq!(results.len(), 15);
     for r in results {
         let m = r["mechanism"].as_str().unwrap();
         assert_eq!(r["status"], "ok", "{m}: {r}");
@@ -44,15 +44,17 @@ fn every_kind_of_channel_is_made_used_and_closed_per_iteration_and_nothing_is_le
                 | "pipe"
                 | "interprocess"
                 | "tokio-tcp"
+                | "http-tcp"
+                | "http-unix"
         );
         assert_eq!(x["close_seen"], seen, "{m}");
         // Only TCP has a TIME_WAIT to count and an abortive variant.
-        let tcp = matches!(m, "tcp" | "tokio-tcp");
+        let tcp = matches!(m, "tcp" | "tokio-tcp" | "http-tcp");
         assert_eq!(x["abortive"].is_object(), tcp, "{m}");
         if tcp {
             assert_eq!(x["connections"], 40, "{m}");
-            // The joiner closes first, so each connection's client end waits out TIME_WAIT;
-            // a reset leaves none (other runs' sockets are not counted: ports must match).
+            // The parent closes first, so its end of each connection waits out TIME_WAIT; a
+            // reset leaves none (other runs' sockets are not counted: both ports must match).
             assert!(x["time_wait"].as_u64().unwrap() >= 30, "{m}: {x}");
             let rst = &x["abortive"];
             assert!(rst["time_wait"].as_u64().unwrap() <= 4, "{m}: {rst}");

@@ -51,6 +51,8 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &crates::interprocess::Interprocess,
     &crates::tokio_sockets::TOKIO_UNIX_STREAM,
     &crates::tokio_sockets::TOKIO_TCP,
+    &crates::http::HTTP_UNIX,
+    &crates::http::HTTP_TCP,
     #[cfg(feature = "shared-memory-crate")]
     &crates::shared_memory::SharedMemoryCrate,
     #[cfg(feature = "iceoryx2")]

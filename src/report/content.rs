@@ -9,7 +9,7 @@ use super::document::{to_html, to_markdown, Block};
 use super::model::{calibration_pairs, cpu_ns, find, mechanisms, sizes};
 use super::recommend::{advise, Need, Pattern};
 use super::{micros, size_label, ReportError};
-use super::{LATENCY, THROUGHPUT};
+use super::{LATENCY, SETUP, THROUGHPUT};
 use crate::results::{CaseResult, RunFile, Status};
 
 /// One results file and how the report names it.
@@ -527,6 +527,52 @@ pub fn choosing(run: &RunFile, out: &mut Vec<Block>) {
         )));
         out.push(Block::List(items));
     }
+    connecting(run, out);
+}
+
+/// For short-lived connections: the mechanisms whose fresh channel is cheapest, from the
+/// `setup` workload at its smallest size.
+fn connecting(run: &RunFile, out: &mut Vec<Block>) {
+    let Some(size) = run
+        .results
+        .iter()
+        .filter(|r| r.workload == SETUP && r.status == Status::Ok)
+        .map(|r| r.size)
+        .min()
+    else {
+        return;
+    };
+    let mut done: Vec<(&CaseResult, &crate::results::SetupResult)> = run
+        .results
+        .iter()
+        .filter(|r| r.workload == SETUP && r.size == size && r.status == Status::Ok)
+        .filter_map(|r| Some((r, r.setup.as_ref()?)))
+        .collect();
+    done.sort_by(|a, b| b.1.per_sec.total_cmp(&a.1.per_sec));
+    let items: Vec<String> = done
+        .iter()
+        .take(5)
+        .map(|(r, x)| {
+            format!(
+                "`{}`: {:.0} fresh channels/s; connect {} µs, accept {} µs, first trip {} µs (p50){}",
+                r.mechanism,
+                x.per_sec,
+                micros(x.connect_ns.p50 as f64),
+                micros(x.accept_ns.p50 as f64),
+                micros(x.first_rtt_ns.p50 as f64),
+                if x.passes_descriptors {
+                    "; made by one process and handed over, not opened by name"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    out.push(Block::Para(format!(
+        "**Short-lived connections** ({}; ranked by fresh channels per second, `setup`): a client that connects per request pays this on top of the round trip.",
+        size_label(size)
+    )));
+    out.push(Block::List(items));
 }
 
 fn machine(run: &RunFile, out: &mut Vec<Block>) {

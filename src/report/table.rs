@@ -503,7 +503,7 @@ fn setup(run: &RunFile, out: &mut Vec<Block>) {
             ),
         ));
         let mut legend = String::from(
-            "Each iteration: the parent offers a new channel, hands its description to the running peer, the peer joins (connect), one request and reply, the peer closes. connect: the joining side's open or connect. accept: the offering side's create, its wait from the joiner's first call until it holds the channel, and the removal of the names. first trip: the first request and reply on it. teardown: from the joiner's close until the other side has seen it and closed (sockets, pipes, FIFOs), else both closes added. TIME_WAIT: sockets left in that state on this case's ports (the joiner closes first, so its end waits out 60 s); SO_LINGER 0 closes with a reset instead and leaves none.",
+            "Each iteration: the parent offers a new channel, hands its description to the running peer, the peer joins (connect), one request and reply, the parent closes. connect: the joining side's open or connect. accept: the offering side's create, its wait from the joiner's first call until it holds the channel, and the removal of the names. first trip: the first request and reply on it. teardown: from the parent's close until the peer has seen it and closed (sockets, pipes, FIFOs), else both closes added. TIME_WAIT: sockets left in that state on this case's connections (the side that closes first keeps its end for 60 s); SO_LINGER 0 closes with a reset instead and leaves none.",
         );
         if kept {
             legend.push_str(" Not counted: ipcbench's own record of each named object it creates (a small file, so that `ipcbench clean` can remove what a killed run leaves); the JSON has it as records_ns.");

@@ -2,9 +2,9 @@
 //! socket's bind and listen, a segment's create and map, a queue's open, a pipe pair),
 //! hands its description and descriptors to the running peer over the courier, and the
 //! peer joins it (a socket's connect); the parent sends one S-byte request, the peer
-//! answers and closes its end; the parent waits until it sees that close (where the
-//! mechanism shows one) and closes its own. The peer sends its timestamps back over the
-//! courier, which also paces the iterations. Both processes read the same
+//! answers, and the parent, holding the reply, closes first; the peer closes once it has
+//! seen that (where the mechanism shows a close) or at once. The peer sends its
+//! timestamps back over the courier, which also paces the iterations. Both processes read the same
 //! `CLOCK_MONOTONIC`, so the two sides' stamps subtract.
 //!
 //! Reported: connect (the joiner), accept (the offerer: create, wait, remove names), the
@@ -37,8 +37,9 @@ pub const ID: &str = "setup";
 pub struct Setup;
 pub static SETUP: Setup = Setup;
 
-/// The first byte of the parent's record: flags.
-const ABORTIVE: u8 = 1;
+/// The first byte of a hand-over record (a description may be empty, a record never is:
+/// an empty read is the other side gone).
+const HANDOVER: u8 = b'H';
 /// The peer's record: four stamps (joined from, joined, closing from, closed).
 const STAMPS: usize = 4;
 /// How long one side waits for a lossy channel's first datagram before failing the case.
@@ -134,6 +135,7 @@ impl Workload for Setup {
     fn serve(&self, end: &mut End, n: u64) -> Result<serde_json::Value, DataError> {
         let c = end.channel()?;
         let m = mechanism_of(c)?;
+        let close_seen = m.close_is_seen();
         let mode = c.mode();
         let ChannelEnd {
             bufs,
@@ -157,7 +159,13 @@ impl Workload for Setup {
                 });
             }
             let j0 = monotonic_ns();
-            let flags = record[0];
+            if record[0] != HANDOVER {
+                return Err(DataError::Io {
+                    op: "read the channel description",
+                    seq: i,
+                    source: io::Error::new(io::ErrorKind::InvalidData, "not a hand-over record"),
+                });
+            }
             let spec = std::str::from_utf8(&record[1..len]).map_err(|_| DataError::Io {
                 op: "read the channel description",
                 seq: i,
@@ -172,9 +180,10 @@ impl Workload for Setup {
                     .map_err(DataError::io("configure", i))?;
             }
             answer(chan.as_mut(), bufs, mode, i)?;
-            if flags & ABORTIVE != 0 {
-                crate::backends::tcp_abortive_close(chan.as_ref())
-                    .map_err(DataError::io("set SO_LINGER on", i))?;
+            // The parent, which has the reply, closes first; where its close shows, this
+            // side closes once it has seen it.
+            if close_seen {
+                see_close(chan.as_mut(), bufs, i)?;
             }
             let c0 = monotonic_ns();
             drop(chan);
@@ -305,7 +314,7 @@ fn iterations(
                 let offer = m.offer(params).map_err(DataError::Backend)?;
                 let t1 = monotonic_ns();
                 record.clear();
-                record.push(if abortive { ABORTIVE } else { 0 });
+                record.push(HANDOVER);
                 record.extend_from_slice(offer.spec.as_bytes());
                 let fds: Vec<_> = offer.inherit.iter().map(|f| f.as_fd()).collect();
                 courier
@@ -336,8 +345,9 @@ fn iterations(
                         p.push(pair);
                     }
                 }
-                if close_seen {
-                    see_close(chan.as_mut(), bufs, i)?;
+                if abortive {
+                    crate::backends::tcp_abortive_close(chan.as_ref())
+                        .map_err(DataError::io("set SO_LINGER on", i))?;
                 }
                 let t5 = monotonic_ns();
                 drop(chan);
@@ -370,7 +380,7 @@ fn iterations(
                 let accept = ((t1 - t0) + pass + t2.saturating_sub(j0.max(handed)) + (t4 - t3))
                     .saturating_sub(kept1 - kept0);
                 let teardown = if close_seen {
-                    c1.max(t6).saturating_sub(c0)
+                    c1.max(t6).saturating_sub(t5)
                 } else {
                     c1.saturating_sub(c0) + (t6 - t5)
                 }

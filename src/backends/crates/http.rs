@@ -1,0 +1,652 @@
+//! `http-tcp` and `http-unix`: HTTP/1.1 on hyper 1, keep-alive, over the sockets of `tcp`
+//! and `unix-stream` (set up exactly as they are). A message from the parent is the body of
+//! a `POST /` request; the peer's message is the body of the `200 OK` response, so the
+//! parent is the HTTP client and the peer the server (the connection itself is made the
+//! other way round, as for every socket mechanism here: HTTP does not care who dialled).
+//!
+//! Each side drives its hyper connection from its own thread on a current-thread tokio
+//! runtime (one per thread, shared by that thread's channels, so a fresh connection does
+//! not also pay for a runtime). The connection future is polled inside each send and
+//! receive, no task is spawned: a send returns once the request's response has arrived
+//! (the client) or once the response has left for the kernel (the server: its socket's
+//! flush after the body was written), so no reply is left half-written in a buffer.
+//! The server takes bodies of at most `MAX_BODY` bytes and answers larger ones with
+//! `413 Payload Too Large`, which the client reports; sizes above it are `unsupported`.
+
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+
+use super::super::{Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
+use crate::environment::Limits;
+use crate::error::BackendError;
+use crate::sys::fs::PrivateDir;
+
+/// The largest body the server takes (a server's usual request-size cap, here 8 MiB).
+pub const MAX_BODY: usize = 8 << 20;
+
+thread_local! {
+    /// This thread's runtime, made on first use.
+    static RUNTIME: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
+}
+
+fn runtime() -> io::Result<Rc<Runtime>> {
+    RUNTIME.with(|r| {
+        let mut r = r.borrow_mut();
+        if let Some(rt) = r.as_ref() {
+            return Ok(Rc::clone(rt));
+        }
+        let rt = Rc::new(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()?,
+        );
+        *r = Some(Rc::clone(&rt));
+        Ok(rt)
+    })
+}
+
+/// A blocking socket that tokio can take over.
+trait Socket: Sized + Send + 'static {
+    type Async: AsyncRead + AsyncWrite + AsFd + Unpin + Send + 'static;
+    fn into_async(self) -> io::Result<Self::Async>;
+}
+
+impl Socket for std::os::unix::net::UnixStream {
+    type Async = tokio::net::UnixStream;
+    fn into_async(self) -> io::Result<Self::Async> {
+        self.set_nonblocking(true)?;
+        tokio::net::UnixStream::from_std(self)
+    }
+}
+
+impl Socket for std::net::TcpStream {
+    type Async = tokio::net::TcpStream;
+    fn into_async(self) -> io::Result<Self::Async> {
+        self.set_nonblocking(true)?;
+        tokio::net::TcpStream::from_std(self)
+    }
+}
+
+/// Where the server's latest response is: its body written (dropped by hyper), then the
+/// socket flushed after that.
+#[derive(Default)]
+struct Progress {
+    body_done: AtomicBool,
+    flushed: AtomicBool,
+}
+
+/// The socket under hyper; notes the first flush after a response's body was written.
+struct Io<S> {
+    inner: TokioIo<S>,
+    progress: Arc<Progress>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> hyper::rt::Read for Io<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> hyper::rt::Write for Io<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        // hyper flushes its socket once its own buffer is empty: after a body was
+        // written, that is the whole response in the kernel.
+        if matches!(r, Poll::Ready(Ok(()))) && this.progress.body_done.load(Ordering::Acquire) {
+            this.progress.flushed.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+}
+
+/// A response body that says when hyper is done with it (it drops it once written).
+struct Reply {
+    inner: Full<Bytes>,
+    progress: Arc<Progress>,
+}
+
+impl Body for Reply {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        self.progress.body_done.store(true, Ordering::Release);
+    }
+}
+
+/// A request's body and where its answer goes.
+type Inbound = (Bytes, oneshot::Sender<Bytes>);
+
+/// The server's request handler: hands each body to the channel and answers with what the
+/// channel sends back; a body over `MAX_BODY` gets 413.
+struct Service {
+    inbox: mpsc::Sender<Inbound>,
+    progress: Arc<Progress>,
+}
+
+type Handling = Pin<Box<dyn Future<Output = Result<Response<Reply>, io::Error>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for Service {
+    type Response = Response<Reply>;
+    type Error = io::Error;
+    type Future = Handling;
+
+    fn call(&self, req: Request<Incoming>) -> Handling {
+        let inbox = self.inbox.clone();
+        let progress = Arc::clone(&self.progress);
+        Box::pin(async move {
+            let respond = |status, body: Bytes| {
+                let mut r = Response::new(Reply {
+                    inner: Full::new(body),
+                    progress,
+                });
+                *r.status_mut() = status;
+                r
+            };
+            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(e) => {
+                    let why = format!("request body refused: {e} (at most {MAX_BODY} bytes)");
+                    return Ok(respond(StatusCode::PAYLOAD_TOO_LARGE, Bytes::from(why)));
+                }
+            };
+            let (tx, rx) = oneshot::channel();
+            inbox
+                .send((body, tx))
+                .map_err(|_| io::Error::other("the channel is gone"))?;
+            let reply = rx
+                .await
+                .map_err(|_| io::Error::other("the channel dropped the request"))?;
+            Ok(respond(StatusCode::OK, reply))
+        })
+    }
+}
+
+/// Polls `conn` and then `step` until `step` is ready; a connection that ends first is
+/// the other side gone.
+fn drive<T>(
+    rt: &Runtime,
+    conn: Pin<&mut dyn Future<Output = hyper::Result<()>>>,
+    ended: &mut bool,
+    mut step: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
+) -> io::Result<T> {
+    let mut conn = conn;
+    rt.block_on(std::future::poll_fn(|cx| {
+        let mut failed = None;
+        if !*ended {
+            if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+                *ended = true;
+                failed = r.err();
+            }
+        }
+        if let Poll::Ready(r) = step(cx) {
+            return Poll::Ready(r);
+        }
+        if *ended {
+            return Poll::Ready(Err(match failed {
+                Some(e) => io::Error::other(e),
+                None => io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the other side closed the connection",
+                ),
+            }));
+        }
+        Poll::Pending
+    }))
+}
+
+type ClientConn<S> = hyper::client::conn::http1::Connection<Io<S>, Full<Bytes>>;
+
+/// The parent's end: an HTTP client on one keep-alive connection.
+struct Client<S: Socket> {
+    conn: Pin<Box<ClientConn<S::Async>>>,
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    ended: bool,
+    /// The last response's body, until `recv` takes it.
+    body: Option<Bytes>,
+    rt: Rc<Runtime>,
+    sock: OwnedFd,
+    names: Option<PrivateDir>,
+    mechanism: &'static str,
+}
+
+impl<S: Socket> Channel for Client<S> {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let req = Request::post("/")
+            .header(hyper::header::HOST, "ipcbench")
+            .body(Full::new(Bytes::copy_from_slice(msg)))
+            .map_err(io::Error::other)?;
+        let sender = &mut self.sender;
+        let mut exchange = pin!(async move {
+            sender.ready().await.map_err(io::Error::other)?;
+            let resp = sender.send_request(req).await.map_err(io::Error::other)?;
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(io::Error::other)?
+                .to_bytes();
+            if status != StatusCode::OK {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the server answered {status}: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(200)])
+                    ),
+                ));
+            }
+            Ok(body)
+        });
+        let conn: Pin<&mut dyn Future<Output = hyper::Result<()>>> = self.conn.as_mut();
+        let body = drive(&self.rt, conn, &mut self.ended, |cx| {
+            exchange.as_mut().poll(cx)
+        })?;
+        self.body = Some(body);
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let body = self.body.take().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an HTTP client receives only the response to its request",
+            )
+        })?;
+        let n = body.len().min(buf.len());
+        buf[..n].copy_from_slice(&body[..n]);
+        Ok(body.len())
+    }
+
+    fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.sock.as_fd())
+    }
+
+    fn peer_attached(&mut self) -> Result<(), BackendError> {
+        super::super::remove_names(self.mechanism, &mut self.names)
+    }
+}
+
+type ServerConn<S> = hyper::server::conn::http1::Connection<Io<S>, Service>;
+
+/// The peer's end: an HTTP server on the connection.
+struct Server<S: Socket> {
+    conn: Pin<Box<ServerConn<S::Async>>>,
+    ended: bool,
+    inbox: mpsc::Receiver<Inbound>,
+    /// The request being answered.
+    pending: Option<oneshot::Sender<Bytes>>,
+    progress: Arc<Progress>,
+    rt: Rc<Runtime>,
+    sock: OwnedFd,
+}
+
+impl<S: Socket> Channel for Server<S> {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let answer = self.pending.take().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an HTTP server sends only a response to a request",
+            )
+        })?;
+        self.progress.body_done.store(false, Ordering::Release);
+        self.progress.flushed.store(false, Ordering::Release);
+        answer
+            .send(Bytes::copy_from_slice(msg))
+            .map_err(|_| io::Error::other("the request was abandoned"))?;
+        let progress = &self.progress;
+        let conn: Pin<&mut dyn Future<Output = hyper::Result<()>>> = self.conn.as_mut();
+        drive(&self.rt, conn, &mut self.ended, |_| {
+            match progress.flushed.load(Ordering::Acquire) {
+                true => Poll::Ready(Ok(())),
+                false => Poll::Pending,
+            }
+        })
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let inbox = &self.inbox;
+        let conn: Pin<&mut dyn Future<Output = hyper::Result<()>>> = self.conn.as_mut();
+        let (body, answer) = drive(&self.rt, conn, &mut self.ended, |_| {
+            match inbox.try_recv() {
+                Ok(r) => Poll::Ready(Ok(r)),
+                Err(_) => Poll::Pending,
+            }
+        })?;
+        self.pending = Some(answer);
+        let n = body.len().min(buf.len());
+        buf[..n].copy_from_slice(&body[..n]);
+        Ok(body.len())
+    }
+
+    fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.sock.as_fd())
+    }
+}
+
+/// The socket handed to the runtime, its descriptor kept (for socket options and ports).
+fn take_over<S: Socket>(
+    sock: S,
+    progress: &Arc<Progress>,
+) -> io::Result<(Rc<Runtime>, Io<S::Async>, OwnedFd)> {
+    let rt = runtime()?;
+    let sock = {
+        let _inside = rt.enter();
+        sock.into_async()?
+    };
+    let fd = sock.as_fd().try_clone_to_owned()?;
+    let io = Io {
+        inner: TokioIo::new(sock),
+        progress: Arc::clone(progress),
+    };
+    Ok((rt, io, fd))
+}
+
+fn client<S: Socket>(
+    id: &'static str,
+    sock: S,
+    what: &str,
+    names: Option<PrivateDir>,
+) -> Result<Box<dyn Channel>, BackendError> {
+    let fail = |e: io::Error| BackendError::new(id, "start an HTTP client on", what, e);
+    let (rt, io, fd) = take_over(sock, &Arc::default()).map_err(fail)?;
+    let (sender, conn) = rt
+        .block_on(hyper::client::conn::http1::handshake(io))
+        .map_err(|e| fail(io::Error::other(e)))?;
+    Ok(Box::new(Client::<S> {
+        conn: Box::pin(conn),
+        sender,
+        ended: false,
+        body: None,
+        rt,
+        sock: fd,
+        names,
+        mechanism: id,
+    }))
+}
+
+fn server<S: Socket>(
+    id: &'static str,
+    sock: S,
+    what: &str,
+) -> Result<Box<dyn Channel>, BackendError> {
+    let progress = Arc::new(Progress::default());
+    let (rt, io, fd) = take_over(sock, &progress)
+        .map_err(|e| BackendError::new(id, "start an HTTP server on", what, e))?;
+    let (tx, inbox) = mpsc::channel();
+    let service = Service {
+        inbox: tx,
+        progress: Arc::clone(&progress),
+    };
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    Ok(Box::new(Server::<S> {
+        conn: Box::pin(conn),
+        ended: false,
+        inbox,
+        pending: None,
+        progress,
+        rt,
+        sock: fd,
+    }))
+}
+
+fn client_unix(
+    id: &'static str,
+    sock: std::os::unix::net::UnixStream,
+    path: &Path,
+    names: Option<PrivateDir>,
+) -> Result<Box<dyn Channel>, BackendError> {
+    client(id, sock, &path.display().to_string(), names)
+}
+
+fn server_unix(
+    id: &'static str,
+    sock: std::os::unix::net::UnixStream,
+    path: &Path,
+    _names: Option<PrivateDir>,
+) -> Result<Box<dyn Channel>, BackendError> {
+    server(id, sock, &path.display().to_string())
+}
+
+fn client_tcp(
+    id: &'static str,
+    sock: std::net::TcpStream,
+    what: &str,
+) -> Result<Box<dyn Channel>, BackendError> {
+    client(id, sock, what, None)
+}
+
+fn server_tcp(
+    id: &'static str,
+    sock: std::net::TcpStream,
+    what: &str,
+) -> Result<Box<dyn Channel>, BackendError> {
+    server(id, sock, what)
+}
+
+pub struct Http {
+    info: &'static MechanismInfo,
+}
+
+const fn info(
+    id: &'static str,
+    summary: &'static str,
+    built_on: &'static str,
+    cross_host: bool,
+    named: bool,
+) -> MechanismInfo {
+    MechanismInfo {
+        id,
+        family: Family::Crates,
+        summary,
+        boundaries: true,
+        kernel_copies: 2,
+        lossy: false,
+        named,
+        cross_host,
+        built_on: Some(built_on),
+        fan_in: true,
+        fd_passing: false,
+        portable: true,
+        trade_off:
+            "what a service speaking HTTP/1.1 pays over the raw socket: headers, parsing, a runtime",
+        verified: true,
+        busy_waits: false,
+        calibrates: None,
+        in_all: true,
+    }
+}
+
+static TCP_INFO: MechanismInfo = info(
+    "http-tcp",
+    "HTTP/1.1 on hyper 1 over loopback TCP, keep-alive: a POST body and its 200 response body",
+    "tcp",
+    true,
+    false,
+);
+
+static UNIX_INFO: MechanismInfo = info(
+    "http-unix",
+    "HTTP/1.1 on hyper 1 over a Unix stream socket, keep-alive: a POST body and its 200 response body",
+    "unix-stream",
+    false,
+    true,
+);
+
+pub static HTTP_TCP: Http = Http { info: &TCP_INFO };
+pub static HTTP_UNIX: Http = Http { info: &UNIX_INFO };
+
+impl Http {
+    fn unix(&self) -> bool {
+        std::ptr::eq(self.info, &UNIX_INFO)
+    }
+}
+
+impl Mechanism for Http {
+    fn info(&self) -> &'static MechanismInfo {
+        self.info
+    }
+
+    /// The server's connection ends when the client closes.
+    fn close_is_seen(&self) -> bool {
+        true
+    }
+
+    /// Requests and responses alternate: one message cannot follow another one way.
+    fn streams(&self) -> bool {
+        false
+    }
+
+    fn unsupported(&self, params: &ChannelParams, _limits: &Limits) -> Option<String> {
+        (params.size > MAX_BODY).then(|| {
+            format!(
+                "{} bytes is over the {MAX_BODY}-byte body limit of ipcbench's HTTP server (a server's usual request cap; larger bodies get 413 Payload Too Large)",
+                params.size
+            )
+        })
+    }
+
+    fn fan_in(&self) -> super::super::fanin::Form {
+        super::super::fanin::Form::Unsupported(
+            "the parent is the HTTP client here (the peer answers), so many clients would be many servers: not built",
+        )
+    }
+
+    fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
+        match self.unix() {
+            true => super::super::unix_stream::offer_as(self.info.id, client_unix),
+            false => super::super::tcp::offer_as(self.info.id, client_tcp),
+        }
+    }
+
+    fn join(
+        &self,
+        spec: &str,
+        _inherited: Vec<OwnedFd>,
+        _params: &ChannelParams,
+    ) -> Result<Box<dyn Channel>, BackendError> {
+        match self.unix() {
+            true => super::super::unix_stream::join_as(self.info.id, spec, server_unix),
+            false => super::super::tcp::join_as(self.info.id, spec, server_tcp),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn a_request_body_and_its_response_body_arrive_intact_over_keep_alive() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let peer = std::thread::spawn(move || {
+            let mut s = server("http-unix", b, "a socket pair").unwrap();
+            let mut buf = vec![0u8; 5];
+            for _ in 0..3 {
+                assert_eq!(s.recv(&mut buf).unwrap(), 5);
+                assert_eq!(&buf, b"hello");
+                s.send(b"world").unwrap();
+            }
+            // The client's close ends the connection: the server's next wait says so.
+            s.recv(&mut buf).unwrap_err().kind()
+        });
+        let mut c = client("http-unix", a, "a socket pair", None).unwrap();
+        let mut buf = vec![0u8; 5];
+        for _ in 0..3 {
+            c.send(b"hello").unwrap();
+            assert_eq!(c.recv(&mut buf).unwrap(), 5);
+            assert_eq!(&buf, b"world");
+        }
+        drop(c);
+        assert_eq!(peer.join().unwrap(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn a_body_over_the_limit_gets_413_and_a_clear_error_never_a_hang() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let peer = std::thread::spawn(move || {
+            let mut s = server("http-unix", b, "a socket pair").unwrap();
+            s.recv(&mut [0u8; 16]).is_err()
+        });
+        let mut c = client("http-unix", a, "a socket pair", None).unwrap();
+        let err = c.send(&vec![7u8; MAX_BODY + 1]).unwrap_err();
+        assert!(err.to_string().contains("413 Payload Too Large"), "{err}");
+        drop(c);
+        assert!(
+            peer.join().unwrap(),
+            "the refused body never reached the channel"
+        );
+        let limits = crate::environment::Limits::read();
+        let why = HTTP_UNIX
+            .unsupported(&ChannelParams::new(MAX_BODY + 1), &limits)
+            .unwrap();
+        assert!(why.contains("body limit"), "{why}");
+        assert!(HTTP_TCP
+            .unsupported(&ChannelParams::new(MAX_BODY), &limits)
+            .is_none());
+    }
+}
