@@ -207,6 +207,7 @@ fn a_peer_killed_in_a_setup_loop_fails_the_case_naming_it_and_leaves_nothing() {
         "shm-futex",
         "fifo",
         "pipe",
+        #[cfg(feature = "http")]
         "http-unix",
     ] {
         let s = Scratch::new("setup-kill");

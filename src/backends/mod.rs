@@ -51,7 +51,9 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &crates::interprocess::Interprocess,
     &crates::tokio_sockets::TOKIO_UNIX_STREAM,
     &crates::tokio_sockets::TOKIO_TCP,
+    #[cfg(feature = "http")]
     &crates::http::HTTP_UNIX,
+    #[cfg(feature = "http")]
     &crates::http::HTTP_TCP,
     #[cfg(feature = "shared-memory-crate")]
     &crates::shared_memory::SharedMemoryCrate,
