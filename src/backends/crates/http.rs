@@ -34,6 +34,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
 use super::super::{Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
+use super::tokio_sockets::Socket;
 use crate::environment::Limits;
 use crate::error::BackendError;
 use crate::sys::fs::PrivateDir;
@@ -60,28 +61,6 @@ fn runtime() -> io::Result<Rc<Runtime>> {
         *r = Some(Rc::clone(&rt));
         Ok(rt)
     })
-}
-
-/// A blocking socket that tokio can take over.
-trait Socket: Sized + Send + 'static {
-    type Async: AsyncRead + AsyncWrite + AsFd + Unpin + Send + 'static;
-    fn into_async(self) -> io::Result<Self::Async>;
-}
-
-impl Socket for std::os::unix::net::UnixStream {
-    type Async = tokio::net::UnixStream;
-    fn into_async(self) -> io::Result<Self::Async> {
-        self.set_nonblocking(true)?;
-        tokio::net::UnixStream::from_std(self)
-    }
-}
-
-impl Socket for std::net::TcpStream {
-    type Async = tokio::net::TcpStream;
-    fn into_async(self) -> io::Result<Self::Async> {
-        self.set_nonblocking(true)?;
-        tokio::net::TcpStream::from_std(self)
-    }
 }
 
 /// Where the server's latest response is: its body written (dropped by hyper), then the

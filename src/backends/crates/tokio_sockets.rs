@@ -17,8 +17,8 @@ use super::super::{Channel, ChannelParams, Family, Mechanism, MechanismInfo, Off
 use crate::error::BackendError;
 use crate::sys::fs::PrivateDir;
 
-/// A blocking socket that tokio can take over.
-trait Socket: From<OwnedFd> + Sized + Send + 'static {
+/// A blocking socket that tokio can take over (also the HTTP mechanisms' sockets).
+pub(super) trait Socket: From<OwnedFd> + Sized + Send + 'static {
     type Async: AsyncRead + AsyncWrite + AsFd + Unpin + Send;
     fn into_async(self) -> io::Result<Self::Async>;
     /// A second descriptor for the same socket, as a blocking socket again.
