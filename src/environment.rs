@@ -41,9 +41,32 @@ pub struct Environment {
     /// 1, 5 and 15 minute load average at start.
     #[serde(default)]
     pub load_average: Option<[f64; 3]>,
+    /// The temporary directory (`TMPDIR`, where FIFOs and Unix socket paths are made)
+    /// and its filesystem type: creating and removing names there is part of `setup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmp_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmp_fs: Option<String>,
     /// What makes this run less reliable, and what to do about it.
     #[serde(default)]
     pub warnings: Vec<String>,
+}
+
+/// The filesystem type of the mount that holds `path`, from a /proc/self/mounts text (the
+/// longest mount point that contains it; octal escapes such as `\040` for spaces decoded).
+fn fs_type_of(mounts: &str, path: &Path) -> Option<String> {
+    let unescape = |f: &str| f.replace("\\040", " ").replace("\\011", "\t");
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, point, ty) = (f.next()?, f.next()?, f.next()?);
+            let point = unescape(point);
+            path.starts_with(&point)
+                .then(|| (point.len(), ty.to_string()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, ty)| ty)
 }
 
 /// IPC limits read at start. Tunables are never changed by this tool.
@@ -211,6 +234,8 @@ impl Environment {
                 .unwrap_or_else(|| "unknown hypervisor".into());
             format!("virtual machine ({vendor})")
         });
+        let tmp = std::env::temp_dir();
+        let tmp = std::fs::canonicalize(&tmp).unwrap_or(tmp);
         let mut env = Environment {
             kernel,
             cpu_model,
@@ -232,6 +257,10 @@ impl Environment {
                 .map(|s| s.trim().to_string()),
             mitigations,
             load_average,
+            tmp_dir: Some(tmp.display().to_string()),
+            tmp_fs: std::fs::read_to_string(at("/proc/self/mounts"))
+                .ok()
+                .and_then(|m| fs_type_of(&m, &tmp)),
             warnings: Vec::new(),
         };
         env.warnings = env.warnings_for();
@@ -307,6 +336,20 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_temporary_directory_s_filesystem_is_its_longest_mount() {
+        let mounts = "/dev/vda / ext4 rw 0 0\n\
+                      tmpfs /tmp tmpfs rw 0 0\n\
+                      tmpfs /tmpx tmpfs rw 0 0\n\
+                      /dev/vdb /mnt/my\\040disk xfs rw 0 0\n";
+        let of = |p: &str| fs_type_of(mounts, Path::new(p));
+        assert_eq!(of("/tmp/x").as_deref(), Some("tmpfs"));
+        assert_eq!(of("/var/tmp").as_deref(), Some("ext4"));
+        // A mount point is matched by whole components: /tmpx does not hold /tmpxy.
+        assert_eq!(of("/tmpxy").as_deref(), Some("ext4"));
+        assert_eq!(of("/mnt/my disk/t").as_deref(), Some("xfs"));
+    }
 
     #[test]
     fn rfc3339_known_dates() {

@@ -632,6 +632,11 @@ fn machine(run: &RunFile, out: &mut Vec<Block>) {
                 .map(|l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]))
                 .unwrap_or_else(|| "unknown".into())
         ),
+        format!(
+            "temporary directory (FIFOs, socket paths): {} on {}",
+            show(&e.tmp_dir),
+            show(&e.tmp_fs)
+        ),
         format!("host: {}", show(&e.hostname)),
     ]));
     if !e.warnings.is_empty() {
