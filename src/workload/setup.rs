@@ -4,14 +4,14 @@
 //! peer joins it (a socket's connect); the parent sends one S-byte request, the peer
 //! answers, and the parent, holding the reply, closes first; the peer closes once it has
 //! seen that (where the mechanism shows a close) or at once. The peer sends its
-//! timestamps back over the courier, which also paces the iterations. Both processes read the same
-//! `CLOCK_MONOTONIC`, so the two sides' stamps subtract.
+//! timestamps back over the courier, which also paces the iterations. Both processes read
+//! the same `CLOCK_MONOTONIC`, so the two sides' stamps subtract.
 //!
 //! Reported: connect (the joiner), accept (the offerer: create, wait, remove names), the
 //! first round trip, teardown, iterations per second. TCP also gets the TIME_WAIT sockets
 //! the case left and a second pass with an abortive close (`SO_LINGER` 0). Mechanisms on IP
 //! ports run at most `port_budget` iterations per case, so a sweep never uses up the
-//! ephemeral range (each TCP connection holds its client port in TIME_WAIT for 60 s).
+//! ephemeral range (each TCP connection leaves a TIME_WAIT socket holding its ports 60 s).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
