@@ -323,6 +323,11 @@ pub struct SetupResult {
     pub time_wait: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<u64>,
+    /// TCP: every TIME_WAIT socket on the host when the case began (earlier cases' and
+    /// other programs'): binding each iteration's listener to an ephemeral port slows as
+    /// they pile up, which shows in `accept_ns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_time_wait: Option<u64>,
     /// TCP: the same iterations with an abortive close by the offering side (`SO_LINGER`
     /// 0: a reset, no TIME_WAIT; safe here because that side has received everything).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -585,6 +585,31 @@ fn compare_judges_a_load_sweep_by_its_knee() {
 }
 
 #[test]
+fn compare_judges_a_setup_case_by_its_fresh_channels_per_second() {
+    let s = Scratch::new("compare-setup");
+    let with_rate = |per_sec: f64| {
+        move |v: &mut serde_json::Value| {
+            let l = serde_json::json!({ "min": 1, "p50": 10000, "p90": 10000, "p99": 10000,
+                "p999": 10000, "max": 10000, "mean": 1.0, "stddev": 1.0 });
+            v["results"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
+                "mechanism": "tcp", "family": "sockets", "workload": "setup", "size": 64,
+                "messages": 200, "warmup": 20, "status": "ok",
+                "setup": { "connect_ns": l, "accept_ns": l, "first_rtt_ns": l,
+                           "teardown_ns": l, "close_seen": true, "per_sec": per_sec,
+                           "passes_descriptors": false } }));
+        }
+    };
+    let old = variant(&s, "old.json", with_rate(8_000.0));
+    let new = variant(&s, "new.json", with_rate(2_000.0));
+    let (code, out, _) = ipcbench(&["compare", &old, &new, "--fail-on-regression"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(row_marked(&out, "tcp", "setups/s", "WORSE"), "{out}");
+}
+
+#[test]
 fn recommend_at_a_rate_ranks_by_p99_at_that_load_and_says_what_it_cannot_answer() {
     let s = Scratch::new("recommend-rate");
     let point = |label: &str, achieved: f64, p99: u64, saturated: bool| {

@@ -388,7 +388,10 @@ pub struct Leftovers {
 
 pub use tcp::channel_ports as tcp_ports;
 /// TCP details the `setup` workload reports (TIME_WAIT left, an abortive close).
-pub use tcp::{abortive_close as tcp_abortive_close, time_wait as tcp_time_wait};
+pub use tcp::{
+    abortive_close as tcp_abortive_close, time_wait as tcp_time_wait,
+    time_wait_all as tcp_time_wait_all,
+};
 
 /// Every registered kind of leftover (one line per mechanism that has one).
 pub static LEFTOVERS: &[&Leftovers] = &[

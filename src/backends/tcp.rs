@@ -180,6 +180,26 @@ pub fn time_wait(conns: &[(u16, u16)]) -> io::Result<u64> {
     Ok(n)
 }
 
+/// Every TCP socket in TIME_WAIT on this host, whoever made it: binding a listener to an
+/// ephemeral port slows as these pile up (they hold their ports for 60 s).
+pub fn time_wait_all() -> io::Result<u64> {
+    let mut n = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        match std::fs::read_to_string(table) {
+            Ok(t) => {
+                n += t
+                    .lines()
+                    .skip(1)
+                    .filter(|l| l.split_whitespace().nth(3) == Some(TIME_WAIT))
+                    .count() as u64
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// The state column's value for TIME_WAIT (include/net/tcp_states.h).
 const TIME_WAIT: &str = "06";
 

@@ -157,6 +157,15 @@ fn metrics(r: &CaseResult) -> Vec<Metric> {
             single_run_ok: true,
         });
     }
+    if let Some(x) = &r.setup {
+        out.push(Metric {
+            name: "setups/s",
+            value: x.per_sec,
+            interval: None,
+            higher_is_better: true,
+            single_run_ok: true,
+        });
+    }
     if let Some(l) = &r.lock {
         out.push(Metric {
             name: "locks/s",

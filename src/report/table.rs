@@ -185,6 +185,7 @@ fn layers(run: &RunFile, out: &mut Vec<Block>) {
     let mut rows = Vec::new();
     for (m, base) in super::model::built_on_pairs(run) {
         let mut row = vec![format!("{m} on {base}")];
+        let mut measured = false;
         for &s in &sz {
             let ok = |w, mech: &str| find_ok(run, mech, w, s);
             let lat = ok(LATENCY, &m).zip(ok(LATENCY, &base)).and_then(|(c, b)| {
@@ -198,9 +199,13 @@ fn layers(run: &RunFile, out: &mut Vec<Block>) {
                     )
                 });
             let f = |v: Option<f64>| v.map(|v| format!("{v:.2}x")).unwrap_or_else(|| "-".into());
+            measured |= lat.is_some() || tp.is_some();
             row.push(format!("{} / {}", f(lat), f(tp)));
         }
-        rows.push(row);
+        // A pair that ran neither workload (a setup-only run) has nothing to show.
+        if measured {
+            rows.push(row);
+        }
     }
     if rows.is_empty() {
         return;
@@ -470,6 +475,7 @@ fn setup(run: &RunFile, out: &mut Vec<Block>) {
         let mut handed = false;
         let mut kept = false;
         let mut capped = Vec::new();
+        let mut host_tw = Vec::new();
         for (m, _) in mechanisms(run) {
             let Some(r) = find(run, &m, SETUP, s) else {
                 continue;
@@ -485,6 +491,9 @@ fn setup(run: &RunFile, out: &mut Vec<Block>) {
             kept |= x.records_ns.is_some();
             if let Some(asked) = x.capped_from {
                 capped.push(format!("{m}: {} of {asked}", r.messages));
+            }
+            if let Some(n) = x.host_time_wait {
+                host_tw.push(format!("{m} {}", grouped(n as f64, 0)));
             }
             let mark = if x.passes_descriptors { " †" } else { "" };
             rows.push(setup_row(format!("{m}{mark}"), x));
@@ -510,6 +519,12 @@ fn setup(run: &RunFile, out: &mut Vec<Block>) {
         }
         if handed {
             legend.push_str(" †: no name to open (anonymous pipes, socket pairs): a new pair is made by the parent and its descriptors pass over a Unix socket (SCM_RIGHTS), counted in accept.");
+        }
+        if !host_tw.is_empty() {
+            legend.push_str(&format!(
+                " TCP's accept includes binding a new listener to an ephemeral port, which slows as TIME_WAIT sockets pile up on the host (they hold their ports 60 s); there were, when each case began: {}.",
+                host_tw.join(", ")
+            ));
         }
         if !capped.is_empty() {
             legend.push_str(&format!(
