@@ -329,6 +329,10 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
                 .filter(|i| !i.hidden)
                 .collect::<Vec<_>>(),
             "limits": Limits::read(),
+            "not_measured": backends::NOT_MEASURED
+                .iter()
+                .map(|(name, why)| serde_json::json!({ "name": name, "why": why }))
+                .collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
@@ -382,6 +386,10 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
         "\n--clients (N clients, one server thread) runs on: {}",
         fan_in.join(", ")
     );
+    println!("\nnot measured:");
+    for (name, why) in backends::NOT_MEASURED {
+        println!("  {name}: {why}");
+    }
     println!("\nboundaries: one send arrives as one receive; copies: payload copies the kernel makes per message;");
     println!("named: unrelated processes can find it by a filesystem name; cross-host: works between machines.\n");
     let l = Limits::read();

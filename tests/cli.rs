@@ -221,6 +221,9 @@ fn list_shows_every_mechanism_and_the_limits() {
         "pipe-raw",
         "pthread-mutex",
         "signal",
+        // What is not measured is said, with why.
+        "Solaris doors: door calls exist only on Solaris",
+        "Sun RPC (ONC RPC): no maintained Rust implementation",
     ] {
         assert!(t.contains(id), "{id} missing from:\n{t}");
     }
@@ -356,6 +359,11 @@ fn list_json_is_for_scripts() {
         .iter()
         .any(|p| p["id"] == "futex"));
     assert!(v["limits"].is_object());
+    assert!(v["not_measured"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"] == "Solaris doors" && m["why"].as_str().unwrap().contains("Linux")));
 }
 
 #[test]

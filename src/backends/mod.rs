@@ -66,6 +66,19 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &fault::FAULT_STALL,
 ];
 
+/// IPC mechanisms of the classic taxonomy that ipcbench does not measure, and why (`list`
+/// says so rather than leave them out in silence).
+pub static NOT_MEASURED: &[(&str, &str)] = &[
+    (
+        "Solaris doors",
+        "door calls exist only on Solaris and illumos; Linux has no doors",
+    ),
+    (
+        "Sun RPC (ONC RPC)",
+        "no maintained Rust implementation we would trust, and it needs rpcbind; its role today is gRPC's (issue 16)",
+    ),
+];
+
 /// Which part of the IPC landscape a mechanism belongs to (reports group by it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
