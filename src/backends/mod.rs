@@ -75,7 +75,7 @@ pub static NOT_MEASURED: &[(&str, &str)] = &[
     ),
     (
         "Sun RPC (ONC RPC)",
-        "no maintained Rust implementation we would trust, and it needs rpcbind; its role today is gRPC's (issue 16)",
+        "no maintained Rust implementation we would trust, and it needs rpcbind; gRPC has taken its role",
     ),
 ];
 
