@@ -49,15 +49,19 @@ impl Courier {
     }
 
     /// Sends one record with `fds` attached (at most `MAX_FDS`).
-    pub fn send(&self, record: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    pub fn send(&self, record: &[u8], fds: &[impl AsFd]) -> io::Result<()> {
         if fds.len() > MAX_FDS || record.len() > MAX_RECORD {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a courier record with too many descriptors or bytes",
             ));
         }
-        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        let cmsgs = [ControlMessage::ScmRights(&raw)];
+        let mut raw = [-1 as RawFd; MAX_FDS];
+        for (r, f) in raw.iter_mut().zip(fds) {
+            *r = f.as_fd().as_raw_fd();
+        }
+        let raw = &raw[..fds.len()];
+        let cmsgs = [ControlMessage::ScmRights(raw)];
         let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsgs };
         let iov = [IoSlice::new(record)];
         sendmsg::<()>(
@@ -106,16 +110,8 @@ impl Courier {
 
     /// Whether the other side has closed its end (it exited or was killed).
     pub fn hung_up(&self) -> bool {
-        self.wait_hung_up(0)
-    }
-
-    /// Waits up to `ms` milliseconds for the other side to close its end; true if it has.
-    pub fn wait_hung_up(&self, ms: u16) -> bool {
         let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::empty())];
-        matches!(poll(&mut fds, ms), Ok(n) if n > 0)
-            && fds[0]
-                .revents()
-                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+        matches!(poll(&mut fds, 0u16), Ok(n) if n > 0) && hangup(&fds[0])
     }
 
     /// Waits until the other side closes its end (true) or `stop` turns readable (false).
@@ -130,8 +126,7 @@ impl Courier {
                 Err(_) => return false,
                 Ok(_) => {}
             }
-            let hup = PollFlags::POLLHUP | PollFlags::POLLERR;
-            if fds[0].revents().is_some_and(|r| r.intersects(hup)) {
+            if hangup(&fds[0]) {
                 return true;
             }
             if fds[1].revents().is_some_and(|r| !r.is_empty()) {
@@ -139,10 +134,12 @@ impl Courier {
             }
         }
     }
+}
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
+/// Whether a polled courier end reported the other side gone.
+fn hangup(fd: &PollFd<'_>) -> bool {
+    fd.revents()
+        .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
 }
 
 /// Takes ownership of a descriptor the kernel just installed in this process.
@@ -186,7 +183,7 @@ mod tests {
     fn a_record_too_large_for_the_buffer_is_refused() {
         let (a, b) = Courier::pair().unwrap();
         let b = Courier::from_inherited(b).unwrap();
-        a.send(&[7u8; 100], &[]).unwrap();
+        a.send(&[7u8; 100], &[] as &[OwnedFd]).unwrap();
         let mut small = [0u8; 10];
         let err = b.recv(&mut small, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("did not fit"), "{err}");

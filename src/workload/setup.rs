@@ -198,7 +198,7 @@ impl Workload for Setup {
                 stamps[8 * k..8 * k + 8].copy_from_slice(&t.to_le_bytes());
             }
             courier
-                .send(&stamps, &[])
+                .send(&stamps, &[] as &[OwnedFd])
                 .map_err(DataError::io("send the stamps", i))?;
         }
         outcome(&())
@@ -322,15 +322,13 @@ fn iterations(
                 record.clear();
                 record.push(HANDOVER);
                 record.extend_from_slice(offer.spec.as_bytes());
-                let fds: Vec<_> = offer.inherit.iter().map(|f| f.as_fd()).collect();
                 courier
-                    .send(&record, &fds)
+                    .send(&record, &offer.inherit)
                     .map_err(DataError::io("hand over the channel", i))?;
                 let handed = monotonic_ns();
                 let passed = !offer.inherit.is_empty();
                 acc.passes_descriptors |= passed;
                 // Our copies of the peer's ends go now: its close must read as end-of-file.
-                drop(fds);
                 drop(offer.inherit);
                 let gone = || sentry.courier.hung_up();
                 let rv = Rendezvous::new(Instant::now() + Duration::from_secs(10), &gone);
