@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::{
-    cost, lossy::monotonic_ns, outcome, per_unit, Capabilities, ChannelEnd, DataError, End, Mode,
-    Params, Workload,
+    cost, lossy::monotonic_ns, outcome, per_unit, Buffers, Capabilities, ChannelEnd, DataError,
+    End, Mode, Params, Workload,
 };
-use crate::backends::{AbortHandle, Channel, Mechanism, Rendezvous};
+use crate::backends::{AbortHandle, Channel, ChannelParams, Mechanism, Rendezvous};
 use crate::error::Error;
 use crate::message::reply_seq;
 use crate::results::{CaseResult, SetupResult};
@@ -83,12 +83,10 @@ impl Workload for Setup {
         n: u64,
         r: &mut CaseResult,
     ) -> Result<(), Error> {
-        let id = s.id();
-        let crate::subject::Subject::Channel(m) = s.subject() else {
-            return Err(not_a_channel(id));
-        };
+        let m = mechanism(s)?;
         // Mechanisms on IP ports: every pass within the budget, said in the result.
-        let (warmup, n, capped_from) = match m.info().cross_host {
+        let on_ports = m.info().cross_host;
+        let (warmup, n, capped_from) = match on_ports {
             true => {
                 let budget = port_budget();
                 let per_pass = (budget / 3).max(2);
@@ -98,13 +96,12 @@ impl Workload for Setup {
             }
             false => (warmup, n, None),
         };
-        // Filled for TCP only, whose count is capped above.
-        let tcp_like = m.info().cross_host;
-        let host_before = match tcp_like {
+        let host_before = match on_ports {
             true => crate::backends::tcp_time_wait_all().ok(),
             false => None,
         };
-        let mut ports = Vec::with_capacity(if tcp_like { n as usize } else { 0 });
+        // Filled for TCP only, whose count is capped above.
+        let mut ports = Vec::with_capacity(if on_ports { n as usize } else { 0 });
         passes(s, m, warmup, false, None)?;
         let mut out = passes(s, m, n, false, Some(&mut ports))?;
         let cpu = out.cpu;
@@ -128,10 +125,7 @@ impl Workload for Setup {
     }
 
     fn bench(&self, s: &mut Session, _p: &Params, iters: u64) -> Result<Duration, Error> {
-        let id = s.id();
-        let crate::subject::Subject::Channel(m) = s.subject() else {
-            return Err(not_a_channel(id));
-        };
+        let m = mechanism(s)?;
         let start = Instant::now();
         passes(s, m, iters, false, None)?;
         Ok(start.elapsed())
@@ -141,14 +135,7 @@ impl Workload for Setup {
         let c = end.channel()?;
         let m = mechanism_of(c)?;
         let close_seen = m.close_is_seen();
-        let mode = c.mode();
-        let ChannelEnd {
-            bufs,
-            params,
-            courier,
-            ..
-        } = c;
-        let courier = courier.as_ref().ok_or_else(no_courier)?;
+        let (mode, bufs, params, courier) = parts(c)?;
         let mut record = vec![0u8; MAX_RECORD];
         let mut fds: Vec<OwnedFd> = Vec::with_capacity(crate::sys::courier::MAX_FDS);
         for i in 0..n {
@@ -289,14 +276,7 @@ fn iterations(
     acc: &mut Acc,
     mut ports: Option<&mut Vec<(u16, u16)>>,
 ) -> Result<Duration, DataError> {
-    let mode = c.mode();
-    let ChannelEnd {
-        bufs,
-        params,
-        courier,
-        ..
-    } = c;
-    let courier = courier.as_ref().ok_or_else(no_courier)?;
+    let (mode, bufs, params, courier) = parts(c)?;
     let (stop_rx, stop_tx) = nix::unistd::pipe().map_err(|e| DataError::Io {
         op: "create the sentry's pipe for",
         seq: 0,
@@ -410,12 +390,7 @@ fn iterations(
 }
 
 /// The parent's request on a fresh channel and the reply it checks.
-fn ask(
-    chan: &mut dyn Channel,
-    bufs: &mut super::Buffers,
-    mode: Mode,
-    i: u64,
-) -> Result<(), DataError> {
+fn ask(chan: &mut dyn Channel, bufs: &mut Buffers, mode: Mode, i: u64) -> Result<(), DataError> {
     match mode {
         Mode::Raw => {
             chan.send(&bufs.tx).map_err(DataError::io("send", i))?;
@@ -431,12 +406,7 @@ fn ask(
 }
 
 /// The peer's side of `ask`.
-fn answer(
-    chan: &mut dyn Channel,
-    bufs: &mut super::Buffers,
-    mode: Mode,
-    i: u64,
-) -> Result<(), DataError> {
+fn answer(chan: &mut dyn Channel, bufs: &mut Buffers, mode: Mode, i: u64) -> Result<(), DataError> {
     match mode {
         Mode::Raw => {
             chan.recv(&mut bufs.rx)
@@ -452,7 +422,7 @@ fn answer(
 
 /// Waits until the peer's close reads as end-of-file (or a reset); anything else arriving
 /// is an error.
-fn see_close(chan: &mut dyn Channel, bufs: &mut super::Buffers, i: u64) -> Result<(), DataError> {
+fn see_close(chan: &mut dyn Channel, bufs: &mut Buffers, i: u64) -> Result<(), DataError> {
     use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
     match chan.recv(&mut bufs.rx) {
         Ok(0) => Ok(()),
@@ -539,23 +509,31 @@ fn mechanism_of(c: &ChannelEnd) -> Result<&'static dyn Mechanism, DataError> {
     })
 }
 
-fn no_courier() -> DataError {
-    DataError::Io {
+/// What both halves' loops use of a channel end: how it checks, its buffers, what its
+/// channels are made with, and the courier to the other process.
+fn parts(c: &mut ChannelEnd) -> Result<(Mode, &mut Buffers, &ChannelParams, &Courier), DataError> {
+    let mode = c.mode();
+    let courier = c.courier.as_ref().ok_or_else(|| DataError::Io {
         op: "hand over channels",
         seq: 0,
         source: io::Error::new(
             io::ErrorKind::Unsupported,
             "this session has no courier to hand a fresh channel over",
         ),
-    }
+    })?;
+    Ok((mode, &mut c.bufs, &c.params, courier))
 }
 
-fn not_a_channel(id: &'static str) -> Error {
-    Error::DataPath {
-        mechanism: id,
-        op: "run",
-        seq: 0,
-        source: io::Error::new(io::ErrorKind::Unsupported, "setup needs a channel"),
+/// The session's mechanism (setup runs on channels only).
+fn mechanism(s: &Session) -> Result<&'static dyn Mechanism, Error> {
+    match s.subject() {
+        crate::subject::Subject::Channel(m) => Ok(m),
+        _ => Err(Error::DataPath {
+            mechanism: s.id(),
+            op: "run",
+            seq: 0,
+            source: io::Error::new(io::ErrorKind::Unsupported, "setup needs a channel"),
+        }),
     }
 }
 
