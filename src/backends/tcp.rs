@@ -168,31 +168,26 @@ pub fn abortive_close(chan: &dyn Channel) -> io::Result<bool> {
 /// TCP sockets in TIME_WAIT on this host (IPv4 and IPv6 tables) of the connections
 /// `conns` (each a pair of ports, either way round), from /proc/net/tcp.
 pub fn time_wait(conns: &[(u16, u16)]) -> io::Result<u64> {
-    let mut n = 0;
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let text = match std::fs::read_to_string(table) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        n += time_wait_in(&text, conns);
-    }
-    Ok(n)
+    count_time_wait(either_way(conns))
+}
+
+/// Whether a row's (local, remote) ports are one of `conns`, seen from either end.
+fn either_way(conns: &[(u16, u16)]) -> impl Fn((u16, u16)) -> bool + '_ {
+    |(a, b)| conns.contains(&(a, b)) || conns.contains(&(b, a))
 }
 
 /// Every TCP socket in TIME_WAIT on this host, whoever made it: binding a listener to an
 /// ephemeral port slows as these pile up (they hold their ports for 60 s).
 pub fn time_wait_all() -> io::Result<u64> {
+    count_time_wait(|_| true)
+}
+
+/// TIME_WAIT sockets in both of the host's tables whose (local, remote) ports `keep` takes.
+fn count_time_wait(keep: impl Fn((u16, u16)) -> bool) -> io::Result<u64> {
     let mut n = 0;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         match std::fs::read_to_string(table) {
-            Ok(t) => {
-                n += t
-                    .lines()
-                    .skip(1)
-                    .filter(|l| l.split_whitespace().nth(3) == Some(TIME_WAIT))
-                    .count() as u64
-            }
+            Ok(text) => n += time_wait_in(&text, &keep),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
@@ -203,8 +198,8 @@ pub fn time_wait_all() -> io::Result<u64> {
 /// The state column's value for TIME_WAIT (include/net/tcp_states.h).
 const TIME_WAIT: &str = "06";
 
-/// Counts a /proc/net/tcp table's TIME_WAIT rows of the connections `conns`.
-fn time_wait_in(table: &str, conns: &[(u16, u16)]) -> u64 {
+/// Counts a /proc/net/tcp table's TIME_WAIT rows whose (local, remote) ports `keep` takes.
+fn time_wait_in(table: &str, keep: &impl Fn((u16, u16)) -> bool) -> u64 {
     let port = |addr: &str| {
         addr.rsplit_once(':')
             .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
@@ -220,7 +215,7 @@ fn time_wait_in(table: &str, conns: &[(u16, u16)]) -> u64 {
             let (Some(a), Some(b)) = (port(f[1]), port(f[2])) else {
                 return false;
             };
-            conns.contains(&(a, b)) || conns.contains(&(b, a))
+            keep((a, b))
         })
         .count() as u64
 }
@@ -267,7 +262,7 @@ impl Mechanism for Tcp {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_spec, time_wait_in};
+    use super::{either_way, parse_spec, time_wait_in};
 
     #[test]
     fn time_wait_rows_are_counted_by_port_and_state() {
@@ -277,17 +272,19 @@ mod tests {
    1: 0100007F:C351 0100007F:1F90 06 00000000:00000000\n\
    2: 0100007F:1F90 0100007F:C352 01 00000000:00000000\n\
    3: 0100007F:0050 0100007F:C353 06 00000000:00000000\n";
-        assert_eq!(time_wait_in(table, &[(0x1F90, 0xC350)]), 1);
+        assert_eq!(time_wait_in(table, &either_way(&[(0x1F90, 0xC350)])), 1);
         assert_eq!(
-            time_wait_in(table, &[(0x1F90, 0xC351), (0xC350, 0x1F90)]),
+            time_wait_in(table, &either_way(&[(0x1F90, 0xC351), (0xC350, 0x1F90)])),
             2
         );
         assert_eq!(
-            time_wait_in(table, &[(0x1F90, 0xC352)]),
+            time_wait_in(table, &either_way(&[(0x1F90, 0xC352)])),
             0,
             "not in TIME_WAIT"
         );
-        assert_eq!(time_wait_in(table, &[(0x0050, 0x1F90)]), 0);
+        assert_eq!(time_wait_in(table, &either_way(&[(0x0050, 0x1F90)])), 0);
+        // Every TIME_WAIT row, whoever's (the host's count).
+        assert_eq!(time_wait_in(table, &|_| true), 3);
     }
 
     #[test]
