@@ -35,6 +35,7 @@ use tokio::sync::oneshot;
 
 use super::super::{Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
 use super::tokio_sockets::Socket;
+use super::Over;
 use crate::environment::Limits;
 use crate::error::BackendError;
 use crate::sys::fs::PrivateDir;
@@ -468,6 +469,7 @@ fn server_tcp(
 
 pub struct Http {
     info: &'static MechanismInfo,
+    over: Over,
 }
 
 const fn info(
@@ -515,14 +517,14 @@ static UNIX_INFO: MechanismInfo = info(
     true,
 );
 
-pub static HTTP_TCP: Http = Http { info: &TCP_INFO };
-pub static HTTP_UNIX: Http = Http { info: &UNIX_INFO };
-
-impl Http {
-    fn unix(&self) -> bool {
-        std::ptr::eq(self.info, &UNIX_INFO)
-    }
-}
+pub static HTTP_TCP: Http = Http {
+    info: &TCP_INFO,
+    over: Over::Tcp,
+};
+pub static HTTP_UNIX: Http = Http {
+    info: &UNIX_INFO,
+    over: Over::UnixStream,
+};
 
 impl Mechanism for Http {
     fn info(&self) -> &'static MechanismInfo {
@@ -555,10 +557,7 @@ impl Mechanism for Http {
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
-        match self.unix() {
-            true => super::super::unix_stream::offer_as(self.info.id, client_unix),
-            false => super::super::tcp::offer_as(self.info.id, client_tcp),
-        }
+        self.over.offer(self.info.id, client_unix, client_tcp)
     }
 
     fn join(
@@ -567,10 +566,7 @@ impl Mechanism for Http {
         _inherited: Vec<OwnedFd>,
         _params: &ChannelParams,
     ) -> Result<Box<dyn Channel>, BackendError> {
-        match self.unix() {
-            true => super::super::unix_stream::join_as(self.info.id, spec, server_unix),
-            false => super::super::tcp::join_as(self.info.id, spec, server_tcp),
-        }
+        self.over.join(self.info.id, spec, server_unix, server_tcp)
     }
 }
 

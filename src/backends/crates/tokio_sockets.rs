@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
 use super::super::{Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer, Split};
+use super::Over;
 use crate::error::BackendError;
 use crate::sys::fs::PrivateDir;
 
@@ -164,6 +165,7 @@ fn wrap_tcp(
 
 pub struct TokioSocket {
     info: &'static MechanismInfo,
+    over: Over,
 }
 
 static UNIX_INFO: MechanismInfo = MechanismInfo {
@@ -206,14 +208,14 @@ static TCP_INFO: MechanismInfo = MechanismInfo {
     in_all: true,
 };
 
-pub static TOKIO_UNIX_STREAM: TokioSocket = TokioSocket { info: &UNIX_INFO };
-pub static TOKIO_TCP: TokioSocket = TokioSocket { info: &TCP_INFO };
-
-impl TokioSocket {
-    fn unix(&self) -> bool {
-        std::ptr::eq(self.info, &UNIX_INFO)
-    }
-}
+pub static TOKIO_UNIX_STREAM: TokioSocket = TokioSocket {
+    info: &UNIX_INFO,
+    over: Over::UnixStream,
+};
+pub static TOKIO_TCP: TokioSocket = TokioSocket {
+    info: &TCP_INFO,
+    over: Over::Tcp,
+};
 
 impl Mechanism for TokioSocket {
     fn info(&self) -> &'static MechanismInfo {
@@ -233,10 +235,7 @@ impl Mechanism for TokioSocket {
     }
 
     fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
-        match self.unix() {
-            true => super::super::unix_stream::offer_as(self.info.id, wrap_unix),
-            false => super::super::tcp::offer_as(self.info.id, wrap_tcp),
-        }
+        self.over.offer(self.info.id, wrap_unix, wrap_tcp)
     }
 
     fn join(
@@ -245,9 +244,6 @@ impl Mechanism for TokioSocket {
         _inherited: Vec<OwnedFd>,
         _params: &ChannelParams,
     ) -> Result<Box<dyn Channel>, BackendError> {
-        match self.unix() {
-            true => super::super::unix_stream::join_as(self.info.id, spec, wrap_unix),
-            false => super::super::tcp::join_as(self.info.id, spec, wrap_tcp),
-        }
+        self.over.join(self.info.id, spec, wrap_unix, wrap_tcp)
     }
 }
