@@ -56,18 +56,13 @@ impl Stop {
     }
 
     fn data(e: workload::DataError) -> Stop {
-        if let workload::DataError::Backend(b) = &e {
-            return Stop(Failure::from(b));
-        }
-        let kind = match e {
-            workload::DataError::Verify(_) => FailureKind::Verify,
-            workload::DataError::Io { .. } | workload::DataError::Backend(_) => {
-                FailureKind::DataPath
+        let (kind, os_error) = match &e {
+            // A mechanism's own error keeps its structure (action, hint).
+            workload::DataError::Backend(b) => return Stop(Failure::from(b)),
+            workload::DataError::Verify(_) => (FailureKind::Verify, None),
+            workload::DataError::Io { source, .. } => {
+                (FailureKind::DataPath, source.raw_os_error())
             }
-        };
-        let os_error = match &e {
-            workload::DataError::Io { source, .. } => source.raw_os_error(),
-            workload::DataError::Verify(_) | workload::DataError::Backend(_) => None,
         };
         let mut f = Failure::new(kind, e.to_string());
         f.os_error = os_error;
