@@ -323,30 +323,27 @@ fn spawn(
 /// Turns a data-path failure into the most precise error: a peer that detected bad data,
 /// died or hung explains an I/O error on our side better than the error itself.
 fn explain(id: &'static str, peer: &mut Peer, e: DataError) -> Error {
+    // Bad data is ours to report; any other failure is best told by a peer that went wrong.
+    if !matches!(e, DataError::Verify(_)) {
+        if let Some(pe) = peer.diagnose() {
+            return Error::Peer {
+                mechanism: id,
+                source: pe,
+            };
+        }
+    }
     match e {
         DataError::Verify(source) => Error::Verify {
             mechanism: id,
             side: "parent",
             source,
         },
-        DataError::Io { op, seq, source } => match peer.diagnose() {
-            Some(pe) => Error::Peer {
-                mechanism: id,
-                source: pe,
-            },
-            None => Error::DataPath {
-                mechanism: id,
-                op,
-                seq,
-                source,
-            },
+        DataError::Io { op, seq, source } => Error::DataPath {
+            mechanism: id,
+            op,
+            seq,
+            source,
         },
-        DataError::Backend(e) => match peer.diagnose() {
-            Some(pe) => Error::Peer {
-                mechanism: id,
-                source: pe,
-            },
-            None => Error::Backend(e),
-        },
+        DataError::Backend(e) => Error::Backend(e),
     }
 }
