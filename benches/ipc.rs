@@ -47,7 +47,7 @@ fn bench_group(
                 continue;
             }
         }
-        let mut session = match Session::start(subject, size, opts) {
+        let mut session = match Session::start(subject, size, &opts.for_workload(w)) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("{id} {name}: cannot start: {e}");

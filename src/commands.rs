@@ -64,6 +64,8 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
             // The ring the run really uses, so the results record that, not the request.
             shm_ring: crate::backends::shm::capacity(args.shm_ring),
             shm_segment: args.shm_segment,
+            // Set per case from its workload.
+            traffic: crate::backends::Traffic::Exchange,
         },
     };
     if plan.cases().is_empty() {

@@ -255,7 +255,12 @@ impl Plan {
                     fan.finish()
                 })
             }
-            _ => Session::start(case.subject, case.size, &self.session).and_then(|mut s| {
+            _ => Session::start(
+                case.subject,
+                case.size,
+                &self.session.for_workload(case.workload),
+            )
+            .and_then(|mut s| {
                 case.workload
                     .measure(&mut s, &self.params, warmup, n, &mut r)?;
                 s.finish()

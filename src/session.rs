@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::backends::shm::Segment;
-use crate::backends::{ChannelParams, Rendezvous};
+use crate::backends::{ChannelParams, Rendezvous, Traffic};
 use crate::error::Error;
 use crate::message::Verify;
 use crate::peer::protocol::Order;
@@ -32,6 +32,8 @@ pub struct SessionOptions {
     /// Bytes per shared-memory ring and the segment kind.
     pub shm_ring: usize,
     pub shm_segment: Segment,
+    /// What the case's workload sends (set per case by the runner).
+    pub traffic: Traffic,
 }
 
 impl SessionOptions {
@@ -50,6 +52,15 @@ impl SessionOptions {
             rcvbuf: None,
             shm_ring: crate::backends::shm::DEFAULT_RING,
             shm_segment: Segment::Posix,
+            traffic: Traffic::Exchange,
+        }
+    }
+
+    /// These options for a case of workload `w`.
+    pub fn for_workload(&self, w: &dyn crate::workload::Workload) -> SessionOptions {
+        SessionOptions {
+            traffic: w.traffic(),
+            ..self.clone()
         }
     }
 
@@ -61,6 +72,7 @@ impl SessionOptions {
             shm_ring: self.shm_ring,
             shm_segment: self.shm_segment,
             pin: self.placement.pin,
+            traffic: self.traffic,
         }
     }
 }

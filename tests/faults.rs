@@ -209,6 +209,12 @@ fn a_peer_killed_in_a_setup_loop_fails_the_case_naming_it_and_leaves_nothing() {
         "pipe",
         #[cfg(feature = "http")]
         "http-unix",
+        #[cfg(feature = "grpc")]
+        "grpc-unix",
+        #[cfg(feature = "dbus")]
+        "dbus-bus",
+        #[cfg(feature = "zmq")]
+        "zmq-ipc",
     ] {
         let s = Scratch::new("setup-kill");
         let (child, peer) = long_run_of(&s, &["--mechanisms", mechanism, "--workloads", "setup"]);
@@ -452,6 +458,123 @@ fn the_peer_role_refuses_bad_arguments_even_from_a_pipe() {
 }
 
 /// The iceoryx2 domains a run recorded in its trace.
+/// The bus daemons a scratch run started, from its trace, and whether any still runs.
+#[cfg(feature = "dbus")]
+fn daemons_running(s: &Scratch) -> Vec<String> {
+    let trace = std::fs::read_to_string(s.root.join("trace")).unwrap_or_default();
+    let names: Vec<String> = trace
+        .lines()
+        .filter_map(ipcbench::cleanup::Object::from_trace)
+        .filter_map(|o| match o {
+            ipcbench::cleanup::Object::Registered { kind, name } if kind == "dbus-daemon" => {
+                Some(name)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!names.is_empty(), "no daemon was traced: {trace}");
+    names
+        .iter()
+        .filter(|n| !ipcbench::backends::dbus_daemon_pids(n).is_empty())
+        .cloned()
+        .collect()
+}
+
+#[cfg(feature = "dbus")]
+#[test]
+fn the_bus_daemon_is_stopped_and_removed_on_every_way_out() {
+    let bus = ["--mechanisms", "dbus-bus", "--workloads", "latency"];
+    // An interrupt: the run stops, the channel and its daemon go with it.
+    let s = Scratch::new("dbus-sigint");
+    let (child, peer) = long_run_of(&s, &bus);
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let (status, _, err) = wait_bounded(child, Duration::from_secs(10));
+    assert_eq!(status, Some(130), "{err}");
+    assert!(gone(peer));
+    assert_eq!(daemons_running(&s), Vec::<String>::new());
+    s.audit();
+    // An error: the peer killed mid-run fails the case (the bus reports its name gone).
+    let s = Scratch::new("dbus-peer-kill");
+    let (child, peer) = long_run_of(&s, &bus);
+    kill(Pid::from_raw(peer as i32), Signal::SIGKILL).unwrap();
+    let (status, _, _) = wait_bounded(child, Duration::from_secs(10));
+    assert_eq!(status, Some(1));
+    let r = &s.results()["results"][0];
+    assert!(
+        r["reason"].as_str().unwrap().contains("killed by signal 9"),
+        "{r}"
+    );
+    assert_eq!(daemons_running(&s), Vec::<String>::new());
+    s.audit();
+    // The parent killed: the daemon dies with it; its directory and record stay until
+    // `ipcbench clean`, which removes them.
+    let s = Scratch::new("dbus-parent-kill");
+    let (child, peer) = long_run_of(&s, &bus);
+    kill_run(child, peer);
+    let t = Instant::now();
+    while !daemons_running(&s).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the daemon outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !s.leftovers().is_empty(),
+        "the daemon's directory is left for clean"
+    );
+    let out = s.run(&["clean"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("dbus-daemon"),
+        "{}",
+        text(&out.stdout)
+    );
+    s.audit();
+}
+
+#[cfg(feature = "dbus")]
+#[test]
+fn without_a_dbus_daemon_the_bus_case_is_unsupported_naming_the_package() {
+    let s = Scratch::new("dbus-missing");
+    let json = s.json();
+    let out = s
+        .command(&[
+            "run",
+            "--mechanisms",
+            "dbus-bus,dbus-p2p",
+            "--workloads",
+            "latency",
+            "--sizes",
+            "64",
+            "--messages",
+            "50",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .env("PATH", s.root.join("no-such-dir"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let results = s.results();
+    let by = |m: &str| {
+        results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["mechanism"] == m)
+            .cloned()
+            .unwrap()
+    };
+    let bus = by("dbus-bus");
+    assert_eq!(bus["status"], "unsupported", "{bus}");
+    let why = bus["reason"].as_str().unwrap();
+    assert!(why.contains("apt-get install dbus-daemon"), "{why}");
+    // Peer to peer needs no daemon.
+    assert_eq!(by("dbus-p2p")["status"], "ok");
+    s.audit();
+}
+
 #[cfg(feature = "iceoryx2")]
 fn iox2_domains(s: &Scratch) -> Vec<ipcbench::cleanup::Object> {
     std::fs::read_to_string(s.root.join("trace"))

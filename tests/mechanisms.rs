@@ -177,6 +177,35 @@ fn tokio_sockets_run_open_loop_and_fan_in() {
     s.audit();
 }
 
+#[cfg(feature = "grpc")]
+#[test]
+fn grpc_carries_every_size_intact_as_unary_calls_and_as_a_stream() {
+    // Latency runs unary calls, throughput a bidirectional stream (the workload says which).
+    sweep("grpc-unix");
+    sweep("grpc-tcp");
+}
+
+#[cfg(feature = "dbus")]
+#[test]
+fn dbus_carries_every_size_intact_peer_to_peer_and_through_its_own_daemon() {
+    sweep("dbus-p2p");
+    // The audit covers the daemon: its directory (configuration, socket, log) and any
+    // process started with that configuration.
+    let s = sweep("dbus-bus");
+    let trace = std::fs::read_to_string(s.root.join("trace")).unwrap();
+    assert!(
+        trace.contains("dbus-daemon"),
+        "the daemon was recorded: {trace}"
+    );
+}
+
+#[cfg(feature = "zmq")]
+#[test]
+fn zeromq_carries_every_size_intact_as_req_rep_and_push_pull() {
+    sweep("zmq-ipc");
+    sweep("zmq-tcp");
+}
+
 #[cfg(feature = "shared-memory-crate")]
 #[test]
 fn shared_memory_crate_carries_every_size_intact_and_leaves_nothing() {

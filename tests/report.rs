@@ -718,3 +718,34 @@ fn fan_in_cases_are_ranked_compared_and_kept_apart_from_one_to_one_cases() {
         "{out}"
     );
 }
+
+#[cfg(feature = "grpc")]
+#[test]
+fn recommend_need_rpc_ranks_only_call_frameworks_and_prices_each_against_its_socket() {
+    let s = Scratch::new("recommend-rpc");
+    s.sweep(&[
+        "--mechanisms",
+        "unix-stream,grpc-unix",
+        "--workloads",
+        "latency",
+        "--sizes",
+        "64",
+        "--messages",
+        "200",
+    ]);
+    let json = s.json();
+    let (code, out, err) = ipcbench(&[
+        "recommend",
+        "--results",
+        json.to_str().unwrap(),
+        "--need",
+        "rpc",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ranking(&out), vec!["grpc-unix"], "{out}");
+    assert!(out.contains(".proto contract"), "what gRPC gives: {out}");
+    assert!(
+        out.contains("x the p50 of unix-stream beneath it in this run"),
+        "what it costs: {out}"
+    );
+}

@@ -6,19 +6,45 @@ mod common;
 
 use common::Scratch;
 
-/// Every kind of setup; HTTP with the `http` feature (CI builds it).
-const MECHANISMS: &str = if cfg!(feature = "http") {
-    "tcp,unix-stream,unix-seqpacket,posix-mq,sysv-mq,fifo,shm-futex,shm-eventfd,pipe,udp,ipc-channel,interprocess,tokio-tcp,http-tcp,http-unix"
-} else {
-    "tcp,unix-stream,unix-seqpacket,posix-mq,sysv-mq,fifo,shm-futex,shm-eventfd,pipe,udp,ipc-channel,interprocess,tokio-tcp"
-};
+/// Every kind of setup, and the frameworks whose features are on (CI builds them all).
+fn mechanisms() -> String {
+    let mut m = vec![
+        "tcp",
+        "unix-stream",
+        "unix-seqpacket",
+        "posix-mq",
+        "sysv-mq",
+        "fifo",
+        "shm-futex",
+        "shm-eventfd",
+        "pipe",
+        "udp",
+        "ipc-channel",
+        "interprocess",
+        "tokio-tcp",
+    ];
+    if cfg!(feature = "http") {
+        m.extend(["http-tcp", "http-unix"]);
+    }
+    if cfg!(feature = "grpc") {
+        m.push("grpc-unix");
+    }
+    if cfg!(feature = "dbus") {
+        m.extend(["dbus-p2p", "dbus-bus"]);
+    }
+    if cfg!(feature = "zmq") {
+        m.extend(["zmq-ipc", "zmq-tcp"]);
+    }
+    m.join(",")
+}
 
 #[test]
 fn every_kind_of_channel_is_made_used_and_closed_per_iteration_and_nothing_is_left() {
     let s = Scratch::new("setup");
+    let mechanisms = mechanisms();
     let v = s.sweep(&[
         "--mechanisms",
-        MECHANISMS,
+        &mechanisms,
         "--sizes",
         "100",
         "--workloads",
@@ -29,7 +55,7 @@ fn every_kind_of_channel_is_made_used_and_closed_per_iteration_and_nothing_is_le
         "40",
     ]);
     let results = v["results"].as_array().unwrap();
-    assert_eq!(results.len(), MECHANISMS.split(',').count());
+    assert_eq!(results.len(), mechanisms.split(',').count());
     for r in results {
         let m = r["mechanism"].as_str().unwrap();
         assert_eq!(r["status"], "ok", "{m}: {r}");
@@ -40,7 +66,10 @@ fn every_kind_of_channel_is_made_used_and_closed_per_iteration_and_nothing_is_le
         }
         assert!(x["per_sec"].as_f64().unwrap() > 0.0, "{m}");
         // Anonymous pairs are handed over as descriptors; named objects are opened.
-        let handed = matches!(m, "pipe" | "unix-seqpacket" | "udp" | "shm-eventfd");
+        let handed = matches!(
+            m,
+            "pipe" | "unix-seqpacket" | "udp" | "shm-eventfd" | "dbus-p2p"
+        );
         assert_eq!(x["passes_descriptors"], handed, "{m}");
         let seen = matches!(
             m,
@@ -53,6 +82,9 @@ fn every_kind_of_channel_is_made_used_and_closed_per_iteration_and_nothing_is_le
                 | "tokio-tcp"
                 | "http-tcp"
                 | "http-unix"
+                | "grpc-unix"
+                | "dbus-p2p"
+                | "dbus-bus"
         );
         assert_eq!(x["close_seen"], seen, "{m}");
         // Only TCP has a TIME_WAIT to count and an abortive variant.
@@ -68,7 +100,10 @@ fn every_kind_of_channel_is_made_used_and_closed_per_iteration_and_nothing_is_le
             assert!(rst["connect_ns"]["p50"].as_u64().unwrap() > 0, "{m}");
         }
         // ipcbench's records of named objects are reported apart from the mechanism's cost.
-        let kept = matches!(m, "posix-mq" | "sysv-mq" | "shm-futex" | "shm-eventfd");
+        let kept = matches!(
+            m,
+            "posix-mq" | "sysv-mq" | "shm-futex" | "shm-eventfd" | "dbus-bus"
+        );
         assert_eq!(x["records_ns"].is_object(), kept, "{m}: {x}");
     }
     s.audit();

@@ -55,6 +55,18 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &crates::http::HTTP_UNIX,
     #[cfg(feature = "http")]
     &crates::http::HTTP_TCP,
+    #[cfg(feature = "grpc")]
+    &crates::grpc::GRPC_UNIX,
+    #[cfg(feature = "grpc")]
+    &crates::grpc::GRPC_TCP,
+    #[cfg(feature = "dbus")]
+    &crates::dbus::DBUS_P2P,
+    #[cfg(feature = "dbus")]
+    &crates::dbus::DBUS_BUS,
+    #[cfg(feature = "zmq")]
+    &crates::zmq::ZMQ_IPC,
+    #[cfg(feature = "zmq")]
+    &crates::zmq::ZMQ_TCP,
     #[cfg(feature = "shared-memory-crate")]
     &crates::shared_memory::SharedMemoryCrate,
     #[cfg(feature = "iceoryx2")]
@@ -173,6 +185,37 @@ pub struct ChannelParams {
     pub shm_segment: shm::Segment,
     /// How the two processes are placed (spinning needs two CPUs).
     pub pin: Pin,
+    /// What the workload sends; only frameworks with a call per pattern look at it.
+    pub traffic: Traffic,
+}
+
+/// What a workload sends over a channel: requests each answered before the next
+/// (latency, setup) or a stream one way and one answer at the end (throughput).
+/// Frameworks whose API differs by pattern (gRPC unary calls or a stream, ZeroMQ REQ/REP or
+/// PUSH/PULL, D-Bus calls with or without a reply) choose by it; the rest ignore it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Traffic {
+    #[default]
+    Exchange,
+    OneWay,
+}
+
+impl Traffic {
+    /// The word a spec carries for a peer that must know (`exchange`, `one-way`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Traffic::Exchange => "exchange",
+            Traffic::OneWay => "one-way",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Traffic> {
+        match s {
+            "exchange" => Some(Traffic::Exchange),
+            "one-way" => Some(Traffic::OneWay),
+            _ => None,
+        }
+    }
 }
 
 impl ChannelParams {
@@ -184,6 +227,7 @@ impl ChannelParams {
             shm_ring: shm::DEFAULT_RING,
             shm_segment: shm::Segment::Posix,
             pin: Pin::Cross,
+            traffic: Traffic::Exchange,
         }
     }
 }
@@ -364,6 +408,12 @@ pub trait Mechanism: Send + Sync {
         None
     }
 
+    /// For a call framework (calls with a schema or an interface description, generated or
+    /// typed clients): what it gives a service for its cost, for `recommend --need rpc`.
+    fn rpc(&self) -> Option<&'static str> {
+        None
+    }
+
     /// How one server thread serves many clients of it (`--clients`), or why it cannot.
     fn fan_in(&self) -> fanin::Form {
         fanin::Form::Unsupported("ipcbench has no many-to-one form of this mechanism")
@@ -410,11 +460,17 @@ pub use tcp::{
 pub static LEFTOVERS: &[&Leftovers] = &[
     #[cfg(feature = "iceoryx2")]
     &crates::iceoryx2::DOMAIN,
+    #[cfg(feature = "dbus")]
+    &crates::dbus::DAEMON,
 ];
 
 pub fn leftovers(kind: &str) -> Option<&'static Leftovers> {
     LEFTOVERS.iter().copied().find(|l| l.kind == kind)
 }
+
+/// The processes running a private bus daemon of directory `name` (for leak audits).
+#[cfg(feature = "dbus")]
+pub use crates::dbus::daemon_pids as dbus_daemon_pids;
 
 /// The files of an iceoryx2 domain (for tests that damage one on purpose).
 #[cfg(feature = "iceoryx2")]

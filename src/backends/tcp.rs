@@ -67,7 +67,10 @@ fn nodelay(id: &'static str, stream: &TcpStream, what: &str) -> Result<(), Backe
 
 /// The parent's side for mechanism `id`: a loopback listener on an ephemeral port; the
 /// connection that presents the token becomes a channel through `wrap`.
-pub(crate) fn offer_as(id: &'static str, wrap: Wrap) -> Result<Offer, BackendError> {
+pub(crate) fn offer_as(
+    id: &'static str,
+    wrap: impl FnOnce(&'static str, TcpStream, &str) -> Result<Box<dyn Channel>, BackendError> + 'static,
+) -> Result<Offer, BackendError> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| err(id, "listen on", "127.0.0.1", e))?;
     let addr = listener

@@ -63,7 +63,16 @@ fn blocking(
 
 /// The parent's side for mechanism `id`: a socket bound in a fresh private directory; the
 /// accepted stream becomes a channel through `wrap`.
-pub(crate) fn offer_as(id: &'static str, wrap: Wrap) -> Result<Offer, BackendError> {
+pub(crate) fn offer_as(
+    id: &'static str,
+    wrap: impl FnOnce(
+            &'static str,
+            Stream,
+            &Path,
+            Option<PrivateDir>,
+        ) -> Result<Box<dyn Channel>, BackendError>
+        + 'static,
+) -> Result<Offer, BackendError> {
     let dir = PrivateDir::create().map_err(|e| {
         BackendError::new(id, "create", "a private directory", e)
             .hint("set TMPDIR to a writable directory")

@@ -36,6 +36,8 @@ pub enum Need {
     LowestCpu,
     /// It must exist beyond Linux.
     Portable,
+    /// Calls with a schema or interface description and typed clients (an RPC framework).
+    Rpc,
 }
 
 pub struct Pick {
@@ -132,7 +134,8 @@ fn size_to_answer(sizes: &[usize], asked: Option<usize>) -> Option<usize> {
 
 /// Whether a mechanism has every property the application needs (the ranking needs,
 /// lowest latency and lowest CPU, hold for all).
-fn satisfies(i: &backends::MechanismInfo, needs: &[Need]) -> bool {
+fn satisfies(m: &dyn backends::Mechanism, needs: &[Need]) -> bool {
+    let i = m.info();
     needs.iter().all(|n| match n {
         Need::Boundaries => i.boundaries,
         Need::ManyToOne => i.fan_in,
@@ -140,8 +143,43 @@ fn satisfies(i: &backends::MechanismInfo, needs: &[Need]) -> bool {
         Need::CrossHost => i.cross_host,
         Need::PassFds => i.fd_passing,
         Need::Portable => i.portable,
+        Need::Rpc => m.rpc().is_some(),
         Need::LowestLatency | Need::LowestCpu => true,
     })
+}
+
+/// What result `r`'s layer costs over the mechanism it is built on, from the same run
+/// (latency p50 or throughput, as `r` measures).
+fn layer_cost(run: &RunFile, r: &CaseResult, i: &backends::MechanismInfo) -> String {
+    let Some(base) = i.built_on else {
+        return "no raw mechanism under it to compare with".into();
+    };
+    let under = run.results.iter().find(|b| {
+        b.mechanism == base
+            && b.workload == r.workload
+            && b.size == r.size
+            && b.status == Status::Ok
+    });
+    let p50 = |x: &CaseResult| x.rtt_ns.as_ref().map(|s| s.p50 as f64);
+    let bps = |x: &CaseResult| x.throughput.as_ref().map(|t| t.bytes_per_sec);
+    match under {
+        Some(b) => match (p50(r), p50(b), bps(r), bps(b)) {
+            (Some(a), Some(z), _, _) if z > 0.0 => {
+                format!(
+                    "costs {:.1}x the p50 of {base} beneath it in this run",
+                    a / z
+                )
+            }
+            (_, _, Some(a), Some(z)) if z > 0.0 => {
+                format!(
+                    "carries {:.2}x the throughput of {base} beneath it in this run",
+                    a / z
+                )
+            }
+            _ => format!("{base} beneath it has no comparable number in this run"),
+        },
+        None => format!("run {base} too to see what the layer costs"),
+    }
 }
 
 fn cpu_us(r: &CaseResult) -> Option<f64> {
@@ -210,7 +248,7 @@ pub fn advise(
             continue;
         };
         let i = m.info();
-        let fits = satisfies(i, needs);
+        let fits = satisfies(m, needs);
         if !fits
             || matches!(
                 i.family,
@@ -300,6 +338,12 @@ pub fn advise(
             _ => "-".into(),
         };
         let mut trade_off = i.trade_off.to_string();
+        if let (true, Some(gives)) = (
+            needs.contains(&Need::Rpc),
+            backends::by_id(&r.mechanism).and_then(|m| m.rpc()),
+        ) {
+            trade_off = format!("{gives}; {}", layer_cost(run, r, i));
+        }
         if let Some(l) = r.loss.filter(|l| *l > 0.0) {
             trade_off.push_str(&format!("; lost {:.2}% here", l * 100.0));
         }
@@ -348,7 +392,7 @@ pub fn advise_at_rate(
             continue;
         };
         let i = m.info();
-        let fits = satisfies(i, needs);
+        let fits = satisfies(m, needs);
         if !fits {
             continue;
         }
@@ -472,7 +516,7 @@ pub fn advise_with_clients(
             continue;
         };
         let i = m.info();
-        if !satisfies(i, needs) {
+        if !satisfies(m, needs) {
             continue;
         }
         let Some(f) = &r.fan_in else { continue };

@@ -156,6 +156,10 @@ pub trait Workload: Sync {
     }
     /// Measured count when `--messages` is not given (its unit is the workload's own).
     fn default_count(&self, size: usize, p: &Params) -> u64;
+    /// What it sends over a channel (frameworks pick their call pattern by it).
+    fn traffic(&self) -> crate::backends::Traffic {
+        crate::backends::Traffic::Exchange
+    }
     /// Unrecorded warm-up before `n`.
     fn warmup(&self, n: u64) -> u64 {
         warmup_count(n)

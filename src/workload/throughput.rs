@@ -35,6 +35,10 @@ impl Workload for Throughput {
         caps.channel() && caps.streams
     }
 
+    fn traffic(&self) -> crate::backends::Traffic {
+        crate::backends::Traffic::OneWay
+    }
+
     fn default_count(&self, size: usize, p: &Params) -> u64 {
         let quick = p.quick;
         match quick {

@@ -4,36 +4,31 @@
 //! parent is the HTTP client and the peer the server (the connection itself is made the
 //! other way round, as for every socket mechanism here: HTTP does not care who dialled).
 //!
-//! Each side drives its hyper connection from its own thread on a current-thread tokio
-//! runtime (one per thread, shared by that thread's channels, so a fresh connection does
-//! not also pay for a runtime). The connection future is polled inside each send and
-//! receive, no task is spawned: a send returns once the request's response has arrived
-//! (the client) or once the response has left for the kernel (the server: its socket's
-//! flush after the body was written), so no reply is left half-written in a buffer.
+//! Each side drives its hyper connection from its own thread (`driven`): the connection
+//! future is polled inside each send and receive, no task is spawned. A send returns once
+//! the request's response has arrived (the client) or once the response has left for the
+//! kernel (the server: its socket's flush after the body was written), so no reply is left
+//! half-written in a buffer.
 //! The server takes bodies of at most `MAX_BODY` bytes and answers larger ones with
 //! `413 Payload Too Large`, which the client reports; sizes above it are `unsupported`.
 
-use std::cell::RefCell;
-use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
 use super::super::{Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
+use super::driven::{drive, take_over, Answer, Conn, Io, Progress, Watched};
 use super::tokio_sockets::Socket;
 use super::Over;
 use crate::environment::Limits;
@@ -42,120 +37,6 @@ use crate::sys::fs::PrivateDir;
 
 /// The largest body the server takes (a server's usual request-size cap, here 8 MiB).
 pub const MAX_BODY: usize = 8 << 20;
-
-thread_local! {
-    /// This thread's runtime, made on first use.
-    static RUNTIME: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
-}
-
-fn runtime() -> io::Result<Rc<Runtime>> {
-    RUNTIME.with(|r| {
-        let mut r = r.borrow_mut();
-        if let Some(rt) = r.as_ref() {
-            return Ok(Rc::clone(rt));
-        }
-        let rt = Rc::new(
-            tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()?,
-        );
-        *r = Some(Rc::clone(&rt));
-        Ok(rt)
-    })
-}
-
-/// Where the server's latest response is: its body written (dropped by hyper), then the
-/// socket flushed after that.
-#[derive(Default)]
-struct Progress {
-    body_done: AtomicBool,
-    flushed: AtomicBool,
-}
-
-/// The socket under hyper; notes the first flush after a response's body was written.
-struct Io<S> {
-    inner: TokioIo<S>,
-    progress: Arc<Progress>,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> hyper::rt::Read for Io<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> hyper::rt::Write for Io<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_flush(cx);
-        // hyper flushes its socket once its own buffer is empty: after a body was
-        // written, that is the whole response in the kernel.
-        if matches!(r, Poll::Ready(Ok(()))) && this.progress.body_done.load(Ordering::Acquire) {
-            this.progress.flushed.store(true, Ordering::Release);
-        }
-        r
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-}
-
-/// A response body that says when hyper is done with it (it drops it once written).
-struct Reply {
-    inner: Full<Bytes>,
-    progress: Arc<Progress>,
-}
-
-impl Body for Reply {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Reply {
-    fn drop(&mut self) {
-        self.progress.body_done.store(true, Ordering::Release);
-    }
-}
 
 /// A request's body and where its answer goes.
 type Inbound = (Bytes, oneshot::Sender<Bytes>);
@@ -166,6 +47,9 @@ struct Service {
     inbox: mpsc::Sender<Inbound>,
     progress: Arc<Progress>,
 }
+
+/// The response body: the answer, watched until hyper has written all of it.
+type Reply = Watched<Full<Bytes>>;
 
 type Handling = Pin<Box<dyn Future<Output = Result<Response<Reply>, io::Error>> + Send>>;
 
@@ -179,9 +63,10 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         let progress = Arc::clone(&self.progress);
         Box::pin(async move {
             let respond = |status, body: Bytes| {
-                let mut r = Response::new(Reply {
+                let mut r = Response::new(Watched {
                     inner: Full::new(body),
                     progress,
+                    answer: Answer::Body,
                 });
                 *r.status_mut() = status;
                 r
@@ -203,39 +88,6 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             Ok(respond(StatusCode::OK, reply))
         })
     }
-}
-
-/// Polls `conn` and then `step` until `step` is ready; a connection that ends first is
-/// the other side gone.
-fn drive<T>(
-    rt: &Runtime,
-    conn: Pin<&mut dyn Future<Output = hyper::Result<()>>>,
-    ended: &mut bool,
-    mut step: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
-) -> io::Result<T> {
-    let mut conn = conn;
-    rt.block_on(std::future::poll_fn(|cx| {
-        let mut failed = None;
-        if !*ended {
-            if let Poll::Ready(r) = conn.as_mut().poll(cx) {
-                *ended = true;
-                failed = r.err();
-            }
-        }
-        if let Poll::Ready(r) = step(cx) {
-            return Poll::Ready(r);
-        }
-        if *ended {
-            return Poll::Ready(Err(match failed {
-                Some(e) => io::Error::other(e),
-                None => io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the other side closed the connection",
-                ),
-            }));
-        }
-        Poll::Pending
-    }))
 }
 
 type ClientConn<S> = hyper::client::conn::http1::Connection<Io<S>, Full<Bytes>>;
@@ -281,8 +133,8 @@ impl<S: Socket> Channel for Client<S> {
             }
             Ok(body)
         });
-        let conn: Pin<&mut dyn Future<Output = hyper::Result<()>>> = self.conn.as_mut();
-        let body = drive(&self.rt, conn, &mut self.ended, |cx| {
+        let conn: Conn<'_, hyper::Error> = self.conn.as_mut();
+        let body = drive(&self.rt, Some(conn), &mut self.ended, |cx| {
             exchange.as_mut().poll(cx)
         })?;
         self.body = Some(body);
@@ -332,15 +184,14 @@ impl<S: Socket> Channel for Server<S> {
                 "an HTTP server sends only a response to a request",
             )
         })?;
-        self.progress.body_done.store(false, Ordering::Release);
-        self.progress.flushed.store(false, Ordering::Release);
+        self.progress.reset(msg.len());
         answer
             .send(Bytes::copy_from_slice(msg))
             .map_err(|_| io::Error::other("the request was abandoned"))?;
         let progress = &self.progress;
-        let conn: Pin<&mut dyn Future<Output = hyper::Result<()>>> = self.conn.as_mut();
-        drive(&self.rt, conn, &mut self.ended, |_| {
-            match progress.flushed.load(Ordering::Acquire) {
+        let conn: Conn<'_, hyper::Error> = self.conn.as_mut();
+        drive(&self.rt, Some(conn), &mut self.ended, |_| {
+            match progress.flushed() {
                 true => Poll::Ready(Ok(())),
                 false => Poll::Pending,
             }
@@ -349,8 +200,8 @@ impl<S: Socket> Channel for Server<S> {
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let inbox = &self.inbox;
-        let conn: Pin<&mut dyn Future<Output = hyper::Result<()>>> = self.conn.as_mut();
-        let (body, answer) = drive(&self.rt, conn, &mut self.ended, |_| {
+        let conn: Conn<'_, hyper::Error> = self.conn.as_mut();
+        let (body, answer) = drive(&self.rt, Some(conn), &mut self.ended, |_| {
             match inbox.try_recv() {
                 Ok(r) => Poll::Ready(Ok(r)),
                 Err(_) => Poll::Pending,
@@ -365,24 +216,6 @@ impl<S: Socket> Channel for Server<S> {
     fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.sock.as_fd())
     }
-}
-
-/// The socket handed to the runtime, its descriptor kept (for socket options and ports).
-fn take_over<S: Socket>(
-    sock: S,
-    progress: &Arc<Progress>,
-) -> io::Result<(Rc<Runtime>, Io<S::Async>, OwnedFd)> {
-    let rt = runtime()?;
-    let sock = {
-        let _inside = rt.enter();
-        sock.into_async()?
-    };
-    let fd = sock.as_fd().try_clone_to_owned()?;
-    let io = Io {
-        inner: TokioIo::new(sock),
-        progress: Arc::clone(progress),
-    };
-    Ok((rt, io, fd))
 }
 
 fn client<S: Socket>(
@@ -534,6 +367,10 @@ impl Mechanism for Http {
     /// The server's connection ends when the client closes.
     fn close_is_seen(&self) -> bool {
         true
+    }
+
+    fn rpc(&self) -> Option<&'static str> {
+        Some("HTTP/1.1: methods, paths, status codes and headers that every language, proxy and tool speaks; a schema only by convention (OpenAPI)")
     }
 
     /// Requests and responses alternate: one message cannot follow another one way.
