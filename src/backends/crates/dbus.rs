@@ -597,7 +597,7 @@ static BUS_INFO: MechanismInfo = MechanismInfo {
     named: true,
     cross_host: false,
     built_on: Some("unix-stream"),
-    fan_in: false,
+    fan_in: true,
     fd_passing: true,
     portable: true,
     trade_off: "what calling a service through the D-Bus daemon costs: two socket hops and the daemon's routing per message",

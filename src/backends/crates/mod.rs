@@ -32,10 +32,6 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// This thread's current-thread tokio runtime (its I/O driver, and timers where a
-/// framework's feature compiles them in), shared by the thread's framework channels so a
-/// fresh connection does not also pay for a runtime. Tasks a framework spawns run while
-/// one of those channels waits in `block_on`.
 /// Runs the tasks a dropped framework channel left on this thread's runtime (a connection
 /// saying goodbye, an accept loop told to stop) until no more than `before` tasks are
 /// alive, for at most `within`: so sockets close when the channel goes, not whenever the
@@ -61,6 +57,10 @@ pub(crate) fn settle(
     })
 }
 
+/// This thread's current-thread tokio runtime (its I/O driver, and timers where a
+/// framework's feature compiles them in), shared by the thread's framework channels so a
+/// fresh connection does not also pay for a runtime. Tasks a framework spawns run while
+/// one of those channels waits in `block_on`.
 #[cfg(any(feature = "http", feature = "grpc", feature = "dbus", feature = "zmq"))]
 pub(crate) fn runtime() -> std::io::Result<std::rc::Rc<tokio::runtime::Runtime>> {
     RUNTIME.with(|r| {

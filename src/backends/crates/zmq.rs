@@ -227,7 +227,7 @@ const fn info(
         named,
         cross_host,
         built_on: Some(built_on),
-        fan_in: false,
+        fan_in: true,
         fd_passing: false,
         portable: true,
         trade_off: "what ZeroMQ's framing, patterns and runtime cost over the raw socket, for reconnection and routing",
