@@ -206,6 +206,7 @@ pub fn run(args: &RunArgs, plan: Plan) -> anyhow::Result<bool> {
     };
     let run = plan.run(env, |ev| match ev {
         Event::Floor => bar.set_message("measuring the floor"),
+        Event::Warning(w) => bar.suspend(|| eprintln!("ipcbench: warning: {w}")),
         Event::Start(c) => bar.set_message(format!(
             "{} {} {}",
             c.subject.id(),
@@ -502,7 +503,11 @@ pub fn floor(
         peer_exe,
         Duration::from_secs(60),
     );
-    print!("{}", crate::floor::measure(&opts, &args.sizes).render());
+    let floor = crate::floor::measure(&opts, &args.sizes);
+    print!("{}", floor.render());
+    if let Some(w) = crate::floor::wakeup_warning(&floor, opts.placement.peer_cpu) {
+        eprintln!("ipcbench: warning: {w}");
+    }
     Ok(())
 }
 

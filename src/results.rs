@@ -193,6 +193,10 @@ pub struct CaseResult {
     /// Throughput: bytes/s divided by single-thread memcpy bandwidth at this size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x_copy: Option<f64>,
+    /// Latency of a mechanism that sleeps while it waits: p50 divided by two cross-CPU
+    /// wake-ups (one per direction), the floor of such a round trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_wake: Option<f64>,
     /// With `--repeat K` (K > 1): every repetition's summary. The top-level numbers are
     /// those of the repetition with the median p50 (latency) or bytes/s (throughput).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -397,6 +401,29 @@ pub struct Floor {
     pub cacheline_reason: Option<String>,
     /// Bytes per second of one thread copying a message of each size (keys are sizes).
     pub copy_bytes_per_sec: std::collections::BTreeMap<usize, f64>,
+    /// One-way cross-CPU wake-up of a thread asleep on a futex; null on one CPU, with the
+    /// reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wakeup: Option<Wakeup>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wakeup_reason: Option<String>,
+}
+
+/// The wake-up floor (`floor::wakeup`): from the waker's clock read before `FUTEX_WAKE` to
+/// the sleeper's after its wait returned, between the run's two CPUs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Wakeup {
+    pub p10_ns: u64,
+    pub p50_ns: u64,
+    pub p90_ns: u64,
+    pub p99_ns: u64,
+    /// p50 after each idle gap: (gap in µs, ns).
+    pub by_idle_us: Vec<(u64, u64)>,
+    /// (lower bound in ns of a power-of-two bin, wake-ups in it), ascending.
+    pub histogram: Vec<(u64, u64)>,
+    /// When p90 is over 3x p10: the median of each of the two clusters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modes_ns: Option<[u64; 2]>,
 }
 
 /// The core-to-core map (measured by `matrix`).

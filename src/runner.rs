@@ -46,6 +46,9 @@ pub struct Case {
 pub enum Event<'a> {
     /// Measuring the floor, before the first case.
     Floor,
+    /// Something the floor showed that makes the run's numbers harder to read (also kept
+    /// in the results' environment warnings).
+    Warning(&'a str),
     Start(&'a Case),
     /// A repetition not run because an earlier one of the case failed or was unsupported.
     Skip(&'a Case),
@@ -219,6 +222,7 @@ impl Plan {
             loss: None,
             x_floor: None,
             x_copy: None,
+            x_wake: None,
             repeats: Vec::new(),
             median: None,
             p50_ci: None,
@@ -315,10 +319,18 @@ impl Plan {
 
     /// Runs every case; `progress` hears of each case before and after it (never during
     /// timing).
-    pub fn run(&self, environment: Environment, mut progress: impl FnMut(Event<'_>)) -> RunFile {
+    pub fn run(
+        &self,
+        mut environment: Environment,
+        mut progress: impl FnMut(Event<'_>),
+    ) -> RunFile {
         let started_at = now_rfc3339();
         progress(Event::Floor);
         let floor = crate::floor::measure(&self.session, &self.sizes);
+        if let Some(w) = crate::floor::wakeup_warning(&floor, self.session.placement.peer_cpu) {
+            progress(Event::Warning(&w));
+            environment.warnings.push(w);
+        }
         // Repetitions interleave (every case once, then every case again) so drift in the
         // machine hits all mechanisms alike; each repetition starts fresh peers.
         let cases = self.cases();
@@ -351,6 +363,10 @@ impl Plan {
         for r in &mut results {
             if let (Some(s), Some(f)) = (&r.rtt_ns, floor.cacheline_rtt_ns) {
                 r.x_floor = Some(s.p50 as f64 / f.max(1.0));
+            }
+            let sleeps = crate::backends::by_id(&r.mechanism).is_some_and(|m| !m.info().busy_waits);
+            if let (Some(s), Some(w), true) = (&r.rtt_ns, &floor.wakeup, sleeps) {
+                r.x_wake = Some(s.p50 as f64 / (2.0 * w.p50_ns.max(1) as f64));
             }
             if let (Some(t), Some(c)) = (&r.throughput, floor.copy_bytes_per_sec.get(&r.size)) {
                 r.x_copy = Some(t.bytes_per_sec / c);

@@ -27,10 +27,31 @@ fn the_floor_is_plausible_and_every_result_is_set_against_it() {
         let bw = f["copy_bytes_per_sec"][size].as_f64().unwrap();
         assert!(bw > 1e7, "memcpy at {size}: {bw}");
     }
+    // The wake-up floor between the two CPUs: a distribution, by idle gap, binned.
+    let w = &f["wakeup"];
+    let (p10, p50, p99) = (
+        w["p10_ns"].as_u64().unwrap(),
+        w["p50_ns"].as_u64().unwrap(),
+        w["p99_ns"].as_u64().unwrap(),
+    );
+    assert!(0 < p10 && p10 <= p50 && p50 <= p99, "{w}");
+    assert_eq!(w["by_idle_us"].as_array().unwrap().len(), 5, "{w}");
+    let binned: u64 = w["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(binned, 1000, "every measured wake-up is in a bin: {w}");
     for r in v["results"].as_array().unwrap() {
         assert_eq!(r["status"], "ok", "{r}");
         match r["workload"].as_str().unwrap() {
-            "latency" => assert!(r["x_floor"].as_f64().unwrap() > 0.0, "{r}"),
+            "latency" => {
+                assert!(r["x_floor"].as_f64().unwrap() > 0.0, "{r}");
+                // A pipe sleeps while it waits; shm-spin never does.
+                let sleeps = r["mechanism"] == "pipe";
+                assert_eq!(r["x_wake"].as_f64().is_some(), sleeps, "{r}");
+            }
             _ => assert!(r["x_copy"].as_f64().unwrap() > 0.0, "{r}"),
         }
     }
@@ -159,7 +180,13 @@ fn the_floor_command_prints_the_floor() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let t = text(&out.stdout);
-    for line in ["clock read:", "cache-line round trip", "memcpy     64 B:"] {
+    for line in [
+        "clock read:",
+        "cache-line round trip",
+        "memcpy     64 B:",
+        "cross-CPU wake-up: p50",
+        "after 1000 µs idle: p50",
+    ] {
         assert!(t.contains(line), "{line} missing:\n{t}");
     }
 }

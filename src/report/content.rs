@@ -701,6 +701,22 @@ fn measurement(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
                 bps / 1e9
             ));
         }
+        match (&f.wakeup, &f.wakeup_reason) {
+            (Some(w), _) => items.push(format!(
+                "cross-CPU wake-up of a thread asleep on a futex: p50 {} µs (p10 {}, p90 {}, p99 {} µs); p50 after an idle gap of {} (the floor of a sleeping mechanism's round trip is two of them: latency cells show p50 as a multiple of that, wN)",
+                micros(w.p50_ns as f64),
+                micros(w.p10_ns as f64),
+                micros(w.p90_ns as f64),
+                micros(w.p99_ns as f64),
+                w.by_idle_us
+                    .iter()
+                    .map(|(gap, ns)| format!("{gap} µs: {} µs", micros(*ns as f64)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            (None, Some(r)) => items.push(format!("cross-CPU wake-up not measured: {r}")),
+            _ => {}
+        }
     }
     // Each calibration loop beside the mechanism it is the bare version of.
     for (raw, base) in calibration_pairs(run) {
@@ -728,6 +744,9 @@ fn measurement(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
         "one repetition per case: no intervals (use --repeat)".into()
     });
     out.push(Block::List(items));
+    if let Some(w) = run.floor.as_ref().and_then(|f| f.wakeup.as_ref()) {
+        wakeup_histogram(w, out);
+    }
     if let Some(m) = &run.matrix {
         out.push(Block::Heading(3, "Core-to-core map".into()));
         if let Some(svg) = chart::heatmap(m) {
@@ -741,6 +760,43 @@ fn measurement(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
             out.push(Block::List(m.notes.clone()));
         }
     }
+}
+
+/// The wake-up floor's distribution: one row per power-of-two bin, with a bar.
+fn wakeup_histogram(w: &crate::results::Wakeup, out: &mut Vec<Block>) {
+    out.push(Block::Heading(3, "Cross-CPU wake-ups".into()));
+    let total: u64 = w.histogram.iter().map(|(_, n)| n).sum::<u64>().max(1);
+    let most = w
+        .histogram
+        .iter()
+        .map(|(_, n)| *n)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    out.push(Block::Para(match w.modes_ns {
+        Some([lo, hi]) => format!(
+            "Bimodal: about {} µs or {} µs, by whether the sleeping CPU was still polling or had gone idle (see the warnings).",
+            micros(lo as f64),
+            micros(hi as f64)
+        ),
+        None => "One mode: p90 is within 3x of p10.".into(),
+    }));
+    let rows = w
+        .histogram
+        .iter()
+        .map(|(from, n)| {
+            vec![
+                format!("{}-{} µs", micros(*from as f64), micros((from * 2) as f64)),
+                n.to_string(),
+                format!("{:.0}%", *n as f64 * 100.0 / total as f64),
+                "#".repeat(((*n * 40).div_ceil(most)) as usize),
+            ]
+        })
+        .collect();
+    out.push(Block::Table {
+        header: vec!["wake-up".into(), "count".into(), "share".into(), "".into()],
+        rows,
+    });
 }
 
 fn one_run(input: &Input, suffix: &str, out: &mut Vec<Block>) {

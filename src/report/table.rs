@@ -98,9 +98,11 @@ pub fn ci_mb(r: &CaseResult) -> String {
         .unwrap_or_default()
 }
 
-/// ` x120`: p50 as a multiple of the cache-line round trip.
+/// ` x120 w1.1`: p50 as a multiple of the cache-line round trip, and for a mechanism that
+/// sleeps while it waits, of two cross-CPU wake-ups.
 pub fn floor_suffix(r: &CaseResult) -> String {
-    r.x_floor.map(|x| format!(" x{x:.0}")).unwrap_or_default()
+    let wake = r.x_wake.map(|w| format!(" w{w:.1}")).unwrap_or_default();
+    r.x_floor.map(|x| format!(" x{x:.0}")).unwrap_or_default() + &wake
 }
 
 /// ` x0.25`: throughput as a fraction of memcpy bandwidth at this size.
@@ -384,6 +386,13 @@ pub fn blocks(full: &RunFile) -> Vec<Block> {
         .and_then(|f| f.cacheline_rtt_ns)
         .map(|ns| format!("xN: p50 as a multiple of the cache-line round trip ({ns:.0} ns here)."))
         .unwrap_or_default();
+    let wake = run
+        .floor
+        .as_ref()
+        .and_then(|f| f.wakeup.as_ref())
+        .map(|w| format!(" wN (mechanisms that sleep while waiting): p50 as a multiple of two cross-CPU wake-ups ({} µs each here, p50).", micros(w.p50_ns as f64)))
+        .unwrap_or_default();
+    let floor = floor + &wake;
     push_grid(
         &mut out,
         "Round-trip latency, p50 / p99 (µs)",
@@ -673,8 +682,20 @@ pub fn render(run: &RunFile) -> String {
             .cacheline_rtt_ns
             .map(|v| format!("cache-line round trip {v:.0} ns"))
             .unwrap_or_else(|| "cache-line round trip not measured".into());
+        let wake = f
+            .wakeup
+            .as_ref()
+            .map(|w| {
+                format!(
+                    ", cross-CPU wake-up p50 {} µs (p10 {}, p90 {})",
+                    micros(w.p50_ns as f64),
+                    micros(w.p10_ns as f64),
+                    micros(w.p90_ns as f64)
+                )
+            })
+            .unwrap_or_default();
         out.push_str(&format!(
-            "floor: {line}, clock read {:.0} ns\n",
+            "floor: {line}, clock read {:.0} ns{wake}\n",
             f.clock_read_ns
         ));
     }

@@ -5,6 +5,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod wakeup;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -72,11 +74,28 @@ pub fn measure(opts: &SessionOptions, sizes: &[usize]) -> Floor {
             Err(e) => (None, Some(e.to_string())),
         },
     };
+    let (wakeup, wakeup_reason) = match (opts.placement.parent_cpu, opts.placement.peer_cpu) {
+        (Some(a), Some(b)) if a != b => match wakeup::measure(a, b) {
+            Ok(w) => (Some(w), None),
+            Err(e) => (None, Some(format!("the wake-up measurement failed: {e}"))),
+        },
+        _ => (
+            None,
+            Some(
+                "the processes share a CPU or are not pinned: no cross-CPU wake-up to measure"
+                    .into(),
+            ),
+        ),
+    };
+    // The wake-up threads re-pinned this one: back to the parent's CPU.
+    let _ = opts.placement.apply_parent();
     Floor {
         clock_read_ns: clock,
         cacheline_rtt_ns: rtt,
         cacheline_reason: reason,
         copy_bytes_per_sec: copy,
+        wakeup,
+        wakeup_reason,
     }
 }
 
@@ -97,6 +116,50 @@ impl Floor {
                 bps / 1e9
             ));
         }
+        match (&self.wakeup, &self.wakeup_reason) {
+            (Some(w), _) => out.push_str(&render_wakeup(w)),
+            (None, Some(r)) => out.push_str(&format!("cross-CPU wake-up: not measured ({r})\n")),
+            _ => {}
+        }
         out
     }
+}
+
+/// The wake-up floor as text: percentiles, p50 by idle gap, and the histogram.
+fn render_wakeup(w: &crate::results::Wakeup) -> String {
+    let us = |ns: u64| crate::report::micros(ns as f64);
+    let mut out = format!(
+        "cross-CPU wake-up: p50 {} µs, p10 {}, p90 {}, p99 {} µs\n",
+        us(w.p50_ns),
+        us(w.p10_ns),
+        us(w.p90_ns),
+        us(w.p99_ns)
+    );
+    for (gap, ns) in &w.by_idle_us {
+        out.push_str(&format!("  after {gap:>4} µs idle: p50 {} µs\n", us(*ns)));
+    }
+    let most = w
+        .histogram
+        .iter()
+        .map(|(_, n)| *n)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    for (from, n) in &w.histogram {
+        out.push_str(&format!(
+            "  {:>7}-{:<7} µs {:>5} {}\n",
+            us(*from),
+            us(from * 2),
+            n,
+            "#".repeat(((n * 40).div_ceil(most)) as usize)
+        ));
+    }
+    out
+}
+
+/// The warning for this floor's wake-ups when they are bimodal, with the likely cause read
+/// from the machine's idle settings for the sleeping CPU.
+pub fn wakeup_warning(f: &Floor, sleeper_cpu: Option<usize>) -> Option<String> {
+    let facts = wakeup::idle_facts(std::path::Path::new("/"), sleeper_cpu?);
+    wakeup::bimodal_warning(f.wakeup.as_ref()?, &facts)
 }
