@@ -186,10 +186,11 @@ pub fn idle_facts(root: &std::path::Path, cpu: usize) -> String {
             })
         })
         .collect();
+    let driver = driver.filter(|d| d != "none");
     let mut out = match (&driver, &governor) {
         (Some(d), Some(g)) => format!("cpuidle driver {d}, governor {g}"),
         (Some(d), None) => format!("cpuidle driver {d}"),
-        _ => "no cpuidle driver found".to_string(),
+        (None, _) => "no cpuidle driver (the kernel's default idle: an idle CPU halts at once; on a virtual machine the halt exits to the host, which must resume the vCPU before it can run the woken thread, later the longer it slept)".to_string(),
     };
     if !states.is_empty() {
         out.push_str(&format!(
@@ -214,14 +215,14 @@ pub fn idle_facts(root: &std::path::Path, cpu: usize) -> String {
 pub fn bimodal_warning(w: &Wakeup, facts: &str) -> Option<String> {
     let [low, high] = w.modes_ns?;
     Some(format!(
-        "cross-CPU wake-ups here are bimodal: about {:.1} µs or {:.1} µs (p10 {:.1}, p90 {:.1} µs; p50 by idle gap: {}). Likely cause: {facts}. Every mechanism that sleeps while waiting inherits both modes: expect its latency to be bimodal too, and read its x_wake",
+        "cross-CPU wake-ups here are bimodal or spread: p90 {:.1} µs is over 3x p10 {:.1} µs (clusters about {:.1} and {:.1} µs); p50 by how long the CPU idled first: {}. Likely cause: {facts}. Every mechanism that sleeps while waiting inherits this: expect its latency to spread the same way, and read its x_wake",
+        w.p90_ns as f64 / 1e3,
+        w.p10_ns as f64 / 1e3,
         low as f64 / 1e3,
         high as f64 / 1e3,
-        w.p10_ns as f64 / 1e3,
-        w.p90_ns as f64 / 1e3,
         w.by_idle_us
             .iter()
-            .map(|(gap, ns)| format!("{gap} µs {:.1}", *ns as f64 / 1e3))
+            .map(|(gap, ns)| format!("{:.1} µs after {gap} µs", *ns as f64 / 1e3))
             .collect::<Vec<_>>()
             .join(", ")
     ))
@@ -281,7 +282,14 @@ mod tests {
         )
         .unwrap();
         let facts = idle_facts(&root, 1);
+        // With no driver (`none`), the default idle halts at once: said so, no states.
+        std::fs::write(sys.join("cpuidle/current_driver"), "none\n").unwrap();
+        let plain = idle_facts(&root, 7);
         std::fs::remove_dir_all(&root).unwrap();
+        assert!(
+            plain.starts_with("no cpuidle driver (the kernel's default idle"),
+            "{plain}"
+        );
         assert!(
             facts.starts_with("cpuidle driver haltpoll, governor haltpoll"),
             "{facts}"
