@@ -6,10 +6,9 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::mqueue::{mq_getattr, mq_open, mq_timedreceive, MQ_OFlag, MqAttr};
+use nix::mqueue::{mq_getattr, mq_open, mq_receive, mq_send, mq_timedreceive, MQ_OFlag, MqAttr};
 use nix::sys::stat::Mode;
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, ClockId};
@@ -46,8 +45,6 @@ static INFO: MechanismInfo = MechanismInfo {
 /// Queue depth used when `fs.mqueue.msg_max` allows it (kept small: it is charged to
 /// RLIMIT_MSGQUEUE at full message size).
 const DEPTH: u64 = 10;
-/// Blocking calls wake this often to see whether the peer is gone.
-const SLICE: Duration = Duration::from_millis(100);
 
 fn depth(limits: &Limits) -> u64 {
     limits.mq_msg_max.unwrap_or(DEPTH).clamp(1, DEPTH)
@@ -67,39 +64,37 @@ struct MqChannel {
     names: Option<Vec<String>>,
 }
 
-fn deadline() -> io::Result<TimeSpec> {
-    let now = clock_gettime(ClockId::CLOCK_REALTIME)?;
-    Ok(now + TimeSpec::from_duration(SLICE))
+/// A deadline already past: a timed call with it never blocks (the abort's wake-ups).
+fn now() -> io::Result<TimeSpec> {
+    Ok(clock_gettime(ClockId::CLOCK_REALTIME)?)
 }
 
-/// `mq_timedsend` in slices, so a send blocked on a full queue notices the peer's death.
+/// `mq_send`, untimed: a blocked send does not notice the peer's death by itself, so the
+/// abort handle frees a slot for it (`wake`), and every call first checks the flag.
 fn send_on(q: &OwnedMq, aborted: &AtomicBool, msg: &[u8]) -> io::Result<()> {
     loop {
-        match crate::sys::mq::timed_send(q.get(), msg, &deadline()?) {
-            Err(e)
-                if e.raw_os_error() == Some(libc::ETIMEDOUT)
-                    || e.kind() == io::ErrorKind::Interrupted =>
-            {
-                if aborted.load(Ordering::Acquire) {
-                    return Err(gone());
-                }
-            }
-            other => return other,
+        if aborted.load(Ordering::Acquire) {
+            return Err(gone());
+        }
+        match mq_send(q.get(), msg, 0) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map_err(io::Error::from),
         }
     }
 }
 
-/// `mq_timedreceive` in slices, likewise.
+/// `mq_receive`, untimed, likewise: the abort handle puts an empty message in the queue
+/// (no message of a run is empty), which ends a blocked receive.
 fn recv_on(q: &OwnedMq, aborted: &AtomicBool, buf: &mut [u8]) -> io::Result<usize> {
     let mut prio = 0;
     loop {
-        match mq_timedreceive(q.get(), buf, &mut prio, &deadline()?) {
+        if aborted.load(Ordering::Acquire) {
+            return Err(gone());
+        }
+        match mq_receive(q.get(), buf, &mut prio) {
+            Ok(0) if aborted.load(Ordering::Acquire) => return Err(gone()),
             Ok(n) => return Ok(n),
-            Err(Errno::ETIMEDOUT | Errno::EINTR) => {
-                if aborted.load(Ordering::Acquire) {
-                    return Err(gone());
-                }
-            }
+            Err(Errno::EINTR) => continue,
             Err(Errno::EMSGSIZE) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -108,6 +103,19 @@ fn recv_on(q: &OwnedMq, aborted: &AtomicBool, buf: &mut [u8]) -> io::Result<usiz
             }
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// Ends the parent's blocked calls once the peer is gone (after the flag is set): an empty
+/// message into the queue it receives from, and a slot freed in the queue it sends to.
+/// Neither call blocks (their deadline has passed); a full or empty queue needs neither.
+fn wake(rx: &OwnedMq, tx: &OwnedMq) {
+    let Ok(past) = now() else { return };
+    let _ = crate::sys::mq::timed_send(rx.get(), &[], &past);
+    // The receive buffer must hold the queue's largest message (else EMSGSIZE).
+    if let Ok(attr) = mq_getattr(tx.get()) {
+        let mut buf = vec![0u8; attr.msgsize().max(1) as usize];
+        let _ = mq_timedreceive(tx.get(), &mut buf, &mut 0, &past);
     }
 }
 
@@ -132,8 +140,7 @@ impl Channel for MqHalf {
 }
 
 impl Channel for MqChannel {
-    // The timed calls cost one vDSO clock read per message; they keep every wait bounded,
-    // since a blocked mq_send/mq_receive does not notice the peer's death.
+    // Untimed calls, as a program would make them; the abort handle ends a blocked one.
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         send_on(&self.tx, &self.aborted, msg)
     }
@@ -163,7 +170,17 @@ impl Channel for MqChannel {
 
     fn abort_handle(&self) -> Option<AbortHandle> {
         let flag = Arc::clone(&self.aborted);
-        Some(Box::new(move || flag.store(true, Ordering::Release)))
+        // Descriptors of its own: it may run after the channel is dropped.
+        let queues = self
+            .rx
+            .try_clone()
+            .and_then(|rx| Ok((rx, self.tx.try_clone()?)));
+        Some(Box::new(move || {
+            flag.store(true, Ordering::Release);
+            if let Ok((rx, tx)) = queues {
+                wake(&rx, &tx);
+            }
+        }))
     }
 
     fn peer_attached(&mut self) -> Result<(), BackendError> {
@@ -300,8 +317,10 @@ impl Mechanism for PosixMq {
     fn offer(&self, params: &ChannelParams) -> Result<Offer, BackendError> {
         let base = unique_base()?;
         let mut qs = Queues::new(params.size);
-        let tx = qs.create(format!("{base}-to"), MQ_OFlag::O_WRONLY)?;
-        let rx = qs.create(format!("{base}-from"), MQ_OFlag::O_RDONLY)?;
+        // Both read-write: the abort handle writes to the queue the parent reads and reads
+        // from the one it writes, to end a blocked call.
+        let tx = qs.create(format!("{base}-to"), MQ_OFlag::O_RDWR)?;
+        let rx = qs.create(format!("{base}-from"), MQ_OFlag::O_RDWR)?;
         let chan = MqChannel::new(tx, rx, qs.keep());
         Ok(Offer {
             spec: base,
@@ -429,8 +448,9 @@ impl Mechanism for PosixMq {
             Ok(mq)
         };
         Ok(Box::new(MqChannel {
-            rx: open(&to, MQ_OFlag::O_RDONLY)?,
-            tx: open(&from, MQ_OFlag::O_WRONLY)?,
+            // Read-write, as the parent's: the abort handle works from either side.
+            rx: open(&to, MQ_OFlag::O_RDWR)?,
+            tx: open(&from, MQ_OFlag::O_RDWR)?,
             aborted: Arc::new(AtomicBool::new(false)),
             names: None,
         }))
