@@ -227,25 +227,38 @@ impl FanIn {
     }
 }
 
-/// The first client that is gone, as the case's error. A client that reported a failure
-/// (a bad reply) exits right after; a short grace lets its exit be seen.
+/// The client that is gone, as the case's error. A client that reported a failure (a bad
+/// reply) exits right after; a short grace lets its exit be seen. When several are gone, one
+/// that died (a signal, a crash) is the cause: the others' failures follow from it (a
+/// queue removed to unblock the server ends their waits too).
 fn first_failure(id: &'static str, peers: &mut [Peer]) -> Option<Error> {
     let n = peers.len();
     let deadline = Instant::now() + EXIT_GRACE;
-    let i = loop {
-        if let Some(i) = peers.iter().position(|p| p.has_exited()) {
-            break i;
+    let gone = loop {
+        let gone: Vec<usize> = (0..n).filter(|&i| peers[i].has_exited()).collect();
+        if !gone.is_empty() {
+            break gone;
         }
         if Instant::now() >= deadline {
             return None;
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let pid = peers[i].pid();
-    let source = peers[i]
-        .diagnose()
-        .unwrap_or_else(|| PeerError::Protocol("the client exited".into()));
-    Some(client_error(id, i, n, pid, source))
+    let mut why: Vec<(usize, PeerError)> = gone
+        .into_iter()
+        .map(|i| {
+            let e = peers[i]
+                .diagnose()
+                .unwrap_or_else(|| PeerError::Protocol("the client exited".into()));
+            (i, e)
+        })
+        .collect();
+    let cause = why
+        .iter()
+        .position(|(_, e)| matches!(e, PeerError::Died { .. }))
+        .unwrap_or(0);
+    let (i, source) = why.swap_remove(cause);
+    Some(client_error(id, i, n, peers[i].pid(), source))
 }
 
 fn client_error(

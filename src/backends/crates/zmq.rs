@@ -121,24 +121,11 @@ impl Channel for End {
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let (abort, rt) = (Arc::clone(&self.abort), Rc::clone(&self.rt));
-        let got = {
-            let mut recv: std::pin::Pin<Box<dyn Future<Output = Result<ZmqMessage, ZmqError>>>> =
-                match self.sockets() {
-                    Sockets::Req(s) => Box::pin(s.recv()),
-                    Sockets::Rep(s) => Box::pin(s.recv()),
-                    Sockets::Pipeline { pull, .. } => Box::pin(pull.recv()),
-                };
-            let mut aborted = pin!(abort.notified());
-            rt.block_on(std::future::poll_fn(|cx| {
-                if aborted.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::ConnectionReset,
-                        "the peer process exited",
-                    )));
-                }
-                recv.as_mut().poll(cx).map(|r| r.map_err(zmq_error))
-            }))?
-        };
+        let got = match self.sockets() {
+            Sockets::Req(s) => until_aborted(&rt, &abort, s.recv()),
+            Sockets::Rep(s) => until_aborted(&rt, &abort, s.recv()),
+            Sockets::Pipeline { pull, .. } => until_aborted(&rt, &abort, pull.recv()),
+        }?;
         one_frame(got, buf)
     }
 
@@ -150,6 +137,25 @@ impl Channel for End {
     fn peer_attached(&mut self) -> Result<(), BackendError> {
         super::super::remove_names(self.mechanism, &mut self.names)
     }
+}
+
+/// Waits for `recv` unless the session says the peer exited first.
+fn until_aborted(
+    rt: &Runtime,
+    abort: &Notify,
+    recv: impl Future<Output = Result<ZmqMessage, ZmqError>>,
+) -> io::Result<ZmqMessage> {
+    let mut recv = pin!(recv);
+    let mut aborted = pin!(abort.notified());
+    rt.block_on(std::future::poll_fn(|cx| {
+        if aborted.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "the peer process exited",
+            )));
+        }
+        recv.as_mut().poll(cx).map(|r| r.map_err(zmq_error))
+    }))
 }
 
 /// Retries `send` of a handshake message until a peer is connected to take it.
