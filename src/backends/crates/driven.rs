@@ -21,48 +21,67 @@ use super::runtime;
 
 use super::tokio_sockets::Socket;
 
-/// Where a server's latest answer is: taken out of its body (`marked`), at least its size
-/// written to the socket since it was handed over (`written`, `expect`: an HTTP/2 body
-/// can be taken while part of it still waits in the connection's send buffer), then the
-/// socket flushed after that (`flushed`).
+/// Where a server's latest answer is. `marked`: the framework has taken all of it out of
+/// its body (so every frame of it is queued in the connection). Then it has left for the
+/// kernel once a poll of the connection made no write: hyper writes whatever is queued on
+/// every poll, and a write the socket refused (`blocked`) counts as not done. (A flush is
+/// no such sign: HTTP/2 flushes whenever its frame buffer fills, mid-answer.)
 #[derive(Default)]
 pub(super) struct Progress {
     marked: AtomicBool,
-    written: AtomicU64,
-    expect: AtomicU64,
-    flushed: AtomicBool,
+    /// Writes the socket took.
+    writes: AtomicU64,
+    /// Whether the last write found the socket full.
+    blocked: AtomicBool,
 }
 
 impl Progress {
-    /// Forgets the last answer, before handing over the next, of `len` bytes.
-    pub(super) fn reset(&self, len: usize) {
+    /// Forgets the last answer, before handing over the next.
+    pub(super) fn reset(&self) {
         self.marked.store(false, Ordering::Release);
-        self.written.store(0, Ordering::Release);
-        self.expect.store(len as u64, Ordering::Release);
-        self.flushed.store(false, Ordering::Release);
-    }
-
-    fn wrote(&self, n: usize) {
-        self.written.fetch_add(n as u64, Ordering::AcqRel);
-    }
-
-    /// Whether the answer is all out of its body and in the socket's writes.
-    fn out(&self) -> bool {
-        self.marked.load(Ordering::Acquire)
-            && self.written.load(Ordering::Acquire) >= self.expect.load(Ordering::Acquire)
     }
 
     fn mark(&self) {
         self.marked.store(true, Ordering::Release);
     }
 
-    /// Whether the answer handed over since `reset` is in the kernel.
-    pub(super) fn flushed(&self) -> bool {
-        self.flushed.load(Ordering::Acquire)
+    fn wrote(&self, r: &Poll<io::Result<usize>>) {
+        match r {
+            Poll::Ready(Ok(_)) => {
+                self.writes.fetch_add(1, Ordering::AcqRel);
+                self.blocked.store(false, Ordering::Release);
+            }
+            Poll::Pending => self.blocked.store(true, Ordering::Release),
+            Poll::Ready(Err(_)) => {}
+        }
+    }
+
+    /// Writes so far: the start for `out`.
+    pub(super) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
+    }
+
+    /// For a `drive` step, right after a poll of the connection: whether the answer handed
+    /// over since `reset` is all in the kernel. `last` is the write count at the previous
+    /// step; while writes still happen, the step asks to be polled again at once.
+    pub(super) fn out(&self, last: &mut u64, cx: &mut Context<'_>) -> bool {
+        let (w, blocked) = (self.writes(), self.blocked.load(Ordering::Acquire));
+        let wrote = w != *last;
+        *last = w;
+        if !self.marked.load(Ordering::Acquire) || blocked {
+            // Woken when the framework queues it, or when the socket has room.
+            return false;
+        }
+        if wrote {
+            // The socket took writes: see whether the next poll has more.
+            cx.waker().wake_by_ref();
+            return false;
+        }
+        true
     }
 }
 
-/// The socket under hyper; notes the first flush after an answer was written.
+/// The socket under hyper; notes each write for `Progress`.
 pub(super) struct Io<S> {
     inner: TokioIo<S>,
     progress: Arc<Progress>,
@@ -86,21 +105,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> hyper::rt::Write for Io<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            this.progress.wrote(n);
-        }
+        this.progress.wrote(&r);
         r
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_flush(cx);
-        // hyper flushes its socket once its own buffer is empty: after an answer was taken
-        // and at least its size written, that is the whole answer in the kernel.
-        if matches!(r, Poll::Ready(Ok(()))) && this.progress.out() {
-            this.progress.flushed.store(true, Ordering::Release);
-        }
-        r
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -118,9 +128,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> hyper::rt::Write for Io<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = r {
-            this.progress.wrote(n);
-        }
+        this.progress.wrote(&r);
         r
     }
 }

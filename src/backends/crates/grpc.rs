@@ -364,15 +364,16 @@ enum Got {
 impl<S: Socket> Channel for Server<S> {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         let data = Bytes::copy_from_slice(msg);
-        self.progress.reset(msg.len());
+        self.progress.reset();
         let progress = &self.progress;
+        let mut last = progress.writes();
         let conn: Conn<'_, hyper::Error> = self.conn.as_mut();
         if let Some(answer) = self.pending.take() {
             answer
                 .send(data)
                 .map_err(|_| io::Error::other("the call was abandoned"))?;
-            return drive(&self.rt, Some(conn), &mut self.ended, |_| {
-                match progress.flushed() {
+            return drive(&self.rt, Some(conn), &mut self.ended, |cx| {
+                match progress.out(&mut last, cx) {
                     true => Poll::Ready(Ok(())),
                     false => Poll::Pending,
                 }
@@ -399,7 +400,7 @@ impl<S: Socket> Channel for Server<S> {
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            match progress.flushed() {
+            match progress.out(&mut last, cx) {
                 true => Poll::Ready(Ok(())),
                 false => Poll::Pending,
             }

@@ -184,14 +184,15 @@ impl<S: Socket> Channel for Server<S> {
                 "an HTTP server sends only a response to a request",
             )
         })?;
-        self.progress.reset(msg.len());
+        self.progress.reset();
         answer
             .send(Bytes::copy_from_slice(msg))
             .map_err(|_| io::Error::other("the request was abandoned"))?;
         let progress = &self.progress;
+        let mut last = progress.writes();
         let conn: Conn<'_, hyper::Error> = self.conn.as_mut();
-        drive(&self.rt, Some(conn), &mut self.ended, |_| {
-            match progress.flushed() {
+        drive(&self.rt, Some(conn), &mut self.ended, |cx| {
+            match progress.out(&mut last, cx) {
                 true => Poll::Ready(Ok(())),
                 false => Poll::Pending,
             }
