@@ -161,11 +161,16 @@ fn until_aborted(
 /// Retries `send` of a handshake message until a peer is connected to take it.
 /// The first retries only yield (the crate's accept task and the other process run), so
 /// a peer that is already connecting is met within microseconds, not a sleep's millisecond.
-async fn send_when_connected<S: SocketSend>(s: &mut S, until: Instant) -> io::Result<()> {
+/// `alive` ends the retries (the peer gone, the deadline passed).
+async fn send_when_connected<S: SocketSend>(
+    s: &mut S,
+    alive: &dyn Fn() -> io::Result<()>,
+) -> io::Result<()> {
     for tries in 0u32.. {
         match s.send(ZmqMessage::from(b"hello".to_vec())).await {
             Ok(()) => return Ok(()),
-            Err(ZmqError::ReturnToSender { .. }) if Instant::now() < until => {
+            Err(ZmqError::ReturnToSender { .. }) => {
+                alive()?;
                 if tries < YIELDING_TRIES {
                     tokio::task::yield_now().await;
                     std::thread::yield_now();
@@ -177,6 +182,33 @@ async fn send_when_connected<S: SocketSend>(s: &mut S, until: Instant) -> io::Re
         }
     }
     unreachable!("the loop returns")
+}
+
+/// Receives the handshake message in short slices, asking `alive` between them (a PULL
+/// socket waits for a lost peer forever; its receive can be dropped and begun again).
+async fn recv_hello_while<S: SocketRecv>(
+    s: &mut S,
+    alive: &dyn Fn() -> io::Result<()>,
+) -> io::Result<()> {
+    loop {
+        alive()?;
+        let slice = Instant::now() + Duration::from_millis(20);
+        match recv_hello(s, slice).await {
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Alive until `until`.
+fn until(until: Instant) -> impl Fn() -> io::Result<()> {
+    move || match Instant::now() < until {
+        true => Ok(()),
+        false => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the other side did not connect in time",
+        )),
+    }
 }
 
 /// Receives the handshake message, giving up at `until`.
@@ -330,16 +362,18 @@ impl Mechanism for Zmq {
             inherit: Vec::new(),
             connect: Box::new(move |rv| {
                 let mut sockets = sockets;
-                let until = rv.deadline;
+                // The peer gone or the deadline passed ends the handshake.
+                let alive = || rv.check();
                 let hello = rt.block_on(async {
                     match &mut sockets {
                         Sockets::Req(s) => {
-                            send_when_connected(s, until).await?;
-                            recv_hello(s, until).await
+                            send_when_connected(s, &alive).await?;
+                            // Connected: a peer that dies now closes the connection.
+                            recv_hello(s, rv.deadline).await
                         }
                         Sockets::Pipeline { push, pull } => {
-                            recv_hello(pull, until).await?;
-                            send_when_connected(push, until).await
+                            recv_hello_while(pull, &alive).await?;
+                            send_when_connected(push, &alive).await
                         }
                         Sockets::Rep(_) => unreachable!("the parent never answers"),
                     }
@@ -400,8 +434,9 @@ impl Mechanism for Zmq {
                 let (mut pull, mut push) = (PullSocket::new(), PushSocket::new());
                 rt.block_on(pull.connect(ends[0])).map_err(connect)?;
                 rt.block_on(push.connect(ends[1])).map_err(connect)?;
+                let alive = self::until(until);
                 rt.block_on(async {
-                    send_when_connected(&mut push, until).await?;
+                    send_when_connected(&mut push, &alive).await?;
                     recv_hello(&mut pull, until).await
                 })
                 .map_err(|e| fail(id, "meet the parent on", ends[0], e))?;
