@@ -39,7 +39,7 @@ use tonic::transport::{Channel as TonicChannel, Endpoint};
 use tonic::Status;
 use tonic_prost::ProstCodec;
 
-use super::super::{Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer, Traffic};
+use super::super::{Channel, ChannelParams, Mechanism, MechanismInfo, Offer, Traffic};
 use super::driven::{drive, take_over, Answer, Conn, Io, Progress, Watched};
 use super::runtime;
 use super::tokio_sockets::Socket;
@@ -567,25 +567,14 @@ const fn info(
     cross_host: bool,
     named: bool,
 ) -> MechanismInfo {
-    MechanismInfo {
+    super::framework_info(
         id,
-        family: Family::Crates,
         summary,
-        boundaries: true,
-        kernel_copies: 2,
-        lossy: false,
-        named,
+        built_on,
         cross_host,
-        built_on: Some(built_on),
-        fan_in: true,
-        fd_passing: false,
-        portable: true,
-        trade_off: "what a gRPC service pays over the raw socket: HTTP/2 framing, protobuf, a runtime, for a schema and generated clients",
-        verified: true,
-        busy_waits: false,
-        calibrates: None,
-        in_all: true,
-    }
+        named,
+        "what a gRPC service pays over the raw socket: HTTP/2 framing, protobuf, a runtime, for a schema and generated clients",
+    )
 }
 
 static TCP_INFO: MechanismInfo = info(

@@ -27,7 +27,7 @@ use hyper::{Request, Response, StatusCode};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
-use super::super::{Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
+use super::super::{Channel, ChannelParams, Mechanism, MechanismInfo, Offer};
 use super::driven::{drive, take_over, Answer, Conn, Io, Progress, Watched};
 use super::tokio_sockets::Socket;
 use super::Over;
@@ -313,26 +313,14 @@ const fn info(
     cross_host: bool,
     named: bool,
 ) -> MechanismInfo {
-    MechanismInfo {
+    super::framework_info(
         id,
-        family: Family::Crates,
         summary,
-        boundaries: true,
-        kernel_copies: 2,
-        lossy: false,
-        named,
+        built_on,
         cross_host,
-        built_on: Some(built_on),
-        fan_in: true,
-        fd_passing: false,
-        portable: true,
-        trade_off:
-            "what a service speaking HTTP/1.1 pays over the raw socket: headers, parsing, a runtime",
-        verified: true,
-        busy_waits: false,
-        calibrates: None,
-        in_all: true,
-    }
+        named,
+        "what a service speaking HTTP/1.1 pays over the raw socket: headers, parsing, a runtime",
+    )
 }
 
 static TCP_INFO: MechanismInfo = info(

@@ -78,6 +78,38 @@ pub(crate) fn runtime() -> std::io::Result<std::rc::Rc<tokio::runtime::Runtime>>
     })
 }
 
+/// The description of a framework that carries messages over a stream socket (HTTP,
+/// gRPC, ZeroMQ): whole messages, two kernel copies, many clients by nature.
+#[cfg(any(feature = "http", feature = "grpc", feature = "zmq"))]
+pub(crate) const fn framework_info(
+    id: &'static str,
+    summary: &'static str,
+    built_on: &'static str,
+    cross_host: bool,
+    named: bool,
+    trade_off: &'static str,
+) -> super::MechanismInfo {
+    super::MechanismInfo {
+        id,
+        family: super::Family::Crates,
+        summary,
+        boundaries: true,
+        kernel_copies: 2,
+        lossy: false,
+        named,
+        cross_host,
+        built_on: Some(built_on),
+        fan_in: true,
+        fd_passing: false,
+        portable: true,
+        trade_off,
+        verified: true,
+        busy_waits: false,
+        calibrates: None,
+        in_all: true,
+    }
+}
+
 /// The raw socket a crate's mechanism runs over, set up exactly as that mechanism sets it
 /// up; only the wrapping of the connected socket (`unix` or `tcp`) is the crate's own.
 #[derive(Clone, Copy)]

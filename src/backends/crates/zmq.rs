@@ -30,9 +30,7 @@ use zeromq::{
     ZmqMessage,
 };
 
-use super::super::{
-    AbortHandle, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer, Traffic,
-};
+use super::super::{AbortHandle, Channel, ChannelParams, Mechanism, MechanismInfo, Offer, Traffic};
 use super::runtime;
 use crate::error::BackendError;
 use crate::sys::fs::{check_private_dir, PrivateDir};
@@ -255,25 +253,14 @@ const fn info(
     cross_host: bool,
     named: bool,
 ) -> MechanismInfo {
-    MechanismInfo {
+    super::framework_info(
         id,
-        family: Family::Crates,
         summary,
-        boundaries: true,
-        kernel_copies: 2,
-        lossy: false,
-        named,
+        built_on,
         cross_host,
-        built_on: Some(built_on),
-        fan_in: true,
-        fd_passing: false,
-        portable: true,
-        trade_off: "what ZeroMQ's framing, patterns and runtime cost over the raw socket, for reconnection and routing",
-        verified: true,
-        busy_waits: false,
-        calibrates: None,
-        in_all: true,
-    }
+        named,
+        "what ZeroMQ's framing, patterns and runtime cost over the raw socket, for reconnection and routing",
+    )
 }
 
 static IPC_INFO: MechanismInfo = info(
