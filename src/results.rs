@@ -426,6 +426,22 @@ pub struct Wakeup {
     pub modes_ns: Option<[u64; 2]>,
 }
 
+impl Wakeup {
+    /// Each histogram bin with a bar of `#` scaled so the fullest bin has 40.
+    pub fn bars(&self) -> impl Iterator<Item = (u64, u64, String)> + '_ {
+        let most = self
+            .histogram
+            .iter()
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        self.histogram
+            .iter()
+            .map(move |&(from, n)| (from, n, "#".repeat((n * 40).div_ceil(most) as usize)))
+    }
+}
+
 /// The core-to-core map (measured by `matrix`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Matrix {

@@ -138,20 +138,12 @@ fn render_wakeup(w: &crate::results::Wakeup) -> String {
     for (gap, ns) in &w.by_idle_us {
         out.push_str(&format!("  after {gap:>4} µs idle: p50 {} µs\n", us(*ns)));
     }
-    let most = w
-        .histogram
-        .iter()
-        .map(|(_, n)| *n)
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    for (from, n) in &w.histogram {
+    for (from, n, bar) in w.bars() {
         out.push_str(&format!(
-            "  {:>7}-{:<7} µs {:>5} {}\n",
-            us(*from),
+            "  {:>7}-{:<7} µs {:>5} {bar}\n",
+            us(from),
             us(from * 2),
-            n,
-            "#".repeat(((n * 40).div_ceil(most)) as usize)
+            n
         ));
     }
     out

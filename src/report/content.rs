@@ -766,13 +766,6 @@ fn measurement(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
 fn wakeup_histogram(w: &crate::results::Wakeup, out: &mut Vec<Block>) {
     out.push(Block::Heading(3, "Cross-CPU wake-ups".into()));
     let total: u64 = w.histogram.iter().map(|(_, n)| n).sum::<u64>().max(1);
-    let most = w
-        .histogram
-        .iter()
-        .map(|(_, n)| *n)
-        .max()
-        .unwrap_or(1)
-        .max(1);
     out.push(Block::Para(match w.modes_ns {
         Some([lo, hi]) => format!(
             "Bimodal or spread (p90 over 3x p10): clusters about {} µs and {} µs; the p50 by idle gap above and the warnings say why.",
@@ -782,14 +775,13 @@ fn wakeup_histogram(w: &crate::results::Wakeup, out: &mut Vec<Block>) {
         None => "One mode: p90 is within 3x of p10.".into(),
     }));
     let rows = w
-        .histogram
-        .iter()
-        .map(|(from, n)| {
+        .bars()
+        .map(|(from, n, bar)| {
             vec![
-                format!("{}-{} µs", micros(*from as f64), micros((from * 2) as f64)),
+                format!("{}-{} µs", micros(from as f64), micros((from * 2) as f64)),
                 n.to_string(),
-                format!("{:.0}%", *n as f64 * 100.0 / total as f64),
-                "#".repeat(((*n * 40).div_ceil(most)) as usize),
+                format!("{:.0}%", n as f64 * 100.0 / total as f64),
+                bar,
             ]
         })
         .collect();
