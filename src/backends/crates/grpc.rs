@@ -691,7 +691,17 @@ mod tests {
             assert_eq!(&buf, &[b'w', b'o', b'r', b'l', i]);
         }
         drop(c);
-        assert_eq!(peer.join().unwrap(), io::ErrorKind::UnexpectedEof);
+        // The close is seen as an orderly end, or as a failed connection when tonic's
+        // goodbye did not finish and the socket was shut down: both are what `setup`
+        // counts as the close seen, nothing else is.
+        let closed = peer.join().unwrap();
+        assert!(
+            matches!(
+                closed,
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+            ),
+            "{closed:?}"
+        );
     }
 
     #[test]
