@@ -53,6 +53,9 @@ pub enum CommandKind {
     /// The peer process (started by `run` itself; not for use by hand).
     #[command(name = "__peer", hide = true)]
     Peer(PeerArgs),
+    /// One side of a bare reference loop (started by `floor`; not for use by hand).
+    #[command(name = "__bare", hide = true)]
+    Bare(crate::bare::BareArgs),
 }
 
 #[derive(Args, Debug)]
@@ -199,6 +202,19 @@ pub struct FloorArgs {
     /// The two CPUs as PARENT,PEER.
     #[arg(long, value_parser = parse_cpu_pair)]
     pub cpus: Option<(usize, usize)>,
+    /// Also run the bare reference loops (plain ping-pongs with no harness, two processes)
+    /// beside the mechanisms they stand for, interleaved, and print the ratios.
+    #[arg(long)]
+    pub reference: bool,
+    /// Message size for `--reference` (cacheline always carries 8 bytes).
+    #[arg(long, value_parser = parse_size, default_value = "64")]
+    pub size: usize,
+    /// Timed round trips per measurement for `--reference` (after a tenth as many untimed).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(10..=10_000_000))]
+    pub count: u64,
+    /// Repeats for `--reference`, each running both sides of every pair.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
 }
 
 #[derive(Args, Debug)]

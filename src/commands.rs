@@ -508,6 +508,20 @@ pub fn floor(
     if let Some(w) = crate::floor::wakeup_warning(&floor, opts.placement.peer_cpu) {
         eprintln!("ipcbench: warning: {w}");
     }
+    if args.reference {
+        use crate::floor::reference;
+        let plan = reference::Plan {
+            size: args.size,
+            rounds: crate::bare::Rounds {
+                warmup: (args.count / 10).max(1),
+                count: args.count,
+            },
+            repeat: args.repeat,
+        };
+        println!("\nbare loops beside ipcbench (verify {}):", opts.verify.as_str());
+        let rows = reference::compare(&opts, plan, |what| eprintln!("  {what}"));
+        print!("{}", reference::render(&rows, plan));
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod backends;
+pub mod bare;
 pub mod cleanup;
 pub mod cli;
 pub mod commands;

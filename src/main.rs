@@ -8,7 +8,7 @@ use ipcbench::{commands, peer};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, CommandKind::Peer(_)) {
+    if !matches!(cli.command, CommandKind::Peer(_) | CommandKind::Bare(_)) {
         if let Err(e) = ipcbench::interrupt::install() {
             eprintln!("ipcbench: cannot set up signal handling: {e}");
             return ExitCode::FAILURE;
@@ -37,6 +37,7 @@ fn dispatch(cli: Cli) -> ExitCode {
         }
         CommandKind::List(args) => finish(commands::list(&args).map(|()| true)),
         CommandKind::Peer(args) => ExitCode::from(peer::serve(&args) as u8),
+        CommandKind::Bare(args) => ExitCode::from(ipcbench::bare::serve(&args) as u8),
         CommandKind::Report(args) => finish(commands::report(&args).map(|()| true)),
         CommandKind::Compare(args) => finish(commands::compare(&args)),
         CommandKind::Recommend(args) => finish(commands::recommend(&args).map(|()| true)),

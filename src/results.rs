@@ -399,6 +399,12 @@ pub struct Floor {
     pub cacheline_rtt_ns: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cacheline_reason: Option<String>,
+    /// p50 of the same bounce as a bare loop (`bare`: two processes, no harness), so the
+    /// harness's own cost at the floor is in every run; null with the reason when missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacheline_bare_ns: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacheline_bare_reason: Option<String>,
     /// Bytes per second of one thread copying a message of each size (keys are sizes).
     pub copy_bytes_per_sec: std::collections::BTreeMap<usize, f64>,
     /// One-way cross-CPU wake-up of a thread asleep on a futex; null on one CPU, with the

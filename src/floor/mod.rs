@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod reference;
 pub mod wakeup;
 
 use std::hint::black_box;
@@ -60,6 +61,22 @@ fn cacheline(opts: &SessionOptions) -> Result<f64, Error> {
     Ok(summarize(&h).p50 as f64)
 }
 
+/// The bare loop of the same bounce (same counts, same CPUs): what `cacheline` would be
+/// with no harness at all.
+fn bare_line(opts: &SessionOptions) -> Result<u64, crate::bare::BareError> {
+    let p = &opts.placement;
+    crate::bare::measure(
+        &opts.peer_exe,
+        crate::bare::Kind::Line,
+        8,
+        crate::bare::Rounds {
+            warmup: 2_000,
+            count: 20_000,
+        },
+        (p.parent_cpu, p.peer_cpu),
+    )
+}
+
 /// Measures the floor on the CPUs `opts` places the processes on.
 pub fn measure(opts: &SessionOptions, sizes: &[usize]) -> Floor {
     let _ = opts.placement.apply_parent();
@@ -67,10 +84,17 @@ pub fn measure(opts: &SessionOptions, sizes: &[usize]) -> Floor {
     let copy = sizes.iter().map(|&s| (s, copy_bandwidth(s))).collect();
     let limits = crate::environment::Limits::read();
     let why = backends::by_id("cacheline").and_then(|m| m.unsupported(&opts.params(8), &limits));
-    let (rtt, reason) = match why {
-        Some(w) => (None, Some(w)),
+    let (rtt, reason) = match &why {
+        Some(w) => (None, Some(w.clone())),
         None => match cacheline(opts) {
             Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+    };
+    let (bare, bare_reason) = match why {
+        Some(w) => (None, Some(w)),
+        None => match bare_line(opts) {
+            Ok(v) => (Some(v as f64), None),
             Err(e) => (None, Some(e.to_string())),
         },
     };
@@ -93,6 +117,8 @@ pub fn measure(opts: &SessionOptions, sizes: &[usize]) -> Floor {
         clock_read_ns: clock,
         cacheline_rtt_ns: rtt,
         cacheline_reason: reason,
+        cacheline_bare_ns: bare,
+        cacheline_bare_reason: bare_reason,
         copy_bytes_per_sec: copy,
         wakeup,
         wakeup_reason,
@@ -103,7 +129,17 @@ impl Floor {
     pub fn render(&self) -> String {
         let mut out = format!("clock read: {:.1} ns\n", self.clock_read_ns);
         match (self.cacheline_rtt_ns, &self.cacheline_reason) {
-            (Some(v), _) => out.push_str(&format!("cache-line round trip: {v:.0} ns\n")),
+            (Some(v), _) => {
+                out.push_str(&format!("cache-line round trip: {v:.0} ns"));
+                match (self.cacheline_bare_ns, &self.cacheline_bare_reason) {
+                    (Some(b), _) => out.push_str(&format!(
+                        " (a bare loop: {b:.0} ns, so the harness adds {:.2}x)\n",
+                        v / b
+                    )),
+                    (None, Some(r)) => out.push_str(&format!(" (no bare loop: {r})\n")),
+                    _ => out.push('\n'),
+                }
+            }
             (None, Some(r)) => {
                 out.push_str(&format!("cache-line round trip: not measured ({r})\n"))
             }

@@ -690,7 +690,12 @@ fn measurement(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
     if let Some(f) = &run.floor {
         items.push(format!("clock read: {:.0} ns", f.clock_read_ns));
         match (f.cacheline_rtt_ns, &f.cacheline_reason) {
-            (Some(v), _) => items.push(format!("cross-core cache-line round trip: {v:.0} ns (the lower bound for any notification; latency cells show p50 as a multiple of it, xN)")),
+            (Some(v), _) => {
+                items.push(format!("cross-core cache-line round trip: {v:.0} ns (the lower bound for any notification; latency cells show p50 as a multiple of it, xN)"));
+                if let Some(b) = f.cacheline_bare_ns {
+                    items.push(format!("the same bounce as a bare loop (two processes, no harness): {b:.0} ns, so the harness's cost at the floor is {:.2}x", v / b));
+                }
+            }
             (None, Some(r)) => items.push(format!("cache-line round trip not measured: {r}")),
             _ => {}
         }

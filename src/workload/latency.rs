@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::{
-    by_budget, clients, cost, lossy, outcome, per_unit, record, record_losses, Buffers,
+    by_budget, clients, cost, lossy, outcome, per_unit, record_losses, Buffers, Chain,
     Capabilities, DataError, End, Mode, Params, Workload,
 };
 use crate::backends::Channel;
@@ -143,44 +143,44 @@ pub fn round_trips(
 }
 
 /// Parent side of ping-pong: `n` round trips from `*seq` on. With a histogram, each round
-/// trip is timed and recorded; the returned duration is the whole loop either way.
+/// trip is timed (`Chain`: one clock read per sample, from the previous reply's arrival to
+/// this one's); the returned duration is the whole loop either way. The reply to message
+/// `s` is checked after message `s + 1` has left, while the peer works on it, so the check
+/// is off the reply path whenever the two sides run on different CPUs.
 pub fn ping(
     chan: &mut dyn Channel,
     bufs: &mut Buffers,
     seq: &mut u64,
     n: u64,
-    mut hist: Option<&mut Histogram<u64>>,
+    hist: Option<&mut Histogram<u64>>,
 ) -> Result<Duration, DataError> {
     let start = Instant::now();
+    let mut chain = Chain::new(hist, n);
+    let mut unchecked: Option<(usize, u64)> = None;
     for _ in 0..n {
         let s = *seq;
         stamp(&mut bufs.tx, s);
-        let t0 = Instant::now();
-        let result = chan
-            .send(&bufs.tx)
-            .map_err(|source| DataError::Io {
-                op: "send",
-                seq: s,
-                source,
-            })
-            .and_then(|()| {
-                chan.recv(&mut bufs.rx).map_err(|source| DataError::Io {
-                    op: "receive",
-                    seq: reply_seq(s),
-                    source,
-                })
-            });
-        let rtt = t0.elapsed();
-        let len = result?;
-        // Checked outside the timed interval; the peer checks inside it, equally for all.
-        bufs.check(len, reply_seq(s))?;
-        record(&mut hist, rtt);
+        chan.send(&bufs.tx).map_err(DataError::io("send", s))?;
+        if let Some((len, r)) = unchecked.take() {
+            bufs.check(len, r)?;
+        }
+        let len = chan
+            .recv(&mut bufs.rx)
+            .map_err(DataError::io("receive", reply_seq(s)))?;
+        chain.lap();
+        unchecked = Some((len, reply_seq(s)));
         *seq += 1;
     }
+    if let Some((len, r)) = unchecked {
+        bufs.check(len, r)?;
+    }
+    chain.finish();
     Ok(start.elapsed())
 }
 
-/// Peer side of ping-pong: receive, check, answer, `n` times.
+/// Peer side of ping-pong, `n` times: receive, answer, then check what was received (the
+/// answer does not depend on the check, so the check is off the reply path; a bad message
+/// still fails the case, one reply later).
 pub fn pong(
     chan: &mut dyn Channel,
     bufs: &mut Buffers,
@@ -189,29 +189,31 @@ pub fn pong(
 ) -> Result<(), DataError> {
     for _ in 0..n {
         let s = *seq;
-        bufs.receive(chan, s)?;
+        let len = chan.recv(&mut bufs.rx).map_err(DataError::io("receive", s))?;
         bufs.send(chan, reply_seq(s))?;
+        bufs.check(len, s)?;
         *seq += 1;
     }
     Ok(())
 }
 
 /// Calibration (`pipe-raw`): the parent's round trip with no framing and no checks, as
-/// plain as a hand-written pipe ping-pong.
+/// plain as a hand-written pipe ping-pong (and timed the same way as `ping`).
 pub fn ping_raw(
     chan: &mut dyn Channel,
     bufs: &mut Buffers,
     n: u64,
-    mut hist: Option<&mut Histogram<u64>>,
+    hist: Option<&mut Histogram<u64>>,
 ) -> Result<Duration, DataError> {
     let start = Instant::now();
+    let mut chain = Chain::new(hist, n);
     for i in 0..n {
-        let t0 = Instant::now();
         chan.send(&bufs.tx).map_err(DataError::io("send", i))?;
         chan.recv(&mut bufs.rx)
             .map_err(DataError::io("receive", i))?;
-        record(&mut hist, t0.elapsed());
+        chain.lap();
     }
+    chain.finish();
     Ok(start.elapsed())
 }
 
