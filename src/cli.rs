@@ -170,6 +170,17 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "posix")]
     pub shm_segment: crate::backends::shm::Segment,
 
+    /// How a shared-memory receiver takes each message: `copy` it out of the ring and check
+    /// it there (as every channel does), or check it `in-place` in the ring (no copy out).
+    #[arg(long, value_enum, default_value = "copy")]
+    pub shm_read: crate::backends::shm::Read,
+
+    /// How long `shm-adaptive` polls before it sleeps on the futex, in µs (0: never polls).
+    /// Default: the run's measured cross-CPU wake-up p50 (spinning as long as one sleep
+    /// and wake-up costs is never worse than twice the better choice); 0 with --pin same.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub spin_us: Option<u64>,
+
     /// Where to write the JSON results (written atomically; its directory must exist).
     #[arg(long, default_value = DEFAULT_JSON)]
     pub json: PathBuf,

@@ -64,6 +64,8 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
             // The ring the run really uses, so the results record that, not the request.
             shm_ring: crate::backends::shm::capacity(args.shm_ring),
             shm_segment: args.shm_segment,
+            shm_read: args.shm_read,
+            spin_ns: args.spin_us.map(|us| us * 1_000),
             // Set per case from its workload.
             traffic: crate::backends::Traffic::Exchange,
         },
@@ -518,7 +520,10 @@ pub fn floor(
             },
             repeat: args.repeat,
         };
-        println!("\nbare loops beside ipcbench (verify {}):", opts.verify.as_str());
+        println!(
+            "\nbare loops beside ipcbench (verify {}):",
+            opts.verify.as_str()
+        );
         let rows = reference::compare(&opts, plan, |what| eprintln!("  {what}"));
         print!("{}", reference::render(&rows, plan));
     }

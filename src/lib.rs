@@ -2,8 +2,9 @@
 //! with every message verified and the machine's facts recorded beside the numbers.
 //!
 //! `unsafe` lives only where a system call or shared memory needs it (`sys/`, `backends/`,
-//! the peer's descriptor check, the cleanup of kernel objects); every block says why it is
-//! sound, and the measuring, running and reporting layers forbid it outright.
+//! the bare loops' shared page, the peer's descriptor check, the cleanup of kernel
+//! objects); every block says why it is sound, and the measuring, running and reporting
+//! layers forbid it outright.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

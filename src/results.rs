@@ -93,6 +93,15 @@ pub struct RunConfig {
     pub shm_ring: usize,
     #[serde(default)]
     pub shm_segment: String,
+    /// `copy` or `in-place` (`--shm-read`); empty in files from before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub shm_read: String,
+    /// `shm-adaptive`'s spin budget (ns) and where it came from (`--spin-us`, the floor's
+    /// wake-up p50, or the built-in default); absent in files from before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spin_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub spin_source: String,
 }
 
 fn one() -> u32 {

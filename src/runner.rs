@@ -192,6 +192,29 @@ impl Plan {
     }
 
     pub fn run_case(&self, case: &Case, limits: &Limits) -> CaseResult {
+        self.run_case_in(&self.session, case, limits)
+    }
+
+    /// `shm-adaptive`'s spin budget for this run and where it came from: `--spin-us`; none
+    /// when both sides share a CPU; else the floor's cross-CPU wake-up p50 (spinning as
+    /// long as one sleep and wake-up costs is never worse than twice the better choice).
+    pub fn spin_budget(&self, floor: &crate::results::Floor) -> (u64, &'static str) {
+        if let Some(ns) = self.session.spin_ns {
+            return (ns, "--spin-us");
+        }
+        if self.session.placement.pin == crate::placement::Pin::Same {
+            return (0, "none: both processes share one CPU (--pin same)");
+        }
+        match &floor.wakeup {
+            Some(w) => (w.p50_ns, "the floor's cross-CPU wake-up p50"),
+            None => (
+                crate::backends::shm::DEFAULT_SPIN_NS,
+                "the built-in default (no wake-up floor was measured)",
+            ),
+        }
+    }
+
+    fn run_case_in(&self, session: &SessionOptions, case: &Case, limits: &Limits) -> CaseResult {
         let (warmup, n) = self.counts(case);
         let channel = match case.subject {
             Subject::Channel(m) => Some(m),
@@ -233,9 +256,7 @@ impl Plan {
         if let Some(why) = case
             .workload
             .unsupported(&case.subject.capabilities())
-            .or_else(|| {
-                channel.and_then(|m| m.unsupported(&self.session.params(case.size), limits))
-            })
+            .or_else(|| channel.and_then(|m| m.unsupported(&session.params(case.size), limits)))
         {
             r.status = Status::Unsupported;
             r.reason = Some(why);
@@ -243,15 +264,14 @@ impl Plan {
         }
         let measured = match (case.clients, channel) {
             (Some(clients), Some(m)) => {
-                if let Some(why) =
-                    fan_in_unsupported(m, &self.session.params(case.size), case, clients)
+                if let Some(why) = fan_in_unsupported(m, &session.params(case.size), case, clients)
                 {
                     r.status = Status::Unsupported;
                     r.reason = Some(why);
                     r.fan_in = None;
                     return r;
                 }
-                FanIn::start(m, case.size, clients, &self.session).and_then(|mut fan| {
+                FanIn::start(m, case.size, clients, session).and_then(|mut fan| {
                     let f = case
                         .workload
                         .measure_fan_in(&mut fan, &self.params, &mut r)?;
@@ -262,7 +282,7 @@ impl Plan {
             _ => Session::start(
                 case.subject,
                 case.size,
-                &self.session.for_workload(case.workload),
+                &session.for_workload(case.workload),
             )
             .and_then(|mut s| {
                 case.workload
@@ -314,6 +334,9 @@ impl Plan {
             socket_rcvbuf: self.session.rcvbuf,
             shm_ring: self.session.shm_ring,
             shm_segment: self.session.shm_segment.as_str().to_string(),
+            shm_read: self.session.shm_read.as_str().to_string(),
+            spin_ns: None,
+            spin_source: String::new(),
         }
     }
 
@@ -331,6 +354,11 @@ impl Plan {
             progress(Event::Warning(&w));
             environment.warnings.push(w);
         }
+        let (spin_ns, spin_source) = self.spin_budget(&floor);
+        let session = SessionOptions {
+            spin_ns: Some(spin_ns),
+            ..self.session.clone()
+        };
         // Repetitions interleave (every case once, then every case again) so drift in the
         // machine hits all mechanisms alike; each repetition starts fresh peers.
         let cases = self.cases();
@@ -346,7 +374,7 @@ impl Plan {
                     continue;
                 }
                 progress(Event::Start(case));
-                let r = self.run_case(case, &environment.limits);
+                let r = self.run_case_in(&session, case, &environment.limits);
                 if crate::interrupt::interrupted().is_some() {
                     // Its peer was killed by the interrupt: not a result of the mechanism.
                     break 'sweep;
@@ -379,7 +407,14 @@ impl Plan {
             version: env!("CARGO_PKG_VERSION").into(),
             started_at,
             environment,
-            config: self.config(),
+            config: {
+                let mut c = self.config();
+                if self.mechanisms.iter().any(|m| m.id() == "shm-adaptive") {
+                    c.spin_ns = Some(spin_ns);
+                    c.spin_source = spin_source.into();
+                }
+                c
+            },
             floor: Some(floor),
             matrix: self
                 .matrix

@@ -32,6 +32,9 @@ pub struct SessionOptions {
     /// Bytes per shared-memory ring and the segment kind.
     pub shm_ring: usize,
     pub shm_segment: Segment,
+    pub shm_read: crate::backends::shm::Read,
+    /// `shm-adaptive`'s spin budget (ns): `--spin-us`, or set by the run from its floor.
+    pub spin_ns: Option<u64>,
     /// What the case's workload sends (set per case by the runner).
     pub traffic: Traffic,
 }
@@ -52,6 +55,8 @@ impl SessionOptions {
             rcvbuf: None,
             shm_ring: crate::backends::shm::DEFAULT_RING,
             shm_segment: Segment::Posix,
+            shm_read: crate::backends::shm::Read::Copy,
+            spin_ns: None,
             traffic: Traffic::Exchange,
         }
     }
@@ -71,6 +76,8 @@ impl SessionOptions {
             rcvbuf: self.rcvbuf,
             shm_ring: self.shm_ring,
             shm_segment: self.shm_segment,
+            shm_read: self.shm_read,
+            spin_ns: self.spin_ns,
             pin: self.placement.pin,
             traffic: self.traffic,
         }

@@ -23,6 +23,9 @@ fn the_floor_is_plausible_and_every_result_is_set_against_it() {
     assert!(clock > 0.0 && clock < 10_000.0, "{f}");
     let line = f["cacheline_rtt_ns"].as_f64().unwrap();
     assert!(line > 1.0 && line < 1_000_000.0, "{f}");
+    // The same bounce as a bare loop, beside it in every floor.
+    let bare = f["cacheline_bare_ns"].as_f64().unwrap();
+    assert!(bare > 1.0 && bare < 1_000_000.0, "{f}");
     for size in ["64", "4096"] {
         let bw = f["copy_bytes_per_sec"][size].as_f64().unwrap();
         assert!(bw > 1e7, "memcpy at {size}: {bw}");
@@ -189,6 +192,72 @@ fn the_floor_command_prints_the_floor() {
     ] {
         assert!(t.contains(line), "{line} missing:\n{t}");
     }
+}
+
+/// The table's row for `mechanism`, split into words.
+fn row<'a>(table: &'a str, mechanism: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(mechanism))
+        .unwrap_or_else(|| panic!("no row for {mechanism}:\n{table}"))
+        .split_whitespace()
+        .collect()
+}
+
+#[test]
+fn every_bare_loop_runs_beside_its_mechanism_and_leaves_nothing() {
+    let s = Scratch::new("bare");
+    for (pin, kernel_only) in [("same", true), ("cross", false)] {
+        let out = s
+            .command(&[
+                "floor",
+                "--sizes",
+                "64",
+                "--pin",
+                pin,
+                "--reference",
+                "--repeat",
+                "2",
+                "--count",
+                "300",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let t = text(&out.stdout);
+        for m in [
+            "pipe",
+            "fifo",
+            "unix-stream",
+            "posix-mq",
+            "sysv-mq",
+            "shm-futex",
+            "shm-eventfd",
+            "shm-posix-sem",
+        ] {
+            let r = row(&t, m);
+            // mechanism, "bare", m, p50, "µs", p50, "µs", ratio, [min, max]
+            assert_eq!(r[1..3], ["bare", m], "{t}");
+            let ratio: f64 = r[7]
+                .trim_end_matches('x')
+                .parse()
+                .unwrap_or_else(|_| panic!("{t}"));
+            assert!(ratio > 0.0, "{t}");
+        }
+        let spin = t.lines().find(|l| l.starts_with("shm-spin"));
+        if kernel_only {
+            // Spinning needs two CPUs: neither the line bounce nor shm-spin is compared.
+            assert!(!t.lines().any(|l| l.starts_with("cacheline ")), "{t}");
+            assert!(spin.is_none(), "{t}");
+        } else {
+            assert!(row(&t, "cacheline")[7].ends_with('x'), "{t}");
+            assert!(
+                spin.is_some_and(|l| l.contains("cacheline") && l.contains('x')),
+                "{t}"
+            );
+        }
+    }
+    s.audit();
 }
 
 #[test]

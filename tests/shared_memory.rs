@@ -18,13 +18,14 @@ use ipcbench::workload::throughput::stream;
 /// `SHM_DEST` from <linux/shm.h>: the segment is marked for removal (libc lacks it).
 const SHM_DEST: i32 = 0o1000;
 
-const STRATEGIES: [&str; 6] = [
+const STRATEGIES: [&str; 7] = [
     "shm-spin",
     "shm-futex",
     "shm-eventfd",
     "shm-posix-sem",
     "shm-sysv-sem",
     "shm-condvar",
+    "shm-adaptive",
 ];
 
 fn run_ok(s: &Scratch, args: &[&str]) -> serde_json::Value {
@@ -120,6 +121,43 @@ fn rings_stay_correct_over_millions_of_wrapping_messages() {
         ],
     );
     assert_eq!(v["results"][0]["messages"], 300_000);
+}
+
+#[test]
+fn in_place_reads_check_every_byte_where_it_lies() {
+    // Messages checked in their slots, wrapping a one-page ring at 100 bytes, and 1 MiB
+    // messages two to a ring; a full check of every byte either way.
+    let s = Scratch::new("in-place");
+    for (sizes, ring) in [("100", "4K"), ("1M", "2M")] {
+        let v = run_ok(
+            &s,
+            &[
+                "--mechanisms",
+                "shm-futex,shm-adaptive",
+                "--workloads",
+                "throughput,latency",
+                "--sizes",
+                sizes,
+                "--shm-ring",
+                ring,
+                "--shm-read",
+                "in-place",
+                "--messages",
+                "3000",
+                "--verify",
+                "full",
+                "--pin",
+                "none",
+            ],
+        );
+        assert_eq!(v["config"]["shm_read"], "in-place");
+        assert_eq!(v["results"].as_array().unwrap().len(), 4);
+        assert_eq!(
+            v["config"]["spin_source"],
+            "the built-in default (no wake-up floor was measured)"
+        );
+    }
+    s.audit();
 }
 
 #[test]

@@ -47,6 +47,7 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &shm::SHM_POSIX_SEM,
     &shm::SHM_SYSV_SEM,
     &shm::SHM_CONDVAR,
+    &shm::SHM_ADAPTIVE,
     &crates::ipc_channel::IpcChannel,
     &crates::interprocess::Interprocess,
     &crates::tokio_sockets::TOKIO_UNIX_STREAM,
@@ -183,6 +184,11 @@ pub struct ChannelParams {
     /// Shared memory: bytes of each ring (`--shm-ring`) and the segment kind (`--shm-segment`).
     pub shm_ring: usize,
     pub shm_segment: shm::Segment,
+    /// Shared memory: copy each message out of the ring, or check it there (`--shm-read`).
+    pub shm_read: shm::Read,
+    /// `shm-adaptive`'s spin budget in ns (`--spin-us`, or the run's default from its
+    /// wake-up floor); `None` leaves `shm::DEFAULT_SPIN_NS`.
+    pub spin_ns: Option<u64>,
     /// How the two processes are placed (spinning needs two CPUs).
     pub pin: Pin,
     /// What the workload sends; only frameworks with a call per pattern look at it.
@@ -226,6 +232,8 @@ impl ChannelParams {
             rcvbuf: None,
             shm_ring: shm::DEFAULT_RING,
             shm_segment: shm::Segment::Posix,
+            shm_read: shm::Read::Copy,
+            spin_ns: None,
             pin: Pin::Cross,
             traffic: Traffic::Exchange,
         }
@@ -250,6 +258,19 @@ pub trait Channel {
     /// Receives one message into `buf` and returns its length. Byte-stream mechanisms
     /// fill `buf` completely, handling short reads.
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Receives one message and shows it to `inspect` (the receiver's check); returns its
+    /// length. A mechanism that holds messages in memory both processes map may show it
+    /// where it lies instead of copying it into `buf` (shared memory with `--shm-read
+    /// in-place`); by default it is received into `buf` and shown there.
+    fn recv_in_place(
+        &mut self,
+        buf: &mut [u8],
+        inspect: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<usize> {
+        let n = self.recv(buf)?;
+        inspect(&buf[..n.min(buf.len())]);
+        Ok(n)
+    }
     /// For mechanisms whose blocking calls do not return by themselves when the peer dies
     /// (no end-of-file): how to unblock them. Called at most once, possibly after the
     /// channel is dropped, so it must own what it touches.

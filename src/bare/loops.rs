@@ -179,7 +179,10 @@ pub fn run(
                     (s.try_clone()?, s)
                 }
             };
-            super::run(side, rounds, Stream {
+            super::run(
+                side,
+                rounds,
+                Stream {
                     tx,
                     rx,
                     out: vec![0x5A; size],
@@ -192,7 +195,10 @@ pub fn run(
             let b = mqd(fds.pop())?;
             let a = mqd(fds.pop())?;
             let (tx, rx) = if ping { (a, b) } else { (b, a) };
-            super::run(side, rounds, Mq {
+            super::run(
+                side,
+                rounds,
+                Mq {
                     tx,
                     rx,
                     out: vec![0x5A; size],
@@ -215,7 +221,10 @@ pub fn run(
             };
             let mut out = MsgBuf::new(size);
             out.payload_mut().fill(0x5A);
-            super::run(side, rounds, Sysv {
+            super::run(
+                side,
+                rounds,
+                Sysv {
                     tx,
                     rx,
                     out,
@@ -237,13 +246,14 @@ pub fn run(
                 }
                 _ => {
                     want(1, &fds)?;
-                    Wake::Futex {
-                        seen: [0, 0],
-                    }
+                    Wake::Futex { seen: [0, 0] }
                 }
             };
             let shm = Shared::map(&fds[0], size)?;
-            super::run(side, rounds, Shm {
+            super::run(
+                side,
+                rounds,
+                Shm {
                     shm,
                     wake,
                     // Ping writes area 0 and notifies event 0; pong the reverse.

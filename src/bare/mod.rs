@@ -205,6 +205,8 @@ pub enum BareError {
     },
     #[error("the bare {kind} loop did not finish within {secs} s (both sides were killed)")]
     Timeout { kind: &'static str, secs: u64 },
+    #[error("the bare {kind} loop was stopped by an interrupt")]
+    Interrupted { kind: &'static str },
 }
 
 /// The kernel objects of one bare run, created before either side starts and removed (or
@@ -308,6 +310,13 @@ fn create(kind: Kind, size: usize) -> io::Result<Objects> {
     Ok(out)
 }
 
+/// How the watchdog of one bare run ended.
+enum Ended {
+    Normally,
+    TimedOut,
+    Interrupted,
+}
+
 /// How long one bare run may take before both sides are killed.
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -321,10 +330,12 @@ pub fn measure(
     cpus: (Option<usize>, Option<usize>),
 ) -> Result<u64, BareError> {
     let name = kind.mechanism();
-    let io_err = |action| move |source| BareError::Io {
-        kind: name,
-        action,
-        source,
+    let io_err = |action| {
+        move |source| BareError::Io {
+            kind: name,
+            action,
+            source,
+        }
     };
     let objects = create(kind, size).map_err(io_err("create its kernel objects"))?;
     let raw: Vec<_> = objects.fds.iter().map(|f| f.as_raw_fd()).collect();
@@ -404,15 +415,28 @@ fn wait_all(
             let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
         }
     };
-    let watchdog = std::thread::spawn(move || match stopped.recv_timeout(DEADLINE) {
-        Ok(false) => false,
-        Ok(true) => {
-            kill_all();
-            false
-        }
-        Err(_) => {
-            kill_all();
-            true
+    // Looks every 50 ms for the deadline and for SIGINT/SIGTERM (the run is stopping, and
+    // the spinning kinds can take long on a busy machine): both end the two sides.
+    let watchdog = std::thread::spawn(move || {
+        let start = Instant::now();
+        loop {
+            match stopped.recv_timeout(Duration::from_millis(50)) {
+                Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected) => return Ended::Normally,
+                Ok(true) => {
+                    kill_all();
+                    return Ended::Normally;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if crate::interrupt::interrupted().is_some() {
+                        kill_all();
+                        return Ended::Interrupted;
+                    }
+                    if start.elapsed() > DEADLINE {
+                        kill_all();
+                        return Ended::TimedOut;
+                    }
+                }
+            }
         }
     });
     // One waiting thread per side: a side that fails leaves the other waiting forever,
@@ -431,18 +455,18 @@ fn wait_all(
                 })
             })
             .collect();
-        waits
-            .into_iter()
-            .map(|w| w.join().ok().flatten())
-            .collect()
+        waits.into_iter().map(|w| w.join().ok().flatten()).collect()
     });
     let _ = stop.send(false);
-    let timed_out = watchdog.join().unwrap_or(false);
-    if timed_out {
-        return Err(BareError::Timeout {
-            kind: name,
-            secs: DEADLINE.as_secs(),
-        });
+    match watchdog.join().unwrap_or(Ended::Normally) {
+        Ended::Normally => {}
+        Ended::TimedOut => {
+            return Err(BareError::Timeout {
+                kind: name,
+                secs: DEADLINE.as_secs(),
+            })
+        }
+        Ended::Interrupted => return Err(BareError::Interrupted { kind: name }),
     }
     // The side that failed by itself explains more than the one killed after it.
     use std::os::unix::process::ExitStatusExt;

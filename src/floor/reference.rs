@@ -71,7 +71,12 @@ fn median_u(v: &[u64]) -> Option<u64> {
 }
 
 /// The p50 round trip of `mechanism` through the harness, as `run`'s latency measures it.
-fn ours(mechanism: &str, size: usize, rounds: Rounds, opts: &SessionOptions) -> Result<u64, String> {
+fn ours(
+    mechanism: &str,
+    size: usize,
+    rounds: Rounds,
+    opts: &SessionOptions,
+) -> Result<u64, String> {
     let m = backends::by_id(mechanism).ok_or_else(|| format!("no mechanism {mechanism}"))?;
     measure_ours(m, size, rounds, opts).map_err(|e| e.to_string())
 }
@@ -122,11 +127,16 @@ pub fn compare(opts: &SessionOptions, plan: Plan, mut progress: impl FnMut(&str)
     for rep in 0..plan.repeat {
         let flip = rep % 2 == 1;
         for (k, row) in kinds.iter().zip(rows.iter_mut()) {
-            if row.failure.is_some() {
+            if row.failure.is_some() || crate::interrupt::interrupted().is_some() {
                 continue;
             }
             let size = k.size(plan.size);
-            progress(&format!("repeat {}/{}: {}", rep + 1, plan.repeat, k.mechanism()));
+            progress(&format!(
+                "repeat {}/{}: {}",
+                rep + 1,
+                plan.repeat,
+                k.mechanism()
+            ));
             let one = |bare_side: bool| -> Result<u64, String> {
                 if bare_side {
                     bare::measure(&opts.peer_exe, *k, size, plan.rounds, cpus)
@@ -176,11 +186,18 @@ pub fn render(rows: &[Row], plan: Plan) -> String {
     };
     let mut out = format!(
         "{:<14} {:<18} {:>12} {:>12}  {}\n",
-        "mechanism", "against", "against p50", "ipcbench p50", "ratio of medians [per-repeat min, max]"
+        "mechanism",
+        "against",
+        "against p50",
+        "ipcbench p50",
+        "ratio of medians [per-repeat min, max]"
     );
     for r in rows {
         if let Some(f) = &r.failure {
-            out.push_str(&format!("{:<14} {:<18} not measured: {f}\n", r.mechanism, r.against));
+            out.push_str(&format!(
+                "{:<14} {:<18} not measured: {f}\n",
+                r.mechanism, r.against
+            ));
             continue;
         }
         let ratios = r.ratios();
@@ -218,7 +235,11 @@ mod tests {
         r.reference = vec![100, 200, 100];
         r.ours = vec![110, 200, 130];
         assert_eq!(r.ratios(), vec![1.0, 1.1, 1.3]);
-        assert_eq!(r.ratio(), Some(1.3), "130 over 100: the medians of each side");
+        assert_eq!(
+            r.ratio(),
+            Some(1.3),
+            "130 over 100: the medians of each side"
+        );
         assert_eq!(median_u(&r.reference), Some(100));
     }
 }

@@ -677,8 +677,13 @@ fn machine(run: &RunFile, out: &mut Vec<Block>) {
         format!("verification: {}", c.verify),
         format!("repetitions per case: {}", c.repeat),
         format!(
-            "shared memory: {} segments, {}-byte rings",
-            c.shm_segment, c.shm_ring
+            "shared memory: {} segments, {}-byte rings, receivers {}",
+            c.shm_segment,
+            c.shm_ring,
+            match c.shm_read.as_str() {
+                "in-place" => "check each message in its slot (--shm-read in-place)",
+                _ => "copy each message out, then check it",
+            }
         ),
     ]));
 }

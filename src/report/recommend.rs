@@ -150,6 +150,38 @@ fn satisfies(m: &dyn backends::Mechanism, needs: &[Need]) -> bool {
 
 /// What result `r`'s layer costs over the mechanism it is built on, from the same run
 /// (latency p50 or throughput, as `r` measures).
+/// Where `shm-adaptive` stands between the two it blends, in this run: its p50 against
+/// shm-spin's and its CPU per message against shm-futex's (it wins when both are near 1).
+fn adaptive_here(run: &RunFile, r: &CaseResult) -> String {
+    let twin = |id: &str| {
+        run.results.iter().find(|b| {
+            b.mechanism == id
+                && b.workload == r.workload
+                && b.size == r.size
+                && b.status == Status::Ok
+        })
+    };
+    let p50 = |x: &CaseResult| x.rtt_ns.as_ref().map(|s| s.p50 as f64);
+    let mut out = String::new();
+    if let Some((a, z)) = twin("shm-spin").and_then(|s| p50(r).zip(p50(s))) {
+        out.push_str(&format!("; here p50 {:.1}x shm-spin's", a / z.max(1.0)));
+    }
+    if let Some((a, z)) = twin("shm-futex").and_then(|f| cpu_us(r).zip(cpu_us(f))) {
+        out.push_str(&format!(
+            "; CPU per message {:.1}x shm-futex's",
+            a / z.max(1e-9)
+        ));
+    }
+    if let Some(ns) = run.config.spin_ns {
+        out.push_str(&format!(
+            " (spin budget {} µs: {})",
+            micros(ns as f64),
+            run.config.spin_source
+        ));
+    }
+    out
+}
+
 fn layer_cost(run: &RunFile, r: &CaseResult, i: &backends::MechanismInfo) -> String {
     let Some(base) = i.built_on else {
         return "no raw mechanism under it to compare with".into();
@@ -212,6 +244,9 @@ fn cannot_carry(m: &dyn backends::Mechanism, run: &RunFile, size: usize) -> Opti
     }
     if let Ok(seg) = backends::shm::Segment::from_str(&run.config.shm_segment, true) {
         p.shm_segment = seg;
+    }
+    if let Ok(read) = backends::shm::Read::from_str(&run.config.shm_read, true) {
+        p.shm_read = read;
     }
     p.pin = run.config.pin;
     m.unsupported(&p, &run.environment.limits)
@@ -346,6 +381,9 @@ pub fn advise(
         }
         if let Some(l) = r.loss.filter(|l| *l > 0.0) {
             trade_off.push_str(&format!("; lost {:.2}% here", l * 100.0));
+        }
+        if r.mechanism == "shm-adaptive" {
+            trade_off.push_str(&adaptive_here(run, r));
         }
         picks.push(Pick {
             rank,

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::{
-    by_budget, clients, cost, lossy, outcome, per_unit, record_losses, Buffers, Chain,
-    Capabilities, DataError, End, Mode, Params, Workload,
+    by_budget, clients, cost, lossy, outcome, per_unit, record_losses, Buffers, Capabilities,
+    Chain, DataError, End, Mode, Params, Workload,
 };
 use crate::backends::Channel;
 use crate::error::Error;
@@ -189,7 +189,9 @@ pub fn pong(
 ) -> Result<(), DataError> {
     for _ in 0..n {
         let s = *seq;
-        let len = chan.recv(&mut bufs.rx).map_err(DataError::io("receive", s))?;
+        let len = chan
+            .recv(&mut bufs.rx)
+            .map_err(DataError::io("receive", s))?;
         bufs.send(chan, reply_seq(s))?;
         bufs.check(len, s)?;
         *seq += 1;

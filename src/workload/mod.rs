@@ -369,10 +369,16 @@ impl Buffers {
         chan: &mut dyn Channel,
         seq: u64,
     ) -> Result<Option<u64>, DataError> {
+        let checker = &mut self.checker;
+        let mut verdict = Ok(None);
         let n = chan
-            .recv(&mut self.rx)
+            .recv_in_place(&mut self.rx, &mut |got| {
+                verdict = checker.check_timed(got, seq)
+            })
             .map_err(DataError::io("receive", seq))?;
-        self.check_timed(n, seq)
+        self.check_len(n, seq)?;
+        let sent = verdict.map_err(DataError::Verify)?;
+        Ok(sent.map(|t| lossy::monotonic_ns().saturating_sub(t)))
     }
 
     /// Sends message `seq` carrying its send time (`CLOCK_MONOTONIC`, one clock read).
@@ -388,13 +394,15 @@ impl Buffers {
         crate::message::clear_time(&mut self.tx);
     }
 
+    /// Receives message `seq` and checks it (where it lies, for a channel that can).
     pub(crate) fn receive(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
-        let n = chan.recv(&mut self.rx).map_err(|source| DataError::Io {
-            op: "receive",
-            seq,
-            source,
-        })?;
-        self.check(n, seq)
+        let checker = &mut self.checker;
+        let mut verdict = Ok(());
+        let n = chan
+            .recv_in_place(&mut self.rx, &mut |got| verdict = checker.check(got, seq))
+            .map_err(DataError::io("receive", seq))?;
+        self.check_len(n, seq)?;
+        verdict.map_err(DataError::Verify)
     }
 
     /// Checks the `n` bytes just received as message `seq`. Message mechanisms report the
@@ -476,7 +484,11 @@ const CHAIN_CHUNK: u64 = 1 << 16;
 impl<'h> Chain<'h> {
     /// Starts the clock for `n` laps; without a histogram nothing is timed.
     pub(crate) fn new(hist: Option<&'h mut Histogram<u64>>, n: u64) -> Chain<'h> {
-        let cap = if hist.is_some() { n.min(CHAIN_CHUNK) } else { 0 };
+        let cap = if hist.is_some() {
+            n.min(CHAIN_CHUNK)
+        } else {
+            0
+        };
         Chain {
             hist,
             laps: Vec::with_capacity(cap as usize),

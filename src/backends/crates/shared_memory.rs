@@ -82,7 +82,7 @@ impl Mechanism for SharedMemoryCrate {
         let name = format!("/{PREFIX}{}-{tag:016x}-crate", std::process::id());
         let shm = ShmemConf::new()
             .os_id(&name)
-            .size(segment_bytes(params.shm_ring))
+            .size(segment_bytes(params.shm_ring, params.size))
             .create()
             .map_err(|e| err("create", &name, e))?;
         crate::sys::record::track(&crate::sys::record::Object::PosixShm(name.clone()));
@@ -103,7 +103,7 @@ impl Mechanism for SharedMemoryCrate {
         inherited: Vec<OwnedFd>,
         params: &ChannelParams,
     ) -> Result<Box<dyn Channel>, BackendError> {
-        let (segment, len) = spec_segment(spec)
+        let (segment, len) = spec_segment(spec, params.size)
             .ok_or_else(|| BackendError::invalid(INFO.id, spec, "malformed description"))?;
         let name = segment
             .strip_prefix("crate:/")

@@ -1,6 +1,7 @@
-//! Shared memory: one SPSC ring per direction in one segment, and six ways for a side that
+//! Shared memory: one SPSC ring per direction in one segment, and seven ways for a side that
 //! must wait to sleep and be woken (`shm-spin`, `shm-futex`, `shm-eventfd`,
-//! `shm-posix-sem`, `shm-sysv-sem`, `shm-condvar`). The mechanisms differ only in that.
+//! `shm-posix-sem`, `shm-sysv-sem`, `shm-condvar`, `shm-adaptive`). The mechanisms differ
+//! only in that.
 //! Segments are POSIX (`shm_open`), System V (`shmget`) or anonymous (`memfd`), chosen
 //! with `--shm-segment`; named ones are removed as soon as both processes have mapped them.
 
@@ -29,8 +30,41 @@ use crate::sys::shm::{self as seg, Mapping, SysvShm};
 
 /// Default bytes per ring: one 1 MiB message in flight plus room for the next.
 pub const DEFAULT_RING: usize = 2 << 20;
+
+/// `shm-adaptive`'s spin budget when neither `--spin-us` nor a measured wake-up floor sets
+/// it (e.g. `--pin none`): about one cross-CPU wake-up on the 2-vCPU reference VM.
+pub const DEFAULT_SPIN_NS: u64 = 15_000;
+
+/// The spin budget `shm-adaptive` uses for `params`: none when both sides share a CPU
+/// (the side it waits for cannot run while it spins), else `--spin-us` or the default the
+/// run chose from its wake-up floor.
+pub fn spin_budget(params: &ChannelParams) -> u64 {
+    match params.pin {
+        Pin::Same => 0,
+        _ => params.spin_ns.unwrap_or(DEFAULT_SPIN_NS),
+    }
+}
 const PAGE: usize = 4096;
 const MAGIC: u64 = u64::from_le_bytes(*b"ipcbshm1");
+
+/// How a receiver takes a message out of its ring (`--shm-read`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Read {
+    /// Copy it out into the receiver's buffer, then check it there (as any channel does).
+    Copy,
+    /// Check it where it lies in the ring, then free the slot: no copy out.
+    InPlace,
+}
+
+impl Read {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Read::Copy => "copy",
+            Read::InPlace => "in-place",
+        }
+    }
+}
 
 /// Which kind of segment holds the rings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -78,14 +112,19 @@ pub fn capacity(ring: usize) -> usize {
     ring.div_ceil(PAGE).max(1) * PAGE
 }
 
+/// A ring's slot area for messages of `size` in rings of `cap` bytes, in whole pages.
+fn ring_len(cap: usize, size: usize) -> usize {
+    ring::data_len(cap, size).div_ceil(PAGE) * PAGE
+}
+
 /// Offsets of ring `i`'s header and data.
-fn ring_at(i: usize, cap: usize) -> (usize, usize) {
-    let hdr = PAGE + i * (PAGE + cap);
+fn ring_at(i: usize, cap: usize, size: usize) -> (usize, usize) {
+    let hdr = PAGE + i * (PAGE + ring_len(cap, size));
     (hdr, hdr + PAGE)
 }
 
-fn segment_len(cap: usize) -> usize {
-    PAGE + 2 * (PAGE + cap)
+fn segment_len(cap: usize, size: usize) -> usize {
+    PAGE + 2 * (PAGE + ring_len(cap, size))
 }
 
 pub struct Shm {
@@ -167,6 +206,15 @@ shm_mechanism!(
     "shared memory with System V semaphores: ubiquitous, but semaphore sets outlive crashed processes"
 );
 shm_mechanism!(
+    SHM_ADAPTIVE,
+    ADAPTIVE_INFO,
+    "shm-adaptive",
+    Strategy::Adaptive,
+    "shared-memory rings, polling for up to --spin-us, then a futex sleep",
+    false,
+    "near shm-spin's latency when the answer comes within the spin budget, shm-futex's idle cost when it does not; each wait may burn up to one budget of CPU"
+);
+shm_mechanism!(
     SHM_CONDVAR,
     CONDVAR_INFO,
     "shm-condvar",
@@ -207,6 +255,8 @@ pub(crate) enum Names {
 struct ShmChannel {
     tx: Ring,
     rx: Ring,
+    /// `--shm-read in-place`: `recv_in_place` checks a message in its slot.
+    in_place: bool,
     waker: Waker,
     role: Role,
     names: Option<Names>,
@@ -214,12 +264,24 @@ struct ShmChannel {
     _sysv: (Option<Arc<SysvShm>>, Option<Arc<SysvSemSet>>),
 }
 
+fn wrong_size(ring: &Ring, len: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "the ring carries messages of {} bytes, not {len}",
+            ring.size()
+        ),
+    )
+}
+
 impl Channel for ShmChannel {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         let tx = &self.tx;
         self.waker
             .wait_until(self.role.tx_space, || tx.can_write(msg.len()))?;
-        self.tx.write(msg);
+        if !self.tx.write(msg) {
+            return Err(wrong_size(&self.tx, msg.len()));
+        }
         self.waker.notify(self.role.tx_data)
     }
 
@@ -228,7 +290,31 @@ impl Channel for ShmChannel {
         let len = buf.len();
         self.waker
             .wait_until(self.role.rx_data, || rx.can_read(len))?;
-        self.rx.read(buf);
+        if !self.rx.read(buf) {
+            return Err(wrong_size(&self.rx, len));
+        }
+        self.waker.notify(self.role.rx_space)?;
+        Ok(len)
+    }
+
+    /// With `--shm-read in-place` the message is checked in its slot, never copied out.
+    fn recv_in_place(
+        &mut self,
+        buf: &mut [u8],
+        inspect: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<usize> {
+        if !self.in_place {
+            let n = self.recv(buf)?;
+            inspect(&buf[..n]);
+            return Ok(n);
+        }
+        let rx = &self.rx;
+        let len = buf.len();
+        self.waker
+            .wait_until(self.role.rx_data, || rx.can_read(len))?;
+        if self.rx.read_with(len, inspect).is_none() {
+            return Err(wrong_size(&self.rx, len));
+        }
         self.waker.notify(self.role.rx_space)?;
         Ok(len)
     }
@@ -273,7 +359,9 @@ impl Channel for ShmHalf {
         let ring = &self.ring;
         self.waker
             .wait_until(self.events.0, || ring.can_write(msg.len()))?;
-        self.ring.write(msg);
+        if !self.ring.write(msg) {
+            return Err(wrong_size(&self.ring, msg.len()));
+        }
         self.waker.notify(self.events.1)
     }
 
@@ -282,7 +370,9 @@ impl Channel for ShmHalf {
         let len = buf.len();
         self.waker
             .wait_until(self.events.0, || ring.can_read(len))?;
-        self.ring.read(buf);
+        if !self.ring.read(buf) {
+            return Err(wrong_size(&self.ring, len));
+        }
         self.waker.notify(self.events.1)?;
         Ok(len)
     }
@@ -346,7 +436,9 @@ impl Hub for ShmHub {
         };
         self.next = (i + 1) % self.chans.len();
         let c = &mut self.chans[i];
-        c.rx.read(buf);
+        if !c.rx.read(buf) {
+            return Err(wrong_size(&c.rx, len));
+        }
         c.waker.notify(c.role.rx_space)?;
         Ok((len, Some(i)))
     }
@@ -372,22 +464,29 @@ impl Hub for ShmHub {
     }
 }
 
-/// What the peer is told: `seg=posix:/name|sysv:ID|memfd;cap=N;yield=0|1;sem=ID`.
+/// What the peer is told: `seg=posix:/name|sysv:ID|memfd;cap=N;yield=0|1;read=copy|in-place;spin=NS;sem=ID`.
 struct Spec {
     segment: String,
     cap: usize,
     spin_yield: bool,
+    read: Read,
+    /// `shm-adaptive`'s spin budget in ns.
+    spin_ns: u64,
     sem: Option<libc::c_int>,
 }
 
 impl Spec {
     fn encode(&self) -> String {
         let mut s = format!(
-            "seg={};cap={};yield={}",
+            "seg={};cap={};yield={};read={}",
             self.segment,
             self.cap,
-            u8::from(self.spin_yield)
+            u8::from(self.spin_yield),
+            self.read.as_str()
         );
+        if self.spin_ns > 0 {
+            s.push_str(&format!(";spin={}", self.spin_ns));
+        }
         if let Some(id) = self.sem {
             s.push_str(&format!(";sem={id}"));
         }
@@ -399,6 +498,8 @@ impl Spec {
             segment: String::new(),
             cap: 0,
             spin_yield: false,
+            read: Read::Copy,
+            spin_ns: 0,
             sem: None,
         };
         for part in s.split(';') {
@@ -412,6 +513,8 @@ impl Spec {
                         .filter(|&c: &usize| c > 0 && c % PAGE == 0 && c <= 1 << 30)?
                 }
                 "yield" => spec.spin_yield = v == "1",
+                "read" => spec.read = Read::from_str(v, false).ok()?,
+                "spin" => spec.spin_ns = v.parse().ok().filter(|&n: &u64| n <= 10_000_000_000)?,
                 "sem" => spec.sem = Some(v.parse().ok().filter(|&i: &libc::c_int| i >= 0)?),
                 _ => return None,
             }
@@ -447,22 +550,22 @@ impl Shm {
     fn channel(
         &self,
         map: Arc<Mapping>,
-        cap: usize,
+        (cap, size, read): (usize, usize, Read),
         role: Role,
         prim: Prim,
         names: Option<Names>,
         sysv: (Option<Arc<SysvShm>>, Option<Arc<SysvSemSet>>),
     ) -> ShmChannel {
         let base = map.base();
-        let (h0, d0) = ring_at(0, cap);
-        let (h1, d1) = ring_at(1, cap);
+        let (h0, d0) = ring_at(0, cap, size);
+        let (h1, d1) = ring_at(1, cap, size);
         // SAFETY: the layout puts both rings, their headers (page aligned) and the event
-        // slots (64-byte aligned) inside the mapping of `segment_len(cap)` bytes, which the
+        // slots (64-byte aligned) inside the mapping of `segment_len(cap, size)` bytes, which the
         // rings and waker keep alive through `map`. The parent writes ring 0 and reads ring
         // 1; the peer the reverse.
         unsafe {
-            let r0 = Ring::new(base.add(h0).cast(), base.add(d0), cap);
-            let r1 = Ring::new(base.add(h1).cast(), base.add(d1), cap);
+            let r0 = Ring::new(base.add(h0).cast(), base.add(d0), cap, size);
+            let r1 = Ring::new(base.add(h1).cast(), base.add(d1), cap, size);
             let slots: [*const EventSlot; EVENTS] = std::array::from_fn(|i| {
                 base.add(SLOTS_AT + i * std::mem::size_of::<EventSlot>())
                     .cast_const()
@@ -482,6 +585,7 @@ impl Shm {
             ShmChannel {
                 tx,
                 rx,
+                in_place: read == Read::InPlace,
                 waker,
                 role,
                 names,
@@ -503,7 +607,7 @@ impl Shm {
         create: bool,
         inherited: &mut Vec<OwnedFd>,
         sem: Option<Arc<SysvSemSet>>,
-        spin_yield: bool,
+        (spin_yield, spin_ns): (bool, u64),
     ) -> Result<(Prim, Vec<OwnedFd>), BackendError> {
         let mut hand_over = Vec::new();
         let prim = match self.strategy {
@@ -511,6 +615,9 @@ impl Shm {
                 yield_after: spin_yield.then_some(1000),
             },
             Strategy::Futex => Prim::Futex,
+            Strategy::Adaptive => Prim::Adaptive {
+                spin: std::time::Duration::from_nanos(spin_ns),
+            },
             Strategy::Eventfd => {
                 let mut fds = Vec::new();
                 for _ in 0..EVENTS {
@@ -589,7 +696,7 @@ impl Shm {
         params: &ChannelParams,
     ) -> Result<(String, Vec<OwnedFd>, ShmChannel), BackendError> {
         let cap = capacity(params.shm_ring);
-        let len = segment_len(cap);
+        let len = segment_len(cap, params.size);
         let mut inherit = Vec::new();
         let mut sysv_seg = None;
         let (map, segment, names) = match params.shm_segment {
@@ -683,15 +790,28 @@ impl Shm {
             _ => None,
         };
         let spin_yield = params.pin == Pin::None;
-        let (prim, fds) = self.prim(&map, true, &mut Vec::new(), sem.clone(), spin_yield)?;
+        let spin_ns = match self.strategy {
+            Strategy::Adaptive => spin_budget(params),
+            _ => 0,
+        };
+        let (prim, fds) = self.prim(
+            &map,
+            true,
+            &mut Vec::new(),
+            sem.clone(),
+            (spin_yield, spin_ns),
+        )?;
         inherit.extend(fds);
         let spec = Spec {
             segment,
             cap,
             spin_yield,
+            read: params.shm_read,
+            spin_ns,
             sem: sem.as_ref().map(|s| s.id()),
         };
-        let chan = self.channel(map, cap, PARENT, prim, names, (sysv_seg, sem));
+        let geometry = (cap, params.size, params.shm_read);
+        let chan = self.channel(map, geometry, PARENT, prim, names, (sysv_seg, sem));
         Ok((spec.encode(), inherit, chan))
     }
 
@@ -708,7 +828,7 @@ impl Shm {
         let s = Spec::decode(spec).ok_or_else(|| {
             BackendError::invalid(id, spec, "malformed shared-memory description")
         })?;
-        if map.len() < segment_len(s.cap) {
+        if map.len() < segment_len(s.cap, params.size) {
             return Err(BackendError::invalid(
                 id,
                 spec,
@@ -740,7 +860,7 @@ impl Shm {
             }
             _ => None,
         };
-        let (prim, _) = self.prim(&map, false, &mut inherited, sem, s.spin_yield)?;
+        let (prim, _) = self.prim(&map, false, &mut inherited, sem, (s.spin_yield, s.spin_ns))?;
         if !inherited.is_empty() {
             return Err(BackendError::invalid(
                 id,
@@ -750,7 +870,7 @@ impl Shm {
         }
         Ok(Box::new(self.channel(
             Arc::new(map),
-            s.cap,
+            (s.cap, params.size, s.read),
             PEER,
             prim,
             None,
@@ -762,14 +882,14 @@ impl Shm {
 /// The segment a spec names and the bytes it must have (for mechanisms that map it
 /// themselves, such as the shared_memory crate).
 #[cfg_attr(not(feature = "shared-memory-crate"), allow(dead_code))]
-pub(crate) fn spec_segment(spec: &str) -> Option<(String, usize)> {
-    Spec::decode(spec).map(|s| (s.segment, segment_len(s.cap)))
+pub(crate) fn spec_segment(spec: &str, size: usize) -> Option<(String, usize)> {
+    Spec::decode(spec).map(|s| (s.segment, segment_len(s.cap, size)))
 }
 
-/// Bytes of a segment for rings of `ring` bytes each.
+/// Bytes of a segment for rings of `ring` bytes each carrying messages of `size`.
 #[cfg_attr(not(feature = "shared-memory-crate"), allow(dead_code))]
-pub(crate) fn segment_bytes(ring: usize) -> usize {
-    segment_len(capacity(ring))
+pub(crate) fn segment_bytes(ring: usize, size: usize) -> usize {
+    segment_len(capacity(ring), size)
 }
 
 fn header(map: &Mapping) -> *mut Header {
@@ -822,6 +942,7 @@ impl Mechanism for Shm {
         match self.strategy {
             Strategy::Futex | Strategy::Eventfd => Form::Own,
             Strategy::Spin => Form::Unsupported("a spinning server and N spinning clients need N+1 CPUs"),
+            Strategy::Adaptive => Form::Unsupported("not built: a server would spin over N clients' rings before its futex_waitv; use shm-futex"),
             _ => Form::Unsupported("a server waits on all its clients' rings at once only with futex words (futex_waitv) or eventfds (poll); a semaphore or condition variable waits on one object, so it would need a thread per client"),
         }
     }
@@ -873,7 +994,7 @@ impl Mechanism for Shm {
         let s = Spec::decode(spec).ok_or_else(|| {
             BackendError::invalid(id, spec, "malformed shared-memory description")
         })?;
-        let len = segment_len(s.cap);
+        let len = segment_len(s.cap, params.size);
         let map = match s.segment.split_once(':') {
             Some(("posix", name)) if valid_shm_name(name) => {
                 let fd = seg::posix_open(name, len).map_err(|e| self.err("open", name, e))?;
@@ -922,10 +1043,86 @@ mod tests {
     fn layout_fits() {
         let cap = capacity(DEFAULT_RING);
         assert_eq!(cap % PAGE, 0);
-        let (h1, d1) = ring_at(1, cap);
-        assert_eq!(d1 + cap, segment_len(cap));
-        assert!(h1 >= ring_at(0, cap).1 + cap);
+        for size in [1, 64, 4096, 1 << 20, cap] {
+            let len = ring_len(cap, size);
+            let (h1, d1) = ring_at(1, cap, size);
+            assert_eq!(d1 + len, segment_len(cap, size));
+            assert!(h1 >= ring_at(0, cap, size).1 + ring::data_len(cap, size));
+            assert!(ring::slots(cap, size) >= 1);
+        }
+        assert_eq!(ring::slots(cap, 1 << 20), 2, "two 1 MiB messages in flight");
         assert_eq!(capacity(1), PAGE);
+    }
+
+    /// Both ends of a memfd-backed channel in this process.
+    fn pair(m: &Shm, read: Read, size: usize) -> (Box<dyn Channel>, Box<dyn Channel>) {
+        let mut params = ChannelParams::new(size);
+        params.shm_segment = Segment::Memfd;
+        params.shm_read = read;
+        params.pin = Pin::None;
+        let offer = m.offer(&params).expect("offer");
+        let peer = m.join(&offer.spec, offer.inherit, &params).expect("join");
+        let gone = || false;
+        let rv = super::super::Rendezvous::new(
+            std::time::Instant::now() + std::time::Duration::from_secs(5),
+            &gone,
+        );
+        let parent = (offer.connect)(&rv).expect("connect");
+        (parent, peer)
+    }
+
+    #[test]
+    fn in_place_reads_show_the_slot_and_copy_nothing() {
+        for (read, copied) in [(Read::InPlace, false), (Read::Copy, true)] {
+            let (mut a, mut b) = pair(&SHM_FUTEX, read, 100);
+            let msg: Vec<u8> = (0..100u8).collect();
+            a.send(&msg).unwrap();
+            let mut buf = vec![0xEEu8; 100];
+            let mut seen = Vec::new();
+            let n = b
+                .recv_in_place(&mut buf, &mut |got| seen = got.to_vec())
+                .unwrap();
+            assert_eq!((n, &seen), (100, &msg), "{read:?}");
+            assert_eq!(
+                buf == msg,
+                copied,
+                "{read:?}: the buffer is untouched only in place"
+            );
+            // The slot was freed: the ring takes as many more as it holds.
+            for _ in 0..ring::slots(capacity(DEFAULT_RING), 100) {
+                a.send(&msg).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_of_another_size_fails_instead_of_corrupting() {
+        let (mut a, mut b) = pair(&SHM_SPIN, Read::Copy, 64);
+        let e = a.send(&[1u8; 65]).unwrap_err();
+        assert!(
+            e.to_string().contains("messages of 64 bytes, not 65"),
+            "{e}"
+        );
+        a.send(&[2u8; 64]).unwrap();
+        assert!(b.recv(&mut [0u8; 32]).is_err());
+        let mut buf = [0u8; 64];
+        assert_eq!(b.recv(&mut buf).unwrap(), 64);
+        assert_eq!(buf, [2u8; 64]);
+    }
+
+    #[test]
+    fn the_adaptive_budget_follows_the_placement() {
+        let mut p = ChannelParams::new(64);
+        p.pin = Pin::Cross;
+        assert_eq!(spin_budget(&p), DEFAULT_SPIN_NS);
+        p.spin_ns = Some(3_000);
+        assert_eq!(spin_budget(&p), 3_000);
+        p.pin = Pin::Same;
+        assert_eq!(
+            spin_budget(&p),
+            0,
+            "no polling for a side that shares the CPU"
+        );
     }
 
     #[test]
@@ -934,12 +1131,28 @@ mod tests {
             segment: "posix:/ipcbench-1-ab".into(),
             cap: 8192,
             spin_yield: true,
+            read: Read::InPlace,
+            spin_ns: 12_000,
             sem: Some(7),
         };
         let d = Spec::decode(&s.encode()).unwrap();
         assert_eq!(
-            (d.segment.as_str(), d.cap, d.spin_yield, d.sem),
-            ("posix:/ipcbench-1-ab", 8192, true, Some(7))
+            (
+                d.segment.as_str(),
+                d.cap,
+                d.spin_yield,
+                d.read,
+                d.spin_ns,
+                d.sem
+            ),
+            (
+                "posix:/ipcbench-1-ab",
+                8192,
+                true,
+                Read::InPlace,
+                12_000,
+                Some(7)
+            )
         );
         for bad in [
             "",

@@ -1,4 +1,4 @@
-//! How a side that must wait for the ring sleeps and how the other side wakes it: the six
+//! How a side that must wait for the ring sleeps and how the other side wakes it: the seven
 //! strategies differ only here. Every blocking strategy uses the same protocol around its
 //! primitive, so the comparison is of the primitives alone: a waiter announces itself in
 //! the event's `waiters` count, re-checks the ring, then sleeps; a notifier bumps the
@@ -8,6 +8,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::sys::futex;
 
@@ -35,6 +36,8 @@ pub enum Strategy {
     PosixSem,
     SysvSem,
     Condvar,
+    /// Spin for a bounded time, then sleep on the futex.
+    Adaptive,
 }
 
 /// The sleeping primitive behind the protocol.
@@ -44,6 +47,10 @@ pub enum Prim {
         yield_after: Option<u32>,
     },
     Futex,
+    /// Poll for up to `spin` before sleeping on the futex (the same protocol as `Futex`).
+    Adaptive {
+        spin: Duration,
+    },
     Eventfd(Vec<Arc<OwnedFd>>),
     PosixSem([ShmSem; EVENTS]),
     SysvSem(Arc<SysvSemSet>),
@@ -111,6 +118,11 @@ impl Waker {
                 }
             }
         }
+        if let Prim::Adaptive { spin } = self.prim {
+            if !spin.is_zero() && self.spin_for(spin, &ready)? {
+                return Ok(());
+            }
+        }
         loop {
             let slot = self.slot(ev);
             slot.waiters.fetch_add(1, Ordering::SeqCst);
@@ -125,6 +137,28 @@ impl Waker {
             self.slot(ev).waiters.fetch_sub(1, Ordering::SeqCst);
             if result? || ready() {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Polls `ready` for up to `budget` (the clock read once per 64 polls); true if it
+    /// came true in time.
+    fn spin_for(&self, budget: Duration, ready: &impl Fn() -> bool) -> io::Result<bool> {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            if ready() {
+                return Ok(true);
+            }
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins % 64 == 0 {
+                if start.elapsed() >= budget {
+                    return Ok(false);
+                }
+                if self.aborted.load(Ordering::Relaxed) {
+                    return Err(gone());
+                }
             }
         }
     }
@@ -217,7 +251,7 @@ impl Waker {
     fn sleep(&self, ev: usize, seen: u32) -> io::Result<()> {
         match &self.prim {
             Prim::Spin { .. } => Ok(()),
-            Prim::Futex => futex::wait(&self.slot(ev).seq, seen),
+            Prim::Futex | Prim::Adaptive { .. } => futex::wait(&self.slot(ev).seq, seen),
             Prim::Eventfd(fds) => {
                 let mut b = [0u8; 8];
                 loop {
@@ -248,7 +282,7 @@ impl Waker {
     fn wake(&self, ev: usize) -> io::Result<()> {
         match &self.prim {
             Prim::Spin { .. } => Ok(()),
-            Prim::Futex => futex::wake(&self.slot(ev).seq, 1),
+            Prim::Futex | Prim::Adaptive { .. } => futex::wake(&self.slot(ev).seq, 1),
             Prim::Eventfd(fds) => rustix::io::write(&*fds[ev], &1u64.to_ne_bytes())
                 .map(drop)
                 .map_err(io::Error::from),
@@ -273,6 +307,7 @@ impl Waker {
                     yield_after: *yield_after,
                 },
                 Prim::Futex => Prim::Futex,
+                Prim::Adaptive { spin } => Prim::Adaptive { spin: *spin },
                 Prim::Eventfd(fds) => Prim::Eventfd(fds.clone()),
                 Prim::PosixSem(s) => Prim::PosixSem(*s),
                 Prim::SysvSem(s) => Prim::SysvSem(Arc::clone(s)),
@@ -293,7 +328,7 @@ impl Waker {
             for ev in 0..EVENTS {
                 me.slot(ev).seq.fetch_add(1, Ordering::SeqCst);
                 let _ = match &me.prim {
-                    Prim::Futex => futex::wake(&me.slot(ev).seq, u32::MAX),
+                    Prim::Futex | Prim::Adaptive { .. } => futex::wake(&me.slot(ev).seq, u32::MAX),
                     _ => me.wake(ev),
                 };
             }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The harness against bare loops: `ipcbench floor --reference` with both processes on one
+# CPU (where the kernel mechanisms' bare ping-pongs are compared) and on two (where the
+# cache-line bounce and shm-spin are), each bare loop interleaved with the mechanism it
+# stands for. Usage: scripts/reference-loops.sh [REPEAT (5)] [COUNT (20000)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repeat="${1:-5}"
+count="${2:-20000}"
+cargo build --release --quiet
+for pin in same cross; do
+    echo "== --pin $pin"
+    ./target/release/ipcbench floor --pin "$pin" --sizes 64 --reference \
+        --repeat "$repeat" --count "$count"
+done
