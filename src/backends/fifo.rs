@@ -8,9 +8,10 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
 use nix::sys::stat::{Mode, SFlag};
 
-use super::stream::{dup_files, StreamChannel};
+use super::stream::{dup_raw, StreamChannel};
 use super::{expect_file_type, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer};
 use crate::error::BackendError;
+use crate::sys::fd::RawFile;
 use crate::sys::fs::{check_private_dir, PrivateDir};
 
 pub struct Fifo;
@@ -139,9 +140,9 @@ impl Mechanism for Fifo {
                 set_blocking(&rx, &from)?;
                 set_blocking(&tx, &to)?;
                 Ok(Box::new(
-                    StreamChannel::new(INFO.id, File::from(rx), File::from(tx))
+                    StreamChannel::new(INFO.id, RawFile(rx), RawFile(tx))
                         .with_names(dir)
-                        .with_dup(dup_files),
+                        .with_dup(dup_raw),
                 ))
             }),
         })
@@ -257,8 +258,8 @@ impl Mechanism for Fifo {
         expect_file_type(INFO.id, &rx, SFlag::S_IFIFO)?;
         Ok(Box::new(StreamChannel::new(
             INFO.id,
-            File::from(rx),
-            File::from(tx),
+            RawFile(rx),
+            RawFile(tx),
         )))
     }
 }

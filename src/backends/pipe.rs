@@ -1,17 +1,17 @@
 //! `pipe`: one anonymous pipe per direction, created by the parent and inherited by the peer.
 
-use std::fs::File;
 use std::os::fd::OwnedFd;
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::SFlag;
 
-use super::stream::{dup_files, StreamChannel};
+use super::stream::{dup_raw, StreamChannel};
 use super::{
     expect_fds, expect_file_type, expect_no_spec, Channel, ChannelParams, Family, Mechanism,
     MechanismInfo, Offer,
 };
 use crate::error::BackendError;
+use crate::sys::fd::RawFile;
 
 /// How a new pipe pair comes about, for `list` and the `setup` workload.
 pub(crate) const SETUP: &str = "a new pair is pipe2(2) twice plus passing the peer's two ends over a Unix socket (SCM_RIGHTS): an anonymous pipe has no name to open";
@@ -60,8 +60,8 @@ pub(super) fn offer_pipes(mechanism: &'static str) -> Result<Offer, BackendError
         inherit: vec![peer_rx, peer_tx],
         connect: Box::new(move |_| {
             Ok(Box::new(
-                StreamChannel::new(mechanism, File::from(rx), File::from(tx))
-                    .with_dup(dup_files)
+                StreamChannel::new(mechanism, RawFile(rx), RawFile(tx))
+                    .with_dup(dup_raw)
                     .with_poll(std::os::fd::AsFd::as_fd),
             ))
         }),
@@ -80,8 +80,8 @@ pub(super) fn join_pipes(
     expect_file_type(mechanism, &tx, SFlag::S_IFIFO)?;
     Ok(Box::new(StreamChannel::new(
         mechanism,
-        File::from(rx),
-        File::from(tx),
+        RawFile(rx),
+        RawFile(tx),
     )))
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use nix::errno::Errno;
-use nix::mqueue::{mq_getattr, mq_open, mq_receive, mq_send, mq_timedreceive, MQ_OFlag, MqAttr};
+use nix::mqueue::{mq_getattr, mq_open, mq_timedreceive, MQ_OFlag, MqAttr};
 use nix::sys::stat::Mode;
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, ClockId};
@@ -76,7 +76,7 @@ fn send_on(q: &OwnedMq, aborted: &AtomicBool, msg: &[u8]) -> io::Result<()> {
         if aborted.load(Ordering::Acquire) {
             return Err(gone());
         }
-        match mq_send(q.get(), msg, 0) {
+        match crate::sys::mq::send(q.get(), msg, 0) {
             Err(Errno::EINTR) => continue,
             other => return other.map_err(io::Error::from),
         }
@@ -91,7 +91,7 @@ fn recv_on(q: &OwnedMq, aborted: &AtomicBool, buf: &mut [u8]) -> io::Result<usiz
         if aborted.load(Ordering::Acquire) {
             return Err(gone());
         }
-        match mq_receive(q.get(), buf, &mut prio) {
+        match crate::sys::mq::receive(q.get(), buf, &mut prio) {
             Ok(0) if aborted.load(Ordering::Acquire) => return Err(gone()),
             Ok(n) => return Ok(n),
             Err(Errno::EINTR) => continue,

@@ -26,11 +26,11 @@ pub type PollFd<R> = for<'a> fn(&'a R) -> BorrowedFd<'a>;
 /// Duplicates a stream channel's two handles.
 pub type Dup<R, W> = fn(&R, &W) -> io::Result<(R, W)>;
 
-/// `Dup` for pipes and FIFOs.
-pub fn dup_files(
-    r: &std::fs::File,
-    w: &std::fs::File,
-) -> io::Result<(std::fs::File, std::fs::File)> {
+/// `Dup` for descriptors read and written directly (pipes, FIFOs).
+pub fn dup_raw(
+    r: &crate::sys::fd::RawFile,
+    w: &crate::sys::fd::RawFile,
+) -> io::Result<(crate::sys::fd::RawFile, crate::sys::fd::RawFile)> {
     Ok((r.try_clone()?, w.try_clone()?))
 }
 

@@ -126,6 +126,10 @@ pub struct BareArgs {
     /// System V queue ids, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub ids: Vec<i32>,
+    /// Start one idle thread first (the ping side then lives in a multi-threaded process,
+    /// as ipcbench's parent does).
+    #[arg(long)]
+    pub idle_thread: bool,
 }
 
 /// The timing loop, generic over the kind. Ping: `warmup` round trips, then `count` timed
@@ -167,6 +171,12 @@ pub fn serve(args: &BareArgs) -> i32 {
             crate::placement::bind_current_thread(&[cpu])?;
         }
         let fds = take_inherited(args.fds)?;
+        if args.idle_thread {
+            // Parked for the process's life: it never runs, it only exists.
+            std::thread::Builder::new()
+                .name("idle".into())
+                .spawn(std::thread::park)?;
+        }
         let rounds = Rounds {
             warmup: args.warmup,
             count: args.count,
@@ -322,12 +332,15 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Runs the bare `kind` loop with messages of `size` bytes: `rounds` between a ping side
 /// on `cpus.0` and a pong side on `cpus.1`; returns the ping side's median round trip (ns).
+/// With `threaded`, the ping side's process has one more (idle) thread, like ipcbench's
+/// parent: on Linux a multi-threaded process pays more per context switch.
 pub fn measure(
     exe: &Path,
     kind: Kind,
     size: usize,
     rounds: Rounds,
     cpus: (Option<usize>, Option<usize>),
+    threaded: bool,
 ) -> Result<u64, BareError> {
     let name = kind.mechanism();
     let io_err = |action| {
@@ -359,6 +372,9 @@ pub fn measure(
             .stderr(Stdio::piped());
         if let Some(c) = cpu {
             cmd.arg("--cpu").arg(c.to_string());
+        }
+        if threaded && side == Side::Ping {
+            cmd.arg("--idle-thread");
         }
         if !objects.ids.is_empty() {
             let ids: Vec<String> = objects.ids.iter().map(i32::to_string).collect();

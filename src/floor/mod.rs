@@ -74,6 +74,7 @@ fn bare_line(opts: &SessionOptions) -> Result<u64, crate::bare::BareError> {
             count: 20_000,
         },
         (p.parent_cpu, p.peer_cpu),
+        false,
     )
 }
 

@@ -26,6 +26,8 @@ pub struct Row {
     /// What it is set against: a bare loop, or another mechanism (`shm-spin` vs `cacheline`).
     pub against: String,
     pub reference: Vec<u64>,
+    /// The bare loop again with its ping side in a multi-threaded process (bare rows only).
+    pub threaded: Vec<u64>,
     pub ours: Vec<u64>,
     pub failure: Option<String>,
 }
@@ -36,6 +38,7 @@ impl Row {
             mechanism,
             against,
             reference: Vec::new(),
+            threaded: Vec::new(),
             ours: Vec::new(),
             failure: None,
         }
@@ -47,6 +50,12 @@ impl Row {
     /// many pairs are compared rather than one pair against its neighbour.
     pub fn ratio(&self) -> Option<f64> {
         let (o, b) = (median_u(&self.ours)?, median_u(&self.reference)?);
+        (b > 0).then(|| o as f64 / b as f64)
+    }
+
+    /// The same against the bare loop whose ping side is multi-threaded.
+    pub fn threaded_ratio(&self) -> Option<f64> {
+        let (o, b) = (median_u(&self.ours)?, median_u(&self.threaded)?);
         (b > 0).then(|| o as f64 / b as f64)
     }
 
@@ -137,25 +146,33 @@ pub fn compare(opts: &SessionOptions, plan: Plan, mut progress: impl FnMut(&str)
                 plan.repeat,
                 k.mechanism()
             ));
-            let one = |bare_side: bool| -> Result<u64, String> {
-                if bare_side {
-                    bare::measure(&opts.peer_exe, *k, size, plan.rounds, cpus)
-                        .map_err(|e| e.to_string())
-                } else {
-                    ours(k.mechanism(), size, plan.rounds, opts)
+            // 0: bare, 1: bare with a multi-threaded ping side, 2: ipcbench.
+            let one = |which: usize| -> Result<u64, String> {
+                match which {
+                    2 => ours(k.mechanism(), size, plan.rounds, opts),
+                    w => bare::measure(&opts.peer_exe, *k, size, plan.rounds, cpus, w == 1)
+                        .map_err(|e| e.to_string()),
                 }
             };
-            let pair = if flip {
-                one(false).and_then(|o| one(true).map(|b| (b, o)))
-            } else {
-                one(true).and_then(|b| one(false).map(|o| (b, o)))
-            };
-            match pair {
-                Ok((b, o)) => {
-                    row.reference.push(b);
-                    row.ours.push(o);
+            let order: [usize; 3] = if flip { [2, 1, 0] } else { [0, 1, 2] };
+            let mut got = [0u64; 3];
+            let mut failed = None;
+            for w in order {
+                match one(w) {
+                    Ok(v) => got[w] = v,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
-                Err(e) => row.failure = Some(e),
+            }
+            match failed {
+                None => {
+                    row.reference.push(got[0]);
+                    row.threaded.push(got[1]);
+                    row.ours.push(got[2]);
+                }
+                Some(e) => row.failure = Some(e),
             }
             // shm-spin right after this repeat's cacheline, against its ipcbench number.
             if *k == Kind::Line {
@@ -180,17 +197,20 @@ pub fn compare(opts: &SessionOptions, plan: Plan, mut progress: impl FnMut(&str)
 
 /// The comparison as a table: medians over the repeats and the ratio's median and range.
 pub fn render(rows: &[Row], plan: Plan) -> String {
-    let us = |ns: Option<u64>| {
-        ns.map(|v| format!("{} µs", crate::report::micros(v as f64)))
-            .unwrap_or_else(|| "-".into())
+    let us = |ns: Option<u64>| match ns {
+        Some(v) if v < 1_000 => format!("{v} ns"),
+        Some(v) => format!("{} µs", crate::report::micros(v as f64)),
+        None => "-".into(),
     };
     let mut out = format!(
-        "{:<14} {:<18} {:>12} {:>12}  {}\n",
+        "{:<14} {:<18} {:>12} {:>12}  {:<22} {:>12}  {}\n",
         "mechanism",
         "against",
         "against p50",
         "ipcbench p50",
-        "ratio of medians [per-repeat min, max]"
+        "ratio [min, max]",
+        "threaded p50",
+        "ratio"
     );
     for r in rows {
         if let Some(f) = &r.failure {
@@ -205,8 +225,12 @@ pub fn render(rows: &[Row], plan: Plan) -> String {
             (Some(m), Some(lo), Some(hi)) => format!("{m:.2}x [{lo:.2}, {hi:.2}]"),
             _ => "-".into(),
         };
+        let threaded = match r.threaded_ratio() {
+            Some(t) => format!("{:>12}  {t:.2}x", us(median_u(&r.threaded))),
+            None => format!("{:>12}  -", "-"),
+        };
         out.push_str(&format!(
-            "{:<14} {:<18} {:>12} {:>12}  {ratio}\n",
+            "{:<14} {:<18} {:>12} {:>12}  {ratio:<22} {threaded}\n",
             r.mechanism,
             r.against,
             us(median_u(&r.reference)),
@@ -214,7 +238,7 @@ pub fn render(rows: &[Row], plan: Plan) -> String {
         ));
     }
     out.push_str(&format!(
-        "{} B messages ({} for cacheline), {} round trips after {} per measurement, {} interleaved repeat{}; each column is the median of the repeats' p50s.\n",
+        "{} B messages ({} for cacheline), {} round trips after {} per measurement, {} interleaved repeat{}; each column is the median of the repeats' p50s, each ratio the ratio of two medians [and its range over the repeats]. \"threaded\": the same bare loop with one idle thread in its sending process, as ipcbench's parent has (its peer has none): on Linux a multi-threaded process pays more per context switch.\n",
         plan.size,
         8,
         plan.rounds.count,

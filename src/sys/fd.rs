@@ -169,3 +169,47 @@ pub fn readable_within(
     }
     Ok(p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
 }
+
+/// A descriptor read and written with direct system calls (rustix), not through libc: in a
+/// multi-threaded process (the parent has helper threads) libc's `read`/`write` are
+/// cancellation points that add work around every call, which a bare loop does not pay.
+#[derive(Debug)]
+pub struct RawFile(pub OwnedFd);
+
+impl RawFile {
+    pub fn try_clone(&self) -> io::Result<RawFile> {
+        Ok(RawFile(self.0.try_clone()?))
+    }
+}
+
+impl std::os::fd::AsFd for RawFile {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl io::Read for RawFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match rustix::io::read(&self.0, &mut *buf) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => return r.map_err(io::Error::from),
+            }
+        }
+    }
+}
+
+impl io::Write for RawFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match rustix::io::write(&self.0, buf) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => return r.map_err(io::Error::from),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,4 +1,7 @@
-//! The one POSIX message queue call nix lacks: a send with a deadline.
+//! POSIX message queue calls nix lacks: a send with a deadline, and untimed sends and
+//! receives made as direct system calls (libc's `mq_send`/`mq_receive` are cancellation
+//! points, which in a multi-threaded process, as the parent is, add work to every call
+//! that a bare loop does not pay).
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -24,6 +27,49 @@ pub fn timed_send(mq: &MqdT, msg: &[u8], deadline: &TimeSpec) -> io::Result<()> 
     } else {
         Ok(())
     }
+}
+
+fn result(r: libc::c_long) -> Result<usize, nix::errno::Errno> {
+    if r < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// `mq_send` (blocking while the queue is full) as the `mq_timedsend` system call with no
+/// deadline.
+pub fn send(mq: &MqdT, msg: &[u8], prio: u32) -> Result<(), nix::errno::Errno> {
+    // SAFETY: `msg` is valid for its length during the call, the descriptor is open (owned
+    // by `mq`), and a null timeout means no deadline.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mq_timedsend,
+            mq.as_raw_fd(),
+            msg.as_ptr(),
+            msg.len(),
+            prio as libc::c_uint,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+    result(r).map(drop)
+}
+
+/// `mq_receive` as the `mq_timedreceive` system call with no deadline; returns the length.
+pub fn receive(mq: &MqdT, buf: &mut [u8], prio: &mut u32) -> Result<usize, nix::errno::Errno> {
+    // SAFETY: `buf` is writable for its length and `prio` for a u32 during the call; the
+    // descriptor is open; a null timeout means no deadline.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mq_timedreceive,
+            mq.as_raw_fd(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            prio as *mut u32,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+    result(r)
 }
 
 /// A queue descriptor closed on drop (nix's `MqdT` leaves closing to the caller, and an

@@ -98,7 +98,17 @@ impl MsgQueue {
     pub fn send(&self, buf: &MsgBuf) -> io::Result<()> {
         loop {
             // SAFETY: `buf.words` is a type word followed by `buf.len` payload bytes.
-            let r = unsafe { libc::msgsnd(self.id, buf.words.as_ptr().cast(), buf.len, 0) };
+            // (A direct system call: libc's msgsnd is a cancellation point, which costs
+            // every call in a multi-threaded process.)
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_msgsnd,
+                    self.id,
+                    buf.words.as_ptr(),
+                    buf.len,
+                    0 as libc::c_int,
+                )
+            } as libc::c_int;
             match check(r) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other.map(drop),
@@ -111,7 +121,16 @@ impl MsgQueue {
     pub fn recv(&self, buf: &mut MsgBuf) -> io::Result<usize> {
         loop {
             // SAFETY: `buf.words` has room for a type word and `buf.len` payload bytes.
-            let r = unsafe { libc::msgrcv(self.id, buf.words.as_mut_ptr().cast(), buf.len, 0, 0) };
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_msgrcv,
+                    self.id,
+                    buf.words.as_mut_ptr(),
+                    buf.len,
+                    0 as libc::c_long,
+                    0 as libc::c_int,
+                )
+            };
             if r >= 0 {
                 return Ok(r as usize);
             }
