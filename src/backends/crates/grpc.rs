@@ -707,13 +707,18 @@ mod tests {
     #[test]
     fn a_call_larger_than_the_flow_control_windows_completes_intact() {
         const MIB: usize = 1 << 20;
-        let (mut c, peer) = pair(Traffic::Exchange, |mut s| {
+        // The server stays until the client has read its last reply, as a session's peer
+        // does (it waits for its next order): dropping its connection earlier could cut
+        // the last reply's body short, which is not what this test is about.
+        let (read_all, wait_for_client) = std::sync::mpsc::channel::<()>();
+        let (mut c, peer) = pair(Traffic::Exchange, move |mut s| {
             let mut buf = vec![0u8; MIB];
             for i in 0..2u8 {
                 assert_eq!(s.recv(&mut buf).unwrap(), MIB);
                 assert!(buf.iter().all(|b| *b == i));
                 s.send(&vec![i + 1; MIB]).unwrap();
             }
+            let _ = wait_for_client.recv();
         });
         let mut buf = vec![0u8; MIB];
         for i in 0..2u8 {
@@ -721,6 +726,7 @@ mod tests {
             assert_eq!(c.recv(&mut buf).unwrap(), MIB);
             assert!(buf.iter().all(|b| *b == i + 1));
         }
+        read_all.send(()).unwrap();
         peer.join().unwrap();
     }
 
