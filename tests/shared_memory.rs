@@ -161,6 +161,52 @@ fn in_place_reads_check_every_byte_where_it_lies() {
 }
 
 #[test]
+fn recommend_sets_shm_adaptive_against_spin_and_futex_with_its_budget() {
+    let s = Scratch::new("adaptive");
+    run_ok(
+        &s,
+        &[
+            "--mechanisms",
+            "shm-spin,shm-futex,shm-adaptive",
+            "--workloads",
+            "latency",
+            "--sizes",
+            "64",
+            "--messages",
+            "300",
+            "--pin",
+            "none",
+            "--spin-us",
+            "7",
+            "--no-report",
+        ],
+    );
+    let json = s.json();
+    let out = s.run(&[
+        "recommend",
+        "--results",
+        json.to_str().unwrap(),
+        "--size",
+        "64",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    let line = t
+        .lines()
+        .skip_while(|l| !l.contains("shm-adaptive"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no shm-adaptive pick:\n{t}"));
+    for part in [
+        "x shm-spin's",
+        "x shm-futex's",
+        "spin budget 7.00 µs: --spin-us",
+    ] {
+        assert!(line.contains(part), "{part} missing: {line}");
+    }
+    s.audit();
+}
+
+#[test]
 fn spinning_on_one_cpu_is_refused() {
     let s = Scratch::new("spin-same");
     let json = s.json();
