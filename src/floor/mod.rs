@@ -84,7 +84,10 @@ pub fn measure(opts: &SessionOptions, sizes: &[usize]) -> Floor {
     let clock = clock_read_ns();
     let copy = sizes.iter().map(|&s| (s, copy_bandwidth(s))).collect();
     let limits = crate::environment::Limits::read();
-    let why = backends::by_id("cacheline").and_then(|m| m.unsupported(&opts.params(8), &limits));
+    let stopping = || crate::interrupt::interrupted().is_some();
+    let why = backends::by_id("cacheline")
+        .and_then(|m| m.unsupported(&opts.params(8), &limits))
+        .or_else(|| stopping().then(|| "the run was interrupted".to_string()));
     let (rtt, reason) = match &why {
         Some(w) => (None, Some(w.clone())),
         None => match cacheline(opts) {
@@ -100,6 +103,7 @@ pub fn measure(opts: &SessionOptions, sizes: &[usize]) -> Floor {
         },
     };
     let (wakeup, wakeup_reason) = match (opts.placement.parent_cpu, opts.placement.peer_cpu) {
+        _ if stopping() => (None, Some("the run was interrupted".into())),
         (Some(a), Some(b)) if a != b => match wakeup::measure(a, b) {
             Ok(w) => (Some(w), None),
             Err(e) => (None, Some(format!("the wake-up measurement failed: {e}"))),
