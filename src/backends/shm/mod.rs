@@ -274,27 +274,45 @@ fn wrong_size(ring: &Ring, len: usize) -> io::Error {
     )
 }
 
+/// One send on `ring`: waits for room (sleeping on event `events.0`), writes `msg`, and
+/// signals event `events.1`. Whole channels and split halves alike.
+fn send_on(ring: &Ring, waker: &mut Waker, events: (usize, usize), msg: &[u8]) -> io::Result<()> {
+    waker.wait_until(events.0, || ring.can_write(msg.len()))?;
+    if !ring.write(msg) {
+        return Err(wrong_size(ring, msg.len()));
+    }
+    waker.notify(events.1)
+}
+
+/// One receive on `ring`: waits for a message of `len` bytes (sleeping on event
+/// `events.0`), shows it to `take` in its slot (to copy it out or check it there), frees
+/// the slot and signals event `events.1`.
+fn recv_on(
+    ring: &Ring,
+    waker: &mut Waker,
+    events: (usize, usize),
+    len: usize,
+    take: impl FnOnce(&[u8]),
+) -> io::Result<usize> {
+    waker.wait_until(events.0, || ring.can_read(len))?;
+    if ring.read_with(len, take).is_none() {
+        return Err(wrong_size(ring, len));
+    }
+    waker.notify(events.1)?;
+    Ok(len)
+}
+
 impl Channel for ShmChannel {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        let tx = &self.tx;
-        self.waker
-            .wait_until(self.role.tx_space, || tx.can_write(msg.len()))?;
-        if !self.tx.write(msg) {
-            return Err(wrong_size(&self.tx, msg.len()));
-        }
-        self.waker.notify(self.role.tx_data)
+        let events = (self.role.tx_space, self.role.tx_data);
+        send_on(&self.tx, &mut self.waker, events, msg)
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let rx = &self.rx;
-        let len = buf.len();
-        self.waker
-            .wait_until(self.role.rx_data, || rx.can_read(len))?;
-        if !self.rx.read(buf) {
-            return Err(wrong_size(&self.rx, len));
-        }
-        self.waker.notify(self.role.rx_space)?;
-        Ok(len)
+        let events = (self.role.rx_data, self.role.rx_space);
+        recv_on(&self.rx, &mut self.waker, events, buf.len(), |m| {
+            buf.copy_from_slice(m)
+        })
     }
 
     /// With `--shm-read in-place` the message is checked in its slot, never copied out.
@@ -308,15 +326,8 @@ impl Channel for ShmChannel {
             inspect(&buf[..n]);
             return Ok(n);
         }
-        let rx = &self.rx;
-        let len = buf.len();
-        self.waker
-            .wait_until(self.role.rx_data, || rx.can_read(len))?;
-        if self.rx.read_with(len, inspect).is_none() {
-            return Err(wrong_size(&self.rx, len));
-        }
-        self.waker.notify(self.role.rx_space)?;
-        Ok(len)
+        let events = (self.role.rx_data, self.role.rx_space);
+        recv_on(&self.rx, &mut self.waker, events, buf.len(), inspect)
     }
 
     fn abort_handle(&self) -> Option<AbortHandle> {
@@ -356,25 +367,13 @@ struct ShmHalf {
 
 impl Channel for ShmHalf {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        let ring = &self.ring;
-        self.waker
-            .wait_until(self.events.0, || ring.can_write(msg.len()))?;
-        if !self.ring.write(msg) {
-            return Err(wrong_size(&self.ring, msg.len()));
-        }
-        self.waker.notify(self.events.1)
+        send_on(&self.ring, &mut self.waker, self.events, msg)
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let ring = &self.ring;
-        let len = buf.len();
-        self.waker
-            .wait_until(self.events.0, || ring.can_read(len))?;
-        if !self.ring.read(buf) {
-            return Err(wrong_size(&self.ring, len));
-        }
-        self.waker.notify(self.events.1)?;
-        Ok(len)
+        recv_on(&self.ring, &mut self.waker, self.events, buf.len(), |m| {
+            buf.copy_from_slice(m)
+        })
     }
 }
 
