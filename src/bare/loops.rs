@@ -4,12 +4,14 @@
 //! nothing is dispatched at run time.
 
 use std::io;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use nix::mqueue::MqdT;
 
 use super::{Kind, Side};
+use crate::sys::fd::RawFile;
 use crate::sys::futex;
 use crate::sys::sem::ShmSem;
 use crate::sys::shm::Mapping;
@@ -118,160 +120,116 @@ impl Shared {
     }
 }
 
+/// `kind`'s inherited descriptors, exactly `N` of them.
+fn inherited<const N: usize>(kind: Kind, fds: Vec<OwnedFd>) -> io::Result<[OwnedFd; N]> {
+    crate::backends::expect_fds(kind.mechanism(), fds).map_err(io::Error::other)
+}
+
+/// This side's (sending, receiving) pair of the two one-way objects that the orchestrator
+/// hands both sides in one order: [to pong, to ping].
+fn mine<T>(side: Side, [to_pong, to_ping]: [T; 2]) -> (T, T) {
+    match side {
+        Side::Ping => (to_pong, to_ping),
+        Side::Pong => (to_ping, to_pong),
+    }
+}
+
 /// Opens `side` of `kind` over the inherited descriptors and queue ids and runs its loop
 /// (`super::run`, monomorphised for each kind: nothing is dispatched at run time).
 pub fn run(
     kind: Kind,
     side: Side,
     size: usize,
-    mut fds: Vec<OwnedFd>,
+    fds: Vec<OwnedFd>,
     ids: &[i32],
     rounds: super::Rounds,
 ) -> io::Result<Option<u64>> {
-    let ping = side == Side::Ping;
-    let want = |n: usize, fds: &Vec<OwnedFd>| {
-        if fds.len() == n {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("expected {n} inherited descriptors, got {}", fds.len()),
-            ))
-        }
-    };
+    let (out, inb) = (vec![0x5A; size], vec![0; size]);
     match kind {
         Kind::Line => {
-            want(1, &fds)?;
-            let b = Line {
-                shm: Shared::map(&fds[0], 8)?,
-                next: 1,
-            };
-            super::run(side, rounds, b)
+            let [page] = inherited(kind, fds)?;
+            let shm = Shared::map(&page, 8)?;
+            super::run(side, rounds, Line { shm, next: 1 })
         }
         Kind::Pipe | Kind::Fifo | Kind::UnixStream => {
-            // pipe: [to-pong read, to-pong write, to-ping read, to-ping write]; fifo: the
-            // two FIFOs opened read-write; unix-stream: the socket pair.
-            let (tx, rx) = match (kind, ping) {
-                (Kind::Pipe, _) => {
-                    want(4, &fds)?;
-                    let mut it = fds.into_iter();
-                    let (a_r, a_w, b_r, b_w) = (it.next(), it.next(), it.next(), it.next());
-                    let pick = |x: Option<OwnedFd>| x.ok_or_else(|| io::Error::other("missing"));
-                    if ping {
-                        (pick(a_w)?, pick(b_r)?)
-                    } else {
-                        (pick(b_w)?, pick(a_r)?)
-                    }
+            let (tx, rx) = match kind {
+                // [to-pong read, to-pong write, to-ping read, to-ping write]
+                Kind::Pipe => {
+                    let [a_r, a_w, b_r, b_w] = inherited(kind, fds)?;
+                    let (tx, _) = mine(side, [a_w, b_w]);
+                    let (_, rx) = mine(side, [a_r, b_r]);
+                    (tx, rx)
                 }
-                (Kind::Fifo, _) => {
-                    want(2, &fds)?;
-                    let b = fds.pop().ok_or_else(|| io::Error::other("missing"))?;
-                    let a = fds.pop().ok_or_else(|| io::Error::other("missing"))?;
-                    if ping {
-                        (a, b)
-                    } else {
-                        (b, a)
-                    }
-                }
+                // The two FIFOs, each opened read-write.
+                Kind::Fifo => mine(side, inherited(kind, fds)?),
+                // The socket pair: one socket each, both ways.
                 _ => {
-                    want(2, &fds)?;
-                    let s = fds.swap_remove(if ping { 0 } else { 1 });
+                    let (s, _) = mine(side, inherited(kind, fds)?);
                     (s.try_clone()?, s)
                 }
             };
-            super::run(
-                side,
-                rounds,
-                Stream {
-                    tx,
-                    rx,
-                    out: vec![0x5A; size],
-                    inb: vec![0; size],
-                },
-            )
+            let (tx, rx) = (RawFile(tx), RawFile(rx));
+            super::run(side, rounds, Stream { tx, rx, out, inb })
         }
         Kind::PosixMq => {
-            want(2, &fds)?;
-            let b = mqd(fds.pop())?;
-            let a = mqd(fds.pop())?;
-            let (tx, rx) = if ping { (a, b) } else { (b, a) };
-            super::run(
-                side,
-                rounds,
-                Mq {
-                    tx,
-                    rx,
-                    out: vec![0x5A; size],
-                    inb: vec![0; size],
-                },
-            )
+            let (tx, rx) = mine(side, inherited(kind, fds)?);
+            let (tx, rx) = (mqd(tx), mqd(rx));
+            super::run(side, rounds, Mq { tx, rx, out, inb })
         }
         Kind::SysvMq => {
-            let [a, b] = ids else {
+            let &[to_pong, to_ping] = ids else {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "expected two System V queue ids",
                 ));
             };
             let open = |id: i32| MsgQueue::open(id).map_err(io::Error::other);
-            let (tx, rx) = if ping {
-                (open(*a)?, open(*b)?)
-            } else {
-                (open(*b)?, open(*a)?)
-            };
+            let (tx, rx) = mine(side, [to_pong, to_ping]);
+            let (tx, rx) = (open(tx)?, open(rx)?);
             let mut out = MsgBuf::new(size);
             out.payload_mut().fill(0x5A);
-            super::run(
-                side,
-                rounds,
-                Sysv {
-                    tx,
-                    rx,
-                    out,
-                    inb: MsgBuf::new(size),
-                },
-            )
+            let inb = MsgBuf::new(size);
+            super::run(side, rounds, Sysv { tx, rx, out, inb })
         }
         Kind::ShmFutex | Kind::ShmEventfd | Kind::ShmPosixSem => {
-            let wake = match kind {
+            let (segment, wake) = match kind {
                 Kind::ShmEventfd => {
-                    want(3, &fds)?;
-                    let b = fds.pop().ok_or_else(|| io::Error::other("missing"))?;
-                    let a = fds.pop().ok_or_else(|| io::Error::other("missing"))?;
-                    Wake::Eventfd(if ping { [a, b] } else { [b, a] })
+                    let [segment, to_pong, to_ping] = inherited(kind, fds)?;
+                    let (tx, rx) = mine(side, [to_pong, to_ping]);
+                    (segment, Wake::Eventfd([RawFile(tx), RawFile(rx)]))
                 }
                 Kind::ShmPosixSem => {
-                    want(1, &fds)?;
-                    Wake::Sem
+                    let [segment] = inherited(kind, fds)?;
+                    (segment, Wake::Sem)
                 }
                 _ => {
-                    want(1, &fds)?;
-                    Wake::Futex { seen: [0, 0] }
+                    let [segment] = inherited(kind, fds)?;
+                    (segment, Wake::Futex { seen: [0, 0] })
                 }
             };
-            let shm = Shared::map(&fds[0], size)?;
+            let shm = Shared::map(&segment, size)?;
+            // Ping writes area 0 and notifies event 0; pong the reverse.
+            let mine = usize::from(side == Side::Pong);
             super::run(
                 side,
                 rounds,
                 Shm {
                     shm,
                     wake,
-                    // Ping writes area 0 and notifies event 0; pong the reverse.
-                    mine: usize::from(!ping),
-                    out: vec![0x5A; size],
-                    inb: vec![0; size],
+                    mine,
+                    out,
+                    inb,
                 },
             )
         }
     }
 }
 
-fn mqd(fd: Option<OwnedFd>) -> io::Result<MqdT> {
-    let fd = fd.ok_or_else(|| io::Error::other("missing a queue descriptor"))?;
+fn mqd(fd: OwnedFd) -> MqdT {
     let raw = fd.into_raw_fd();
     // SAFETY: on Linux a message queue descriptor is a file descriptor; this one was opened
     // by mq_open in the orchestrator, inherited, and is owned by nothing else here.
-    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) })
+    unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) }
 }
 
 /// One 8-byte word bounced through a shared line: odd values go to pong, even ones back.
@@ -302,43 +260,24 @@ impl Bounce for Line {
     }
 }
 
-/// A byte stream each way (pipe, FIFO, socket): write the message, read the answer whole.
+/// A byte stream each way (pipe, FIFO, socket): write the message, read the answer whole,
+/// with direct system calls (`RawFile`).
 struct Stream {
-    tx: OwnedFd,
-    rx: OwnedFd,
+    tx: RawFile,
+    rx: RawFile,
     out: Vec<u8>,
     inb: Vec<u8>,
 }
 
-fn write_all(fd: &OwnedFd, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        let n = rustix::io::write(fd, buf)?;
-        buf = &buf[n..];
-    }
-    Ok(())
-}
-
-fn read_exact(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<()> {
-    let mut at = 0;
-    while at < buf.len() {
-        let n = rustix::io::read(fd, &mut buf[at..])?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        at += n;
-    }
-    Ok(())
-}
-
 impl Bounce for Stream {
     fn ping(&mut self) -> io::Result<()> {
-        write_all(&self.tx, &self.out)?;
-        read_exact(&self.rx, &mut self.inb)
+        self.tx.write_all(&self.out)?;
+        self.rx.read_exact(&mut self.inb)
     }
 
     fn pong(&mut self) -> io::Result<()> {
-        read_exact(&self.rx, &mut self.inb)?;
-        write_all(&self.tx, &self.out)
+        self.rx.read_exact(&mut self.inb)?;
+        self.tx.write_all(&self.out)
     }
 }
 
@@ -391,7 +330,7 @@ enum Wake {
     /// Event `i`'s futex word is bumped per message; `seen` is the last value taken.
     Futex { seen: [u32; 2] },
     /// [the eventfd this side writes, the one it reads].
-    Eventfd([OwnedFd; 2]),
+    Eventfd([RawFile; 2]),
     /// Semaphore `i` in the segment.
     Sem,
 }
@@ -409,12 +348,12 @@ struct Shm {
 impl Shm {
     fn notify(&mut self) -> io::Result<()> {
         let i = self.mine;
-        match &self.wake {
+        match &mut self.wake {
             Wake::Futex { .. } => {
                 self.shm.word(i).fetch_add(1, Ordering::Release);
                 futex::wake(self.shm.word(i), 1)
             }
-            Wake::Eventfd(fds) => write_all(&fds[0], &1u64.to_ne_bytes()),
+            Wake::Eventfd(fds) => fds[0].write_all(&1u64.to_ne_bytes()),
             Wake::Sem => self.shm.sem(i).post(),
         }
     }
@@ -433,7 +372,7 @@ impl Shm {
             },
             Wake::Eventfd(fds) => {
                 let mut b = [0u8; 8];
-                read_exact(&fds[1], &mut b)
+                fds[1].read_exact(&mut b)
             }
             Wake::Sem => self.shm.sem(i).wait(),
         }

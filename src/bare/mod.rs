@@ -99,6 +99,16 @@ pub enum Side {
     Pong,
 }
 
+impl Side {
+    /// Its name on the role's command line and in errors.
+    fn name(self) -> &'static str {
+        match self {
+            Side::Ping => "ping",
+            Side::Pong => "pong",
+        }
+    }
+}
+
 /// How many round trips a side runs: `warmup` untimed, then `count` (timed on ping).
 #[derive(Clone, Copy, Debug)]
 pub struct Rounds {
@@ -358,7 +368,7 @@ pub fn measure(
             .arg("--kind")
             .arg(kind.arg())
             .arg("--side")
-            .arg(if side == Side::Ping { "ping" } else { "pong" })
+            .arg(side.name())
             .arg("--size")
             .arg(kind.size(size).to_string())
             .arg("--warmup")
@@ -504,7 +514,7 @@ fn wait_all(
             st => {
                 return Err(BareError::Side {
                     kind: name,
-                    side: if *side == Side::Ping { "ping" } else { "pong" },
+                    side: side.name(),
                     status: st
                         .map(crate::peer::describe_status)
                         .unwrap_or_else(|| "not waited for".into()),
