@@ -150,6 +150,12 @@ impl Placement {
             .collect()
     }
 
+    /// The parent's and the peer's CPUs when they are pinned to two different ones.
+    pub fn two_cpus(&self) -> Option<(usize, usize)> {
+        let (a, b) = (self.parent_cpu?, self.peer_cpu?);
+        (a != b).then_some((a, b))
+    }
+
     pub fn pair(&self) -> Option<CpuPair> {
         Some(CpuPair::of(self.parent_cpu?, self.peer_cpu?))
     }

@@ -102,9 +102,9 @@ pub fn measure(opts: &SessionOptions, sizes: &[usize]) -> Floor {
             Err(e) => (None, Some(e.to_string())),
         },
     };
-    let (wakeup, wakeup_reason) = match (opts.placement.parent_cpu, opts.placement.peer_cpu) {
+    let (wakeup, wakeup_reason) = match opts.placement.two_cpus() {
         _ if stopping() => (None, Some("the run was interrupted".into())),
-        (Some(a), Some(b)) if a != b => match wakeup::measure(a, b) {
+        Some((a, b)) => match wakeup::measure(a, b) {
             Ok(w) => (Some(w), None),
             Err(e) => (None, Some(format!("the wake-up measurement failed: {e}"))),
         },

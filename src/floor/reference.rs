@@ -113,10 +113,7 @@ fn refusal(mechanism: &str, size: usize, opts: &SessionOptions) -> Option<String
 /// Runs the comparison on the CPUs `opts` places the processes on; `progress` hears
 /// each measurement as it starts.
 pub fn compare(opts: &SessionOptions, plan: Plan, mut progress: impl FnMut(&str)) -> Vec<Row> {
-    let two_cpus = matches!(
-        (opts.placement.parent_cpu, opts.placement.peer_cpu),
-        (Some(a), Some(b)) if a != b
-    );
+    let two_cpus = opts.placement.two_cpus().is_some();
     let kinds: Vec<Kind> = Kind::ALL
         .into_iter()
         .filter(|k| two_cpus || !k.spins())
@@ -155,24 +152,17 @@ pub fn compare(opts: &SessionOptions, plan: Plan, mut progress: impl FnMut(&str)
                 }
             };
             let order: [usize; 3] = if flip { [2, 1, 0] } else { [0, 1, 2] };
-            let mut got = [0u64; 3];
-            let mut failed = None;
-            for w in order {
-                match one(w) {
-                    Ok(v) => got[w] = v,
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
+            let all = order.into_iter().try_fold([0u64; 3], |mut got, w| {
+                got[w] = one(w)?;
+                Ok::<_, String>(got)
+            });
+            match all {
+                Ok([bare, threaded, ours]) => {
+                    row.reference.push(bare);
+                    row.threaded.push(threaded);
+                    row.ours.push(ours);
                 }
-            }
-            match failed {
-                None => {
-                    row.reference.push(got[0]);
-                    row.threaded.push(got[1]);
-                    row.ours.push(got[2]);
-                }
-                Some(e) => row.failure = Some(e),
+                Err(e) => row.failure = Some(e),
             }
             // shm-spin right after this repeat's cacheline, against its ipcbench number.
             if *k == Kind::Line {
