@@ -148,22 +148,26 @@ fn satisfies(m: &dyn backends::Mechanism, needs: &[Need]) -> bool {
     })
 }
 
-/// What result `r`'s layer costs over the mechanism it is built on, from the same run
-/// (latency p50 or throughput, as `r` measures).
+/// `mechanism`'s successful result for `r`'s workload and size in the same run.
+fn same_case<'a>(run: &'a RunFile, r: &CaseResult, mechanism: &str) -> Option<&'a CaseResult> {
+    run.results.iter().find(|b| {
+        b.mechanism == mechanism
+            && b.workload == r.workload
+            && b.size == r.size
+            && b.status == Status::Ok
+    })
+}
+
+fn p50_ns(r: &CaseResult) -> Option<f64> {
+    r.rtt_ns.as_ref().map(|s| s.p50 as f64)
+}
+
 /// Where `shm-adaptive` stands between the two it blends, in this run: its p50 against
 /// shm-spin's and its CPU per message against shm-futex's (it wins when both are near 1).
 fn adaptive_here(run: &RunFile, r: &CaseResult) -> String {
-    let twin = |id: &str| {
-        run.results.iter().find(|b| {
-            b.mechanism == id
-                && b.workload == r.workload
-                && b.size == r.size
-                && b.status == Status::Ok
-        })
-    };
-    let p50 = |x: &CaseResult| x.rtt_ns.as_ref().map(|s| s.p50 as f64);
+    let twin = |id: &str| same_case(run, r, id);
     let mut out = String::new();
-    if let Some((a, z)) = twin("shm-spin").and_then(|s| p50(r).zip(p50(s))) {
+    if let Some((a, z)) = twin("shm-spin").and_then(|s| p50_ns(r).zip(p50_ns(s))) {
         out.push_str(&format!("; here p50 {:.1}x shm-spin's", a / z.max(1.0)));
     }
     if let Some((a, z)) = twin("shm-futex").and_then(|f| cpu_us(r).zip(cpu_us(f))) {
@@ -182,20 +186,16 @@ fn adaptive_here(run: &RunFile, r: &CaseResult) -> String {
     out
 }
 
+/// What result `r`'s layer costs over the mechanism it is built on, from the same run
+/// (latency p50 or throughput, as `r` measures).
 fn layer_cost(run: &RunFile, r: &CaseResult, i: &backends::MechanismInfo) -> String {
     let Some(base) = i.built_on else {
         return "no raw mechanism under it to compare with".into();
     };
-    let under = run.results.iter().find(|b| {
-        b.mechanism == base
-            && b.workload == r.workload
-            && b.size == r.size
-            && b.status == Status::Ok
-    });
-    let p50 = |x: &CaseResult| x.rtt_ns.as_ref().map(|s| s.p50 as f64);
+    let under = same_case(run, r, base);
     let bps = |x: &CaseResult| x.throughput.as_ref().map(|t| t.bytes_per_sec);
     match under {
-        Some(b) => match (p50(r), p50(b), bps(r), bps(b)) {
+        Some(b) => match (p50_ns(r), p50_ns(b), bps(r), bps(b)) {
             (Some(a), Some(z), _, _) if z > 0.0 => {
                 format!(
                     "costs {:.1}x the p50 of {base} beneath it in this run",
