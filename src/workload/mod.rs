@@ -377,8 +377,7 @@ impl Buffers {
             })
             .map_err(DataError::io("receive", seq))?;
         self.check_len(n, seq)?;
-        let sent = verdict.map_err(DataError::Verify)?;
-        Ok(sent.map(|t| lossy::monotonic_ns().saturating_sub(t)))
+        verdict.map(one_way).map_err(DataError::Verify)
     }
 
     /// Sends message `seq` carrying its send time (`CLOCK_MONOTONIC`, one clock read).
@@ -428,11 +427,10 @@ impl Buffers {
     /// returns its one-way time (ns) when it carries its send time.
     pub(crate) fn check_timed(&mut self, n: usize, seq: u64) -> Result<Option<u64>, DataError> {
         self.check_len(n, seq)?;
-        let sent = self
-            .checker
+        self.checker
             .check_timed(&self.rx, seq)
-            .map_err(DataError::Verify)?;
-        Ok(sent.map(|t| lossy::monotonic_ns().saturating_sub(t)))
+            .map(one_way)
+            .map_err(DataError::Verify)
     }
 
     pub(crate) fn send(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
@@ -443,6 +441,12 @@ impl Buffers {
             source,
         })
     }
+}
+
+/// A checked message's one-way time (ns) from the send time it carried, if it carried one:
+/// read off the clock now, right after the check.
+fn one_way(sent: Option<u64>) -> Option<u64> {
+    sent.map(|t| lossy::monotonic_ns().saturating_sub(t))
 }
 
 impl DataError {
