@@ -368,7 +368,7 @@ impl Shm {
                     seen[i] = v;
                     return Ok(());
                 }
-                futex::wait(w, v)?;
+                futex::wait_untimed(w, v)?;
             },
             Wake::Eventfd(fds) => {
                 let mut b = [0u8; 8];

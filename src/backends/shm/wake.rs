@@ -251,7 +251,9 @@ impl Waker {
     fn sleep(&self, ev: usize, seen: u32) -> io::Result<()> {
         match &self.prim {
             Prim::Spin { .. } => Ok(()),
-            Prim::Futex | Prim::Adaptive { .. } => futex::wait(&self.slot(ev).seq, seen),
+            // No slice: a dead peer's or an interrupted run's abort bumps the word
+            // and wakes every sleeper (`abort_handle`).
+            Prim::Futex | Prim::Adaptive { .. } => futex::wait_untimed(&self.slot(ev).seq, seen),
             Prim::Eventfd(fds) => {
                 let mut b = [0u8; 8];
                 loop {
