@@ -152,10 +152,11 @@ impl Session {
                 if let Some(abort) = chan.abort_handle() {
                     peer.on_exit(abort);
                 }
+                let bufs = Buffers::for_channel(size, opts.verify, &*chan);
                 let end = End::Channel(ChannelEnd {
                     info: m.info(),
                     chan,
-                    bufs: Buffers::new(size, opts.verify),
+                    bufs,
                     seq: 0,
                     params: opts.params(size),
                     courier: peer.take_courier(),

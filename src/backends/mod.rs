@@ -8,6 +8,7 @@ pub mod fanin;
 mod fault;
 mod fifo;
 mod pipe;
+mod pipe_splice;
 mod posix_mq;
 pub mod shm;
 mod stream;
@@ -33,6 +34,7 @@ use crate::placement::Pin;
 pub static REGISTRY: &[&dyn Mechanism] = &[
     &pipe::Pipe,
     &calibration::PIPE_RAW,
+    &pipe_splice::PipeSplice,
     &fifo::Fifo,
     &posix_mq::PosixMq,
     &sysv_mq::SysvMq,
@@ -270,6 +272,27 @@ pub trait Channel {
         let n = self.recv(buf)?;
         inspect(&buf[..n.min(buf.len())]);
         Ok(n)
+    }
+    /// Whether the mechanism sends from memory of its own (pages a pipe takes by
+    /// reference, a memfd that travels, a buffer the receiver copies from): then callers
+    /// produce each message there with `send_in_place`, and it is never copied on the
+    /// way out. Asked once per channel, not per message.
+    fn lends(&self) -> bool {
+        false
+    }
+    /// For a mechanism that `lends`: sends one message of `template.len()` bytes produced
+    /// in its own memory. `write` gets a buffer that already holds a message of this size
+    /// (the mechanism copies `template` into each of its buffers the first time it lends
+    /// it) and writes the next message's stamped words into it.
+    fn send_in_place(
+        &mut self,
+        _template: &[u8],
+        _write: &mut dyn FnMut(&mut [u8]),
+    ) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this mechanism sends from the caller's buffer only",
+        ))
     }
     /// For mechanisms whose blocking calls do not return by themselves when the peer dies
     /// (no end-of-file): how to unblock them. Called at most once, possibly after the

@@ -263,10 +263,11 @@ fn join(subject: Subject, args: &PeerArgs) -> Result<End, Stop> {
         Subject::Channel(m) => {
             let params = ChannelParams::new(args.size);
             let chan = m.join(&args.spec, fds, &params).map_err(backend)?;
+            let bufs = Buffers::for_channel(args.size, args.verify, &*chan);
             End::Channel(ChannelEnd {
                 info: m.info(),
                 chan,
-                bufs: Buffers::new(args.size, args.verify),
+                bufs,
                 seq: 0,
                 params,
                 courier,

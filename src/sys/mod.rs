@@ -12,6 +12,7 @@ pub mod record;
 pub mod sem;
 pub mod shm;
 pub mod sysv;
+pub mod zerocopy;
 
 use std::io;
 

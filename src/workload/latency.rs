@@ -12,7 +12,7 @@ use super::{
 };
 use crate::backends::Channel;
 use crate::error::Error;
-use crate::message::{reply_seq, stamp};
+use crate::message::reply_seq;
 use crate::results::CaseResult;
 use crate::session::{PhaseCost, Session};
 use crate::stats::{new_histogram, summarize};
@@ -159,8 +159,7 @@ pub fn ping(
     let mut unchecked: Option<(usize, u64)> = None;
     for _ in 0..n {
         let s = *seq;
-        stamp(&mut bufs.tx, s);
-        chan.send(&bufs.tx).map_err(DataError::io("send", s))?;
+        bufs.send(chan, s)?;
         if let Some((len, r)) = unchecked.take() {
             bufs.check(len, r)?;
         }
@@ -232,7 +231,7 @@ pub fn pong_raw(chan: &mut dyn Channel, bufs: &mut Buffers, n: u64) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Verify;
+    use crate::message::{stamp, Verify};
     use std::collections::VecDeque;
     use std::io;
 

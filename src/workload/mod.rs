@@ -342,6 +342,8 @@ pub struct Buffers {
     pub(crate) tx: Vec<u8>,
     pub(crate) rx: Vec<u8>,
     checker: Checker,
+    /// Whether messages are produced in the channel's own memory (`Channel::lends`).
+    lends: bool,
 }
 
 impl Buffers {
@@ -354,6 +356,16 @@ impl Buffers {
             tx,
             rx,
             checker: Checker::new(size, verify),
+            lends: false,
+        }
+    }
+
+    /// Buffers for sending over `chan`: where it lends memory of its own, messages are
+    /// produced there (`tx` is then only the template it copies once per buffer).
+    pub fn for_channel(size: usize, verify: Verify, chan: &dyn Channel) -> Self {
+        Buffers {
+            lends: chan.lends(),
+            ..Buffers::new(size, verify)
         }
     }
 
@@ -383,6 +395,15 @@ impl Buffers {
     /// Sends message `seq` carrying its send time (`CLOCK_MONOTONIC`, one clock read).
     /// The time stays in the send buffer: call `untime` after the loop, before any plain send.
     pub(crate) fn send_timed(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
+        if self.lends {
+            let mut write = |m: &mut [u8]| {
+                stamp(m, seq);
+                crate::message::put_time(m, lossy::monotonic_ns());
+            };
+            return chan
+                .send_in_place(&self.tx, &mut write)
+                .map_err(DataError::io("send", seq));
+        }
         stamp(&mut self.tx, seq);
         crate::message::put_time(&mut self.tx, lossy::monotonic_ns());
         chan.send(&self.tx).map_err(DataError::io("send", seq))
@@ -433,13 +454,20 @@ impl Buffers {
             .map_err(DataError::Verify)
     }
 
+    /// Sends message `seq` (produced in the channel's memory where it lends some; a
+    /// buffer it lends may hold an earlier message's send time, which is cleared).
     pub(crate) fn send(&mut self, chan: &mut dyn Channel, seq: u64) -> Result<(), DataError> {
+        if self.lends {
+            let mut write = |m: &mut [u8]| {
+                stamp(m, seq);
+                crate::message::clear_time(m);
+            };
+            return chan
+                .send_in_place(&self.tx, &mut write)
+                .map_err(DataError::io("send", seq));
+        }
         stamp(&mut self.tx, seq);
-        chan.send(&self.tx).map_err(|source| DataError::Io {
-            op: "send",
-            seq,
-            source,
-        })
+        chan.send(&self.tx).map_err(DataError::io("send", seq))
     }
 }
 
