@@ -2,6 +2,7 @@
 //! adding a mechanism means adding its file and one line to `REGISTRY`.
 
 mod calibration;
+mod cma;
 mod crates;
 mod datagram;
 pub mod fanin;
@@ -35,6 +36,8 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &pipe::Pipe,
     &calibration::PIPE_RAW,
     &pipe_splice::PipeSplice,
+    &cma::CMA_READ,
+    &cma::CMA_WRITE,
     &fifo::Fifo,
     &posix_mq::PosixMq,
     &sysv_mq::SysvMq,

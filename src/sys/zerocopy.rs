@@ -204,3 +204,18 @@ impl Drop for View {
         let _ = unsafe { munmap(self.ptr.cast(), self.len) };
     }
 }
+
+/// Names `pid` as the one process that may attach to this one under Yama's ptrace scope 1
+/// (`PR_SET_PTRACER`); 0 withdraws it. A kernel without Yama has nothing to set.
+pub fn allow_ptracer(pid: i32) -> io::Result<()> {
+    // SAFETY: PR_SET_PTRACER takes one integer argument and touches no memory of ours.
+    let r = unsafe { libc::prctl(libc::PR_SET_PTRACER, pid as libc::c_ulong, 0, 0, 0) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            return Ok(());
+        }
+        return Err(e);
+    }
+    Ok(())
+}
