@@ -161,9 +161,10 @@ pub struct RunArgs {
     pub socket_rcvbuf: Option<usize>,
 
     /// Bytes of each shared-memory ring (one per direction), rounded up to whole pages.
-    /// Messages larger than the ring are reported unsupported.
-    #[arg(long, value_parser = parse_bytes, default_value = "2M")]
-    pub shm_ring: usize,
+    /// Messages larger than the ring are reported unsupported. Default: 2 MiB, or room
+    /// for two messages where that is more (64 MiB messages get 128 MiB rings).
+    #[arg(long, value_parser = parse_bytes)]
+    pub shm_ring: Option<usize>,
 
     /// Which segment holds the shared-memory rings: `posix` (shm_open, unlinked once both
     /// sides mapped it), `sysv` (shmget, removed once both attached) or `memfd` (anonymous).

@@ -61,8 +61,9 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
             peer_exe,
             timeout: Duration::from_secs(args.timeout),
             rcvbuf: args.socket_rcvbuf,
-            // The ring the run really uses, so the results record that, not the request.
-            shm_ring: crate::backends::shm::capacity(args.shm_ring),
+            // The ring the run really uses, so the results record that, not the request
+            // (0: sized by message, `shm::ring_for`).
+            shm_ring: args.shm_ring.map_or(0, crate::backends::shm::capacity),
             shm_segment: args.shm_segment,
             shm_read: args.shm_read,
             spin_ns: args.spin_us.map(|us| us * 1_000),

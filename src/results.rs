@@ -88,7 +88,8 @@ pub struct RunConfig {
     /// `--socket-rcvbuf` when given.
     #[serde(default)]
     pub socket_rcvbuf: Option<usize>,
-    /// Bytes per shared-memory ring, and the segment kind (posix, sysv, memfd).
+    /// Bytes per shared-memory ring (0: 2 MiB, or two messages where larger), and the
+    /// segment kind (posix, sysv, memfd).
     #[serde(default)]
     pub shm_ring: usize,
     #[serde(default)]

@@ -53,7 +53,7 @@ impl SessionOptions {
             peer_exe,
             timeout,
             rcvbuf: None,
-            shm_ring: crate::backends::shm::DEFAULT_RING,
+            shm_ring: 0,
             shm_segment: Segment::Posix,
             shm_read: crate::backends::shm::Read::Copy,
             spin_ns: None,
@@ -74,7 +74,7 @@ impl SessionOptions {
         ChannelParams {
             size,
             rcvbuf: self.rcvbuf,
-            shm_ring: self.shm_ring,
+            shm_ring: crate::backends::shm::ring_for(self.shm_ring, size),
             shm_segment: self.shm_segment,
             shm_read: self.shm_read,
             spin_ns: self.spin_ns,

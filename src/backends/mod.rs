@@ -8,6 +8,7 @@ mod datagram;
 pub mod fanin;
 mod fault;
 mod fifo;
+mod memfd_pass;
 mod pipe;
 mod pipe_splice;
 mod posix_mq;
@@ -53,6 +54,8 @@ pub static REGISTRY: &[&dyn Mechanism] = &[
     &shm::SHM_SYSV_SEM,
     &shm::SHM_CONDVAR,
     &shm::SHM_ADAPTIVE,
+    &memfd_pass::MEMFD_PASS,
+    &memfd_pass::MEMFD_FRESH,
     &crates::ipc_channel::IpcChannel,
     &crates::interprocess::Interprocess,
     &crates::tokio_sockets::TOKIO_UNIX_STREAM,
@@ -235,7 +238,7 @@ impl ChannelParams {
         ChannelParams {
             size,
             rcvbuf: None,
-            shm_ring: shm::DEFAULT_RING,
+            shm_ring: shm::ring_for(0, size),
             shm_segment: shm::Segment::Posix,
             shm_read: shm::Read::Copy,
             spin_ns: None,

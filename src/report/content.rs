@@ -677,9 +677,12 @@ fn machine(run: &RunFile, out: &mut Vec<Block>) {
         format!("verification: {}", c.verify),
         format!("repetitions per case: {}", c.repeat),
         format!(
-            "shared memory: {} segments, {}-byte rings, receivers {}",
+            "shared memory: {} segments, {} rings, receivers {}",
             c.shm_segment,
-            c.shm_ring,
+            match c.shm_ring {
+                0 => "2 MiB (or two messages, where larger)".to_string(),
+                r => format!("{r}-byte"),
+            },
             match c.shm_read.as_str() {
                 "in-place" => "check each message in its slot (--shm-read in-place)",
                 _ => "copy each message out, then check it",

@@ -122,13 +122,12 @@ pub fn cma_write(pid: i32, local: &[u8], remote: usize) -> io::Result<()> {
 }
 
 /// A memfd of `len` bytes that accepts seals, its size sealed at once (so a mapping of it
-/// can never run past its end); on huge pages with `huge`.
-pub fn sealable_memfd(len: usize, huge: bool) -> io::Result<OwnedFd> {
-    let mut flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
-    if huge {
-        flags |= MFdFlags::MFD_HUGETLB;
-    }
-    let fd = memfd_create(c"ipcbench-msg", flags)?;
+/// can never run past its end).
+pub fn sealable_memfd(len: usize) -> io::Result<OwnedFd> {
+    let fd = memfd_create(
+        c"ipcbench-msg",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )?;
     nix::unistd::ftruncate(&fd, len as libc::off_t)?;
     add_seals(&fd, SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW)?;
     Ok(fd)
@@ -170,8 +169,14 @@ impl View {
             true => ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
             false => ProtFlags::PROT_READ,
         };
+        // A read-only view is made to be read at once, all of it: its page tables are
+        // filled in one go rather than a fault per page.
+        let flags = match write {
+            true => MapFlags::MAP_SHARED,
+            false => MapFlags::MAP_SHARED | MapFlags::MAP_POPULATE,
+        };
         // SAFETY: a fresh mapping chosen by the kernel overlaps no Rust object.
-        let p = unsafe { mmap(None, n, prot, MapFlags::MAP_SHARED, fd, 0)? };
+        let p = unsafe { mmap(None, n, prot, flags, fd, 0)? };
         Ok(View {
             ptr: p.cast(),
             len,

@@ -112,6 +112,15 @@ pub fn capacity(ring: usize) -> usize {
     ring.div_ceil(PAGE).max(1) * PAGE
 }
 
+/// The ring a case of `size`-byte messages uses when `--shm-ring` asked for `ring` bytes;
+/// 0 (not asked) is `DEFAULT_RING`, or room for two messages where that is more.
+pub fn ring_for(ring: usize, size: usize) -> usize {
+    match ring {
+        0 => capacity(DEFAULT_RING.max(size.saturating_mul(2))),
+        r => capacity(r),
+    }
+}
+
 /// A ring's slot area for messages of `size` in rings of `cap` bytes, in whole pages.
 fn ring_len(cap: usize, size: usize) -> usize {
     ring::data_len(cap, size).div_ceil(PAGE) * PAGE
