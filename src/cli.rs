@@ -171,6 +171,12 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "posix")]
     pub shm_segment: crate::backends::shm::Segment,
 
+    /// Put shared-memory segments on 2 MiB huge pages (needs `--shm-segment memfd` or
+    /// `sysv`, and pages reserved with `sysctl vm.nr_hugepages=N`; otherwise the shm
+    /// mechanisms are reported unsupported, with that reason).
+    #[arg(long)]
+    pub shm_hugepages: bool,
+
     /// How a shared-memory receiver takes each message: `copy` it out of the ring and check
     /// it there (as every channel does), or check it `in-place` in the ring (no copy out).
     #[arg(long, value_enum, default_value = "copy")]

@@ -65,6 +65,7 @@ pub fn plan_from_args(args: &RunArgs, peer_exe: std::path::PathBuf) -> Result<Pl
             // (0: sized by message, `shm::ring_for`).
             shm_ring: args.shm_ring.map_or(0, crate::backends::shm::capacity),
             shm_segment: args.shm_segment,
+            shm_huge: args.shm_hugepages,
             shm_read: args.shm_read,
             spin_ns: args.spin_us.map(|us| us * 1_000),
             // Set per case from its workload.

@@ -94,6 +94,9 @@ pub struct RunConfig {
     pub shm_ring: usize,
     #[serde(default)]
     pub shm_segment: String,
+    /// Segments on huge pages (`--shm-hugepages`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shm_hugepages: bool,
     /// `copy` or `in-place` (`--shm-read`); empty in files from before it existed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub shm_read: String,

@@ -334,6 +334,7 @@ impl Plan {
             socket_rcvbuf: self.session.rcvbuf,
             shm_ring: self.session.shm_ring,
             shm_segment: self.session.shm_segment.as_str().to_string(),
+            shm_hugepages: self.session.shm_huge,
             shm_read: self.session.shm_read.as_str().to_string(),
             spin_ns: None,
             spin_source: String::new(),

@@ -32,6 +32,7 @@ pub struct SessionOptions {
     /// Bytes per shared-memory ring and the segment kind.
     pub shm_ring: usize,
     pub shm_segment: Segment,
+    pub shm_huge: bool,
     pub shm_read: crate::backends::shm::Read,
     /// `shm-adaptive`'s spin budget (ns): `--spin-us`, or set by the run from its floor.
     pub spin_ns: Option<u64>,
@@ -55,6 +56,7 @@ impl SessionOptions {
             rcvbuf: None,
             shm_ring: 0,
             shm_segment: Segment::Posix,
+            shm_huge: false,
             shm_read: crate::backends::shm::Read::Copy,
             spin_ns: None,
             traffic: Traffic::Exchange,
@@ -76,6 +78,7 @@ impl SessionOptions {
             rcvbuf: self.rcvbuf,
             shm_ring: crate::backends::shm::ring_for(self.shm_ring, size),
             shm_segment: self.shm_segment,
+            shm_huge: self.shm_huge,
             shm_read: self.shm_read,
             spin_ns: self.spin_ns,
             pin: self.placement.pin,

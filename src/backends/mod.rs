@@ -192,6 +192,8 @@ pub struct ChannelParams {
     /// Shared memory: bytes of each ring (`--shm-ring`) and the segment kind (`--shm-segment`).
     pub shm_ring: usize,
     pub shm_segment: shm::Segment,
+    /// Shared memory on huge pages (`--shm-hugepages`).
+    pub shm_huge: bool,
     /// Shared memory: copy each message out of the ring, or check it there (`--shm-read`).
     pub shm_read: shm::Read,
     /// `shm-adaptive`'s spin budget in ns (`--spin-us`, or the run's default from its
@@ -240,6 +242,7 @@ impl ChannelParams {
             rcvbuf: None,
             shm_ring: shm::ring_for(0, size),
             shm_segment: shm::Segment::Posix,
+            shm_huge: false,
             shm_read: shm::Read::Copy,
             spin_ns: None,
             pin: Pin::Cross,

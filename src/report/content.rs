@@ -677,8 +677,13 @@ fn machine(run: &RunFile, out: &mut Vec<Block>) {
         format!("verification: {}", c.verify),
         format!("repetitions per case: {}", c.repeat),
         format!(
-            "shared memory: {} segments, {} rings, receivers {}",
+            "shared memory: {} segments{}, {} rings, receivers {}",
             c.shm_segment,
+            if c.shm_hugepages {
+                " on 2 MiB huge pages"
+            } else {
+                ""
+            },
             match c.shm_ring {
                 0 => "2 MiB (or two messages, where larger)".to_string(),
                 r => format!("{r}-byte"),

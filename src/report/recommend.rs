@@ -245,6 +245,7 @@ fn cannot_carry(m: &dyn backends::Mechanism, run: &RunFile, size: usize) -> Opti
     if let Ok(seg) = backends::shm::Segment::from_str(&run.config.shm_segment, true) {
         p.shm_segment = seg;
     }
+    p.shm_huge = run.config.shm_hugepages;
     if let Ok(read) = backends::shm::Read::from_str(&run.config.shm_read, true) {
         p.shm_read = read;
     }

@@ -203,10 +203,19 @@ pub fn posix_unlink(name: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// An anonymous segment: a sealed-size memfd, handed to the peer by inheritance.
+/// An anonymous segment: a memfd handed to the peer by inheritance.
 pub fn memfd(len: usize) -> io::Result<OwnedFd> {
-    let fd =
-        nix::sys::memfd::memfd_create(c"ipcbench-shm", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    memfd_on(len, false)
+}
+
+/// `memfd`, on huge pages with `huge` (`len` must then be whole huge pages).
+pub fn memfd_on(len: usize, huge: bool) -> io::Result<OwnedFd> {
+    use nix::sys::memfd::MFdFlags;
+    let flags = match huge {
+        true => MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_HUGETLB,
+        false => MFdFlags::MFD_CLOEXEC,
+    };
+    let fd = nix::sys::memfd::memfd_create(c"ipcbench-shm", flags)?;
     nix::unistd::ftruncate(&fd, len as libc::off_t)?;
     Ok(fd)
 }
@@ -219,15 +228,12 @@ pub struct SysvShm {
 }
 
 impl SysvShm {
-    pub fn create(len: usize) -> io::Result<SysvShm> {
+    /// A segment of `len` bytes; on huge pages with `huge` (`SHM_HUGETLB`).
+    pub fn create(len: usize, huge: bool) -> io::Result<SysvShm> {
+        let flags =
+            libc::IPC_CREAT | libc::IPC_EXCL | 0o600 | if huge { libc::SHM_HUGETLB } else { 0 };
         // SAFETY: shmget takes only integers.
-        let id = check(unsafe {
-            libc::shmget(
-                libc::IPC_PRIVATE,
-                len,
-                libc::IPC_CREAT | libc::IPC_EXCL | 0o600,
-            )
-        })?;
+        let id = check(unsafe { libc::shmget(libc::IPC_PRIVATE, len, flags) })?;
         crate::sys::record::track(&crate::sys::record::Object::SysvShm(id));
         Ok(SysvShm {
             id,

@@ -136,6 +136,59 @@ fn segment_len(cap: usize, size: usize) -> usize {
     PAGE + 2 * (PAGE + ring_len(cap, size))
 }
 
+/// The huge page size segments use with `--shm-hugepages` (x86-64's default, 2 MiB).
+pub const HUGE_PAGE: usize = 2 << 20;
+
+/// Bytes of the segment both sides map: `segment_len`, in whole huge pages when `huge`.
+fn mapped_len(cap: usize, size: usize, huge: bool) -> usize {
+    let len = segment_len(cap, size);
+    match huge {
+        true => len.div_ceil(HUGE_PAGE) * HUGE_PAGE,
+        false => len,
+    }
+}
+
+/// Why `--shm-hugepages` cannot give a segment of `len` bytes of `segment` kind here,
+/// from `/proc/meminfo`'s `HugePages_Free` and `Hugepagesize` (kB).
+pub(crate) fn huge_refusal(
+    segment: Segment,
+    len: usize,
+    free: Option<u64>,
+    page_kb: Option<u64>,
+) -> Option<String> {
+    if segment == Segment::Posix {
+        return Some(
+            "--shm-hugepages needs --shm-segment memfd or sysv: POSIX segments live in /dev/shm, which has no huge pages".into(),
+        );
+    }
+    let page = page_kb.map_or(HUGE_PAGE as u64, |k| k * 1024);
+    if page != HUGE_PAGE as u64 {
+        return Some(format!(
+            "--shm-hugepages assumes {} KiB huge pages and this machine's default is {} KiB",
+            HUGE_PAGE >> 10,
+            page >> 10
+        ));
+    }
+    let need = len.div_ceil(HUGE_PAGE) as u64;
+    let free = free.unwrap_or(0);
+    (free < need).then(|| {
+        format!(
+            "no huge pages to spare: a segment needs {need} of 2 MiB and {free} are free (HugePages_Free); reserve them with `sysctl vm.nr_hugepages=N` (vm.nr_hugepages)"
+        )
+    })
+}
+
+/// `HugePages_Free` and `Hugepagesize` (kB) from /proc/meminfo.
+fn huge_pages_free() -> (Option<u64>, Option<u64>) {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    (field("HugePages_Free:"), field("Hugepagesize:"))
+}
+
 pub struct Shm {
     info: &'static MechanismInfo,
     strategy: Strategy,
@@ -481,6 +534,8 @@ struct Spec {
     /// `shm-adaptive`'s spin budget in ns.
     spin_ns: u64,
     sem: Option<libc::c_int>,
+    /// The segment is on huge pages (`--shm-hugepages`): mapped in whole huge pages.
+    huge: bool,
 }
 
 impl Spec {
@@ -498,6 +553,9 @@ impl Spec {
         if let Some(id) = self.sem {
             s.push_str(&format!(";sem={id}"));
         }
+        if self.huge {
+            s.push_str(";huge=1");
+        }
         s
     }
 
@@ -509,6 +567,7 @@ impl Spec {
             read: Read::Copy,
             spin_ns: 0,
             sem: None,
+            huge: false,
         };
         for part in s.split(';') {
             let (k, v) = part.split_once('=')?;
@@ -524,6 +583,7 @@ impl Spec {
                 "read" => spec.read = Read::from_str(v, false).ok()?,
                 "spin" => spec.spin_ns = v.parse().ok().filter(|&n: &u64| n <= 10_000_000_000)?,
                 "sem" => spec.sem = Some(v.parse().ok().filter(|&i: &libc::c_int| i >= 0)?),
+                "huge" => spec.huge = v == "1",
                 _ => return None,
             }
         }
@@ -704,7 +764,8 @@ impl Shm {
         params: &ChannelParams,
     ) -> Result<(String, Vec<OwnedFd>, ShmChannel), BackendError> {
         let cap = capacity(params.shm_ring);
-        let len = segment_len(cap, params.size);
+        let huge = params.shm_huge;
+        let len = mapped_len(cap, params.size, huge);
         let mut inherit = Vec::new();
         let mut sysv_seg = None;
         let (map, segment, names) = match params.shm_segment {
@@ -727,7 +788,7 @@ impl Shm {
                 (map, format!("posix:{name}"), Some(Names::Posix(name)))
             }
             Segment::Sysv => {
-                let s = Arc::new(SysvShm::create(len).map_err(|e| {
+                let s = Arc::new(SysvShm::create(len, huge).map_err(|e| {
                     self.err("create", format!("a System V segment of {len} bytes"), e)
                         .hint("see kernel.shmmax and kernel.shmall")
                 })?);
@@ -738,7 +799,7 @@ impl Shm {
                 (map, spec, Some(Names::Sysv(s)))
             }
             Segment::Memfd => {
-                let fd = seg::memfd(len).map_err(|e| self.err("create", "a memfd", e))?;
+                let fd = seg::memfd_on(len, huge).map_err(|e| self.err("create", "a memfd", e))?;
                 let map = Mapping::map(&fd, len).map_err(|e| self.err("map", "a memfd", e))?;
                 inherit.push(fd);
                 (map, "memfd".to_string(), None)
@@ -817,6 +878,7 @@ impl Shm {
             read: params.shm_read,
             spin_ns,
             sem: sem.as_ref().map(|s| s.id()),
+            huge: params.shm_huge,
         };
         let geometry = (cap, params.size, params.shm_read);
         let chan = self.channel(map, geometry, PARENT, prim, names, (sysv_seg, sem));
@@ -924,6 +986,13 @@ impl Mechanism for Shm {
 
     fn unsupported(&self, params: &ChannelParams, _limits: &Limits) -> Option<String> {
         let cap = capacity(params.shm_ring);
+        if params.shm_huge {
+            let (free, page) = huge_pages_free();
+            let len = mapped_len(cap, params.size, true);
+            if let Some(why) = huge_refusal(params.shm_segment, len, free, page) {
+                return Some(why);
+            }
+        }
         if params.size > cap {
             return Some(format!(
                 "a message of {} bytes does not fit the shared-memory ring of {cap} bytes; raise it with --shm-ring",
@@ -1002,7 +1071,7 @@ impl Mechanism for Shm {
         let s = Spec::decode(spec).ok_or_else(|| {
             BackendError::invalid(id, spec, "malformed shared-memory description")
         })?;
-        let len = segment_len(s.cap, params.size);
+        let len = mapped_len(s.cap, params.size, s.huge);
         let map = match s.segment.split_once(':') {
             Some(("posix", name)) if valid_shm_name(name) => {
                 let fd = seg::posix_open(name, len).map_err(|e| self.err("open", name, e))?;
@@ -1134,6 +1203,20 @@ mod tests {
     }
 
     #[test]
+    fn huge_pages_are_refused_with_the_setting_that_would_allow_them() {
+        let two = 2 * HUGE_PAGE;
+        let posix = huge_refusal(Segment::Posix, two, Some(100), Some(2048)).unwrap();
+        assert!(posix.contains("--shm-segment memfd or sysv"), "{posix}");
+        let none = huge_refusal(Segment::Memfd, two + 1, Some(2), Some(2048)).unwrap();
+        assert!(none.contains("needs 3 of 2 MiB and 2 are free"), "{none}");
+        assert!(none.contains("vm.nr_hugepages"), "{none}");
+        let gig = huge_refusal(Segment::Sysv, two, Some(9), Some(1 << 20)).unwrap();
+        assert!(gig.contains("1048576 KiB"), "{gig}");
+        assert_eq!(huge_refusal(Segment::Sysv, two, Some(2), Some(2048)), None);
+        assert_eq!(mapped_len(capacity(4096), 64, true) % HUGE_PAGE, 0);
+    }
+
+    #[test]
     fn spec_round_trips_and_rejects_junk() {
         let s = Spec {
             segment: "posix:/ipcbench-1-ab".into(),
@@ -1142,8 +1225,10 @@ mod tests {
             read: Read::InPlace,
             spin_ns: 12_000,
             sem: Some(7),
+            huge: true,
         };
         let d = Spec::decode(&s.encode()).unwrap();
+        assert!(d.huge);
         assert_eq!(
             (
                 d.segment.as_str(),
