@@ -38,12 +38,15 @@ fn run_ok(s: &Scratch, args: &[&str]) -> serde_json::Value {
 
 fn every_strategy_over(segment: &str) {
     let s = Scratch::new(segment);
+    // The ring strategies by name: the shm family also holds memfd-pass and memfd-fresh,
+    // which have no segment to choose.
+    let strategies = STRATEGIES.join(",");
     // --pin none: spinning backs off to sched_yield, so a busy test machine cannot stall it.
     let v = run_ok(
         &s,
         &[
             "--mechanisms",
-            "shm",
+            &strategies,
             "--shm-segment",
             segment,
             "--sizes",
