@@ -281,5 +281,8 @@ mod tests {
         };
         assert_eq!(LATENCY.default_count(1, &quick), 5_000);
         assert_eq!(LATENCY.default_count(1 << 20, &quick), 128);
+        // 16 and 64 MiB: four budgets' worth, and never under 10.
+        assert_eq!(LATENCY.default_count(16 << 20, &quick), 32);
+        assert_eq!(LATENCY.default_count(64 << 20, &quick), 10);
     }
 }

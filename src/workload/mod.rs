@@ -569,9 +569,13 @@ pub(crate) fn record(hist: &mut Option<&mut Histogram<u64>>, rtt: Duration) {
 }
 
 /// Messages worth `budget` bytes at `size`, bounded to `lo..=hi` so small sizes do not run
-/// for minutes.
+/// for minutes. Past the size where `lo` messages would cost four budgets (16-64 MiB
+/// messages), the floor gives way to four budgets' worth, but never under 10 messages,
+/// so that large sizes stay as quick as the rest.
 pub fn by_budget(size: usize, budget: u64, lo: u64, hi: u64) -> u64 {
-    (budget / size.max(1) as u64).clamp(lo, hi)
+    let size = size.max(1) as u64;
+    let lo = lo.min((4 * budget / size).max(10));
+    (budget / size).clamp(lo, hi)
 }
 
 /// The estimate's costs on a small VM (the 2-vCPU reference: a quick run of everything,
