@@ -349,6 +349,7 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
         "mechanism", "family", "boundaries", "copies", "named", "cross-host"
     );
     let yes = |b: bool| if b { "yes" } else { "no" };
+    let params = backends::ChannelParams::new(64);
     for m in backends::all() {
         let i = m.info();
         println!(
@@ -356,7 +357,7 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
             i.id,
             i.family.as_str(),
             yes(i.boundaries),
-            i.kernel_copies,
+            m.copies(&params),
             yes(i.named),
             yes(i.cross_host),
             i.summary
@@ -397,7 +398,8 @@ pub fn list(args: &ListArgs) -> anyhow::Result<()> {
     for (name, why) in backends::NOT_MEASURED {
         println!("  {name}: {why}");
     }
-    println!("\nboundaries: one send arrives as one receive; copies: payload copies the kernel makes per message;");
+    println!("\nboundaries: one send arrives as one receive; copies: the payload's copies per message from the sender's");
+    println!("message to the receiver's check, in the kernel and in user space (shm-*: 1 with --shm-read in-place);");
     println!("named: unrelated processes can find it by a filesystem name; cross-host: works between machines.\n");
     let l = Limits::read();
     let show = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into());

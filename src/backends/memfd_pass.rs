@@ -328,6 +328,12 @@ impl Mechanism for MemfdPass {
         self.info
     }
 
+    /// None with a pool (the message is produced in the memfd and checked in its mapping);
+    /// one for a fresh memfd, whose new pages are written whole.
+    fn copies(&self, _params: &ChannelParams) -> u8 {
+        u8::from(self.fresh)
+    }
+
     fn close_is_seen(&self) -> bool {
         true
     }

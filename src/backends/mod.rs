@@ -431,6 +431,14 @@ pub trait Mechanism: Send + Sync {
         true
     }
 
+    /// Copies of the payload per streamed message, from the sender's message to the
+    /// receiver's check, in the kernel and in user space, with these parameters (a
+    /// receiver that checks in place saves one). By default the kernel's
+    /// (`MechanismInfo::kernel_copies`): a send and a receive that are one system call each.
+    fn copies(&self, _params: &ChannelParams) -> u8 {
+        self.info().kernel_copies
+    }
+
     /// Why this message size cannot run here (naming the limit and how to raise it), if so.
     fn unsupported(&self, _params: &ChannelParams, _limits: &Limits) -> Option<String> {
         None

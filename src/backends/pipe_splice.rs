@@ -8,8 +8,8 @@
 //! `capacity / 4096` page references and at most `capacity` bytes, so once that many
 //! later messages (whichever bound is smaller) have entered the pipe, every byte of the
 //! oldest buffer has been read. With `SPLICE_F_GIFT` (offered when a message is whole pages)
-//! the kernel only marks the pages as gifted: since Linux 2.6.30 nothing moves a gifted
-//! page into a reader's address space, and `read` copies it as it copies any other.
+//! the kernel only marks the pipe buffer as gifted (`PIPE_BUF_FLAG_GIFT`, which only a
+//! splice that steals pages consults): a reader's `read` copies it like any other page.
 
 use std::io;
 use std::os::fd::OwnedFd;

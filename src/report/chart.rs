@@ -22,11 +22,17 @@ pub enum Unit {
     BytesPerSec,
     /// Requests per second, labelled /s, k/s, M/s.
     PerSec,
+    /// A multiple of something (memcpy's bandwidth), labelled x0.5, x2.
+    Ratio,
 }
 
 impl Unit {
     /// A value with its unit, short enough for a tick label.
     pub fn label(self, v: f64) -> String {
+        if self == Unit::Ratio {
+            let digits = if v >= 1.0 { 0 } else { 2 };
+            return format!("x{v:.digits$}");
+        }
         let (scaled, unit) = match self {
             Unit::Nanos => match v {
                 v if v >= 1e9 => (v / 1e9, "s"),
@@ -45,6 +51,7 @@ impl Unit {
                 v if v >= 1e3 => (v / 1e3, "k/s"),
                 v => (v, "/s"),
             },
+            Unit::Ratio => (v, ""),
         };
         let digits = if scaled >= 10.0 || scaled.fract().abs() < 1e-9 {
             0

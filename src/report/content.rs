@@ -816,6 +816,7 @@ fn one_run(input: &Input, suffix: &str, out: &mut Vec<Block>) {
     measurement(run, suffix, out);
     out.push(Block::Heading(3, "Charts".into()));
     charts(run, full, suffix, out);
+    super::large::blocks(run, suffix, out);
     out.push(Block::Heading(3, "Rankings".into()));
     ranking(run, out);
     choosing(run, out);

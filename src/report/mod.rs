@@ -7,6 +7,7 @@ pub mod chart;
 pub mod compare;
 pub mod content;
 pub mod document;
+pub mod large;
 pub mod model;
 pub mod recommend;
 pub mod table;

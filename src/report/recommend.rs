@@ -237,6 +237,11 @@ pub fn need_name(n: Need) -> String {
 
 /// Why `m` cannot carry `size` bytes with the run's configuration and limits, if so.
 fn cannot_carry(m: &dyn backends::Mechanism, run: &RunFile, size: usize) -> Option<String> {
+    m.unsupported(&channel_params(run, size), &run.environment.limits)
+}
+
+/// The channel parameters the run's cases of `size` bytes had, from its configuration.
+pub(crate) fn channel_params(run: &RunFile, size: usize) -> backends::ChannelParams {
     let mut p = backends::ChannelParams::new(size);
     p.rcvbuf = run.config.socket_rcvbuf;
     if run.config.shm_ring > 0 {
@@ -250,7 +255,7 @@ fn cannot_carry(m: &dyn backends::Mechanism, run: &RunFile, size: usize) -> Opti
         p.shm_read = read;
     }
     p.pin = run.config.pin;
-    m.unsupported(&p, &run.environment.limits)
+    p
 }
 
 /// Mechanisms that satisfy `needs`, ranked for `pattern` at the measured size nearest `size`

@@ -340,6 +340,11 @@ impl Mechanism for Iceoryx2 {
         &INFO
     }
 
+    /// One copy into the loaned sample and one out of the received one.
+    fn copies(&self, _params: &ChannelParams) -> u8 {
+        2
+    }
+
     fn unsupported(&self, params: &ChannelParams, _limits: &Limits) -> Option<String> {
         (params.pin == Pin::Same).then(|| {
             "the subscriber polls, which needs two CPUs: with --pin same it holds the CPU the publisher needs (use --pin cross or --pin none)".into()

@@ -69,6 +69,14 @@ impl Mechanism for SharedMemoryCrate {
         &INFO
     }
 
+    /// The same ring as `shm-*`: one copy in, one out unless checked in place.
+    fn copies(&self, params: &ChannelParams) -> u8 {
+        match params.shm_read {
+            crate::backends::shm::Read::Copy => 2,
+            crate::backends::shm::Read::InPlace => 1,
+        }
+    }
+
     fn unsupported(
         &self,
         params: &ChannelParams,

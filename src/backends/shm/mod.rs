@@ -984,6 +984,14 @@ impl Mechanism for Shm {
         !matches!(self.strategy, Strategy::Spin)
     }
 
+    /// One copy into the ring, and one out of it unless the receiver checks in place.
+    fn copies(&self, params: &ChannelParams) -> u8 {
+        match params.shm_read {
+            Read::Copy => 2,
+            Read::InPlace => 1,
+        }
+    }
+
     fn unsupported(&self, params: &ChannelParams, _limits: &Limits) -> Option<String> {
         let cap = capacity(params.shm_ring);
         if params.shm_huge {
