@@ -735,3 +735,35 @@ fn an_interrupted_run_keeps_its_completed_cases_in_a_partial_file() {
     );
     s.audit();
 }
+
+#[test]
+fn a_peer_killed_mid_stream_of_a_zero_copy_mechanism_fails_the_case_and_leaves_nothing() {
+    for mechanism in [
+        "pipe-splice",
+        "cma-read",
+        "cma-write",
+        "memfd-pass",
+        "memfd-fresh",
+    ] {
+        let s = Scratch::new("zero-copy-kill");
+        let (child, peer) = long_run_of(
+            &s,
+            &["--mechanisms", mechanism, "--workloads", "throughput"],
+        );
+        kill(Pid::from_raw(peer as i32), Signal::SIGKILL).unwrap();
+        let (status, out, err) = wait_bounded(child, Duration::from_secs(10));
+        assert_eq!(status, Some(1), "{mechanism}: {out}{err}");
+        let r = &s.results()["results"][0];
+        assert_eq!(r["mechanism"], mechanism);
+        assert_eq!(r["status"], "error", "{r}");
+        assert!(
+            r["reason"]
+                .as_str()
+                .unwrap()
+                .contains("killed by signal 9 (SIGKILL)"),
+            "{mechanism}: {r}"
+        );
+        assert!(gone(peer));
+        s.audit();
+    }
+}

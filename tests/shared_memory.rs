@@ -386,3 +386,64 @@ fn a_dead_peer_leaves_no_semaphore_set_and_unblocks_every_strategy() {
         }
     }
 }
+
+/// `HugePages_Free` from /proc/meminfo (0 when the line is missing).
+fn huge_pages_free() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Free:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn huge_pages_are_used_when_reserved_and_refused_by_name_when_not() {
+    let s = Scratch::new("hugepages");
+    let args = |segment: &'static str| {
+        [
+            "--mechanisms",
+            "shm-futex",
+            "--sizes",
+            "4K",
+            "--workloads",
+            "latency",
+            "--messages",
+            "50",
+            "--verify",
+            "full",
+            "--pin",
+            "none",
+            "--shm-hugepages",
+            "--shm-segment",
+            segment,
+        ]
+    };
+    let v = s.sweep(&args("posix"));
+    let r = &v["results"][0];
+    assert_eq!(r["status"], "unsupported", "{r}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--shm-segment memfd or sysv"),
+        "{r}"
+    );
+    // A 4 KiB case's segment fits one 2 MiB page: it runs where one is free, and is
+    // refused naming the setting where none is.
+    let free = huge_pages_free();
+    let v = s.sweep(&args("memfd"));
+    let r = &v["results"][0];
+    if free >= 1 {
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(v["config"]["shm_hugepages"], true);
+    } else {
+        assert_eq!(r["status"], "unsupported", "{r}");
+        let why = r["reason"].as_str().unwrap();
+        assert!(
+            why.contains("vm.nr_hugepages") && why.contains("0 are free"),
+            "{why}"
+        );
+    }
+    s.audit();
+}
