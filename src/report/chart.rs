@@ -355,7 +355,8 @@ pub fn small_multiples(c: &SmallMultiples) -> Option<String> {
     if c.sizes.is_empty() {
         return None;
     }
-    let (pw, ph, cols) = (620.0, 300.0, 2usize);
+    let (pw, ph) = (620.0, 300.0);
+    let cols = c.panels.len().clamp(1, 2);
     let rows = c.panels.len().div_ceil(cols);
     let (w, h) = (pw * cols as f64, 40.0 + ph * rows as f64);
     let mut out = String::new();

@@ -99,7 +99,7 @@ pub fn blocks(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
         lines: lines.into_iter().map(|(_, l)| l).collect(),
     };
     let c = chart::SmallMultiples {
-        title: "Large messages: one-way throughput as a fraction of memcpy, by size".into(),
+        title: "Large messages: throughput as a fraction of memcpy".into(),
         unit: chart::Unit::Ratio,
         sizes: big,
         panels: vec![panel],
