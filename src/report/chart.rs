@@ -361,9 +361,16 @@ pub fn small_multiples(c: &SmallMultiples) -> Option<String> {
     let (w, h) = (pw * cols as f64, 40.0 + ph * rows as f64);
     let mut out = String::new();
     open(&mut out, w, h, &c.title, lo, hi);
+    // Sizes on a log axis: 64 B to 4 KiB spans as much as 64 KiB to 4 MiB.
+    let (first, last) = (
+        c.sizes.iter().copied().min().unwrap_or(1).max(1) as f64,
+        c.sizes.iter().copied().max().unwrap_or(1).max(1) as f64,
+    );
     let xi = |size: usize| -> f64 {
-        let i = c.sizes.iter().position(|s| *s == size).unwrap_or(0) as f64;
-        i / (c.sizes.len().max(2) - 1) as f64
+        if last <= first {
+            return 0.5;
+        }
+        ((size.max(1) as f64).ln() - first.ln()) / (last.ln() - first.ln())
     };
     for (k, panel) in c.panels.iter().enumerate() {
         let (px, py) = (pw * (k % cols) as f64, 40.0 + ph * (k / cols) as f64);
