@@ -14,6 +14,7 @@ pub mod bare;
 pub mod cleanup;
 pub mod cli;
 pub mod commands;
+mod entry;
 pub mod environment;
 pub mod error;
 pub mod fanin;
@@ -31,3 +32,14 @@ pub mod stats;
 pub mod subject;
 pub mod sys;
 pub mod workload;
+
+// The public API (see the crate documentation); everything below the modules' own
+// `pub` is the tool's inside, hidden from the documentation and free to change.
+pub use backends::{
+    AbortHandle, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer, Rendezvous,
+    Split, Traffic,
+};
+pub use entry::{main_with, main_with_args, peer_entry};
+pub use environment::Limits;
+pub use error::BackendError;
+pub use results::{CaseResult, RunFile, Status};

@@ -74,3 +74,29 @@ fn the_schema_imports_only_plain_data() {
         );
     }
 }
+
+/// The public API test and the example use only what the crate root exports, as an
+/// outside crate would: no `ipcbench::module::` path, and no module inside a `use
+/// ipcbench::{...}` list.
+#[test]
+fn the_public_api_test_and_example_name_no_module() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for file in ["tests/public_api.rs", "examples/custom_mechanism.rs"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("ipcbench::") {
+            rest = &rest[at + "ipcbench::".len()..];
+            let item: String = if let Some(list) = rest.strip_prefix('{') {
+                list.split('}').next().unwrap_or("").to_string()
+            } else {
+                rest.chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                    .collect()
+            };
+            assert!(
+                !item.contains("::"),
+                "{file} reaches into a module: ipcbench::{item}"
+            );
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The entry points a program calls: ipcbench's own `main`, a program of a user's own that
+//! benchmarks its mechanisms beside the built-in ones (`main_with`), and the peer role that
+//! every such program must answer (`peer_entry`). Command-line parsing, dispatch and exit
+//! codes live here, so that a user's binary behaves exactly like `ipcbench`.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::backends::Mechanism;
+use crate::cli::{Cli, CommandKind};
+use crate::{commands, peer};
+
+/// Runs ipcbench's command line (`std::env::args`) with `mechanisms` measurable beside
+/// the built-in ones: `run --mechanisms my-id,unix-stream` and every other subcommand work
+/// as they do in `ipcbench`, and the peer processes it starts (this same program, re-run)
+/// find `my-id` too. Call it from `main` and return what it returns.
+///
+/// ```no_run
+/// # use ipcbench::Mechanism;
+/// static MINE: [&dyn Mechanism; 0] = [];
+/// fn main() -> std::process::ExitCode {
+///     ipcbench::main_with(&MINE)
+/// }
+/// ```
+pub fn main_with(mechanisms: &'static [&'static dyn Mechanism]) -> ExitCode {
+    main_with_args(mechanisms, std::env::args())
+}
+
+/// [`main_with`] over a command line of your own (the program name first): for a program
+/// that runs a fixed selection, or a test. Peers are still started as this program.
+///
+/// ```no_run
+/// # use ipcbench::Mechanism;
+/// # static MINE: [&dyn Mechanism; 0] = [];
+/// ipcbench::peer_entry(&MINE);
+/// let code = ipcbench::main_with_args(
+///     &MINE,
+///     ["me", "run", "--quick", "--mechanisms", "unix-stream", "--json", "/tmp/me.json"],
+/// );
+/// ```
+pub fn main_with_args(
+    mechanisms: &'static [&'static dyn Mechanism],
+    args: impl IntoIterator<Item = impl Into<String>>,
+) -> ExitCode {
+    if let Err(e) = crate::backends::register(mechanisms) {
+        eprintln!("ipcbench: {e}");
+        return ExitCode::from(2);
+    }
+    main_args(args.into_iter().map(Into::into).collect())
+}
+
+/// For a program that drives the measurement itself (a criterion bench, a test with its
+/// own `main`): call first thing in `main`. When this process was started as a peer (the
+/// program re-run by a session, with `__peer` or `__bare` as its first argument), it
+/// serves that role with `mechanisms` registered and exits; otherwise it registers them
+/// and returns, and the program goes on. Registering twice, or an id a built-in mechanism
+/// already has, is refused with a message and exit status 2.
+pub fn peer_entry(mechanisms: &'static [&'static dyn Mechanism]) {
+    if let Err(e) = crate::backends::register(mechanisms) {
+        eprintln!("ipcbench: {e}");
+        std::process::exit(2);
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if !matches!(
+        args.get(1).map(String::as_str),
+        Some(peer::ROLE | crate::bare::ROLE)
+    ) {
+        return;
+    }
+    let code = match Cli::try_parse_from(args) {
+        Ok(Cli {
+            command: CommandKind::Peer(a),
+            ..
+        }) => peer::serve(&a),
+        Ok(Cli {
+            command: CommandKind::Bare(a),
+            ..
+        }) => crate::bare::serve(&a),
+        Ok(_) => 2,
+        Err(e) => e.exit(),
+    };
+    std::process::exit(code)
+}
+
+/// Parses `args` (the program name first) as ipcbench's command line and runs it.
+pub(crate) fn main_args(args: Vec<String>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    if !matches!(cli.command, CommandKind::Peer(_) | CommandKind::Bare(_)) {
+        if let Err(e) = crate::interrupt::install() {
+            eprintln!("ipcbench: cannot set up signal handling: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let code = dispatch(cli);
+    // A run stopped by SIGINT/SIGTERM exits 128 + the signal, like a shell expects.
+    match crate::interrupt::interrupted() {
+        Some(sig) => ExitCode::from((128 + sig) as u8),
+        None => code,
+    }
+}
+
+fn dispatch(cli: Cli) -> ExitCode {
+    match cli.command {
+        CommandKind::Clean => finish(commands::clean()),
+        CommandKind::Floor(args) => {
+            let placement = match commands::floor_placement(&args) {
+                Ok(p) => p,
+                Err(msg) => usage_error("floor", msg),
+            };
+            match std::env::current_exe() {
+                Ok(exe) => finish(commands::floor(&args, placement, exe).map(|()| true)),
+                Err(e) => finish(Err(e.into())),
+            }
+        }
+        CommandKind::List(args) => finish(commands::list(&args).map(|()| true)),
+        CommandKind::Peer(args) => ExitCode::from(peer::serve(&args) as u8),
+        CommandKind::Bare(args) => ExitCode::from(crate::bare::serve(&args) as u8),
+        CommandKind::Report(args) => finish(commands::report(&args).map(|()| true)),
+        CommandKind::Compare(args) => finish(commands::compare(&args)),
+        CommandKind::Recommend(args) => finish(commands::recommend(&args).map(|()| true)),
+        CommandKind::Run(args) => {
+            let exe = match std::env::current_exe() {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("ipcbench: cannot find this executable to start the peer: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let plan = match commands::plan_from_args(&args, exe) {
+                Ok(p) => p,
+                Err(msg) => usage_error("run", msg),
+            };
+            finish(commands::run(&args, plan))
+        }
+    }
+}
+
+/// Exits 2 with `msg` and the usage of subcommand `sub` (not the top-level one).
+fn usage_error(sub: &str, msg: String) -> ! {
+    let mut cli = Cli::command();
+    cli.build();
+    let found = cli.find_subcommand_mut(sub).cloned();
+    found
+        .unwrap_or(cli)
+        .error(clap::error::ErrorKind::ValueValidation, msg)
+        .exit()
+}
+
+/// The error and its causes, each said once: many messages already include their cause's
+/// text (`cannot read x: No such file`), which `{:#}` would print a second time.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
+/// Exit 0 on success, 1 on a failed check (a failed case, a regression) or an error.
+fn finish(result: anyhow::Result<bool>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("ipcbench: {}", describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

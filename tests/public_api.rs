@@ -1,0 +1,174 @@
+//! An outside crate's view of ipcbench: this file uses only what the crate root exports
+//! (`tests/layering.rs` checks that it names no module), as a team benchmarking its own
+//! mechanism would. It has its own `main` (no test harness) because the peer processes
+//! are this program re-run, and must find the mechanisms defined here.
+//!
+//! Checked: a user mechanism runs beside built-in ones with every byte verified; one that
+//! drops a message fails its case under its own name; registering an id that a built-in
+//! already has is refused.
+
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::process::ExitCode;
+
+use ipcbench::{
+    BackendError, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer, RunFile, Status,
+};
+
+/// A socket pair, optionally dropping every 50th message it is asked to send.
+struct Pair {
+    info: &'static MechanismInfo,
+    drops: bool,
+}
+
+struct End {
+    sock: UnixStream,
+    drops: bool,
+    sent: u64,
+}
+
+impl Channel for End {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        self.sent += 1;
+        if self.drops && self.sent % 50 == 0 {
+            return Ok(());
+        }
+        self.sock.write_all(msg)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sock.read_exact(buf)?;
+        Ok(buf.len())
+    }
+}
+
+impl Mechanism for Pair {
+    fn info(&self) -> &'static MechanismInfo {
+        self.info
+    }
+
+    fn offer(&self, _params: &ChannelParams) -> Result<Offer, BackendError> {
+        let id = self.info.id;
+        let (mine, theirs) =
+            UnixStream::pair().map_err(|e| BackendError::new(id, "create", "a socket pair", e))?;
+        let drops = self.drops;
+        Ok(Offer {
+            spec: String::new(),
+            inherit: vec![OwnedFd::from(theirs)],
+            connect: Box::new(move |_| {
+                Ok(Box::new(End {
+                    sock: mine,
+                    drops,
+                    sent: 0,
+                }))
+            }),
+        })
+    }
+
+    fn join(
+        &self,
+        _spec: &str,
+        mut fds: Vec<OwnedFd>,
+        _params: &ChannelParams,
+    ) -> Result<Box<dyn Channel>, BackendError> {
+        let fd = fds
+            .pop()
+            .ok_or_else(|| BackendError::invalid(self.info.id, "descriptors", "no socket"))?;
+        Ok(Box::new(End {
+            sock: UnixStream::from(fd),
+            drops: self.drops,
+            sent: 0,
+        }))
+    }
+}
+
+static GOOD: Pair = Pair {
+    info: &MechanismInfo::new("user-pair", Family::Custom, "a plain socket pair"),
+    drops: false,
+};
+static DROPPING: Pair = Pair {
+    info: &MechanismInfo::new("user-dropping", Family::Custom, "drops every 50th message"),
+    drops: true,
+};
+static MINE: [&dyn Mechanism; 2] = [&GOOD, &DROPPING];
+
+fn run(
+    dir: &std::path::Path,
+    name: &str,
+    mechanisms: &str,
+    workloads: &str,
+) -> (ExitCode, RunFile) {
+    let json = dir.join(format!("{name}.json"));
+    let code = ipcbench::main_with_args(
+        &MINE,
+        [
+            "public_api",
+            "run",
+            "--mechanisms",
+            mechanisms,
+            "--sizes",
+            "64,4K",
+            "--workloads",
+            workloads,
+            "--messages",
+            "400",
+            "--verify",
+            "full",
+            "--pin",
+            "none",
+            "--timeout",
+            "20",
+            "--no-report",
+            "--json",
+            json.to_str().expect("a UTF-8 scratch path"),
+        ],
+    );
+    let text = std::fs::read_to_string(&json).expect("the run wrote its results");
+    (code, serde_json::from_str(&text).expect("results parse"))
+}
+
+fn main() {
+    ipcbench::peer_entry(&MINE);
+    let dir = std::env::temp_dir().join(format!("ipcbench-public-api-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+
+    // Beside two built-ins, verified byte for byte.
+    let (code, ok) = run(
+        &dir,
+        "ok",
+        "user-pair,unix-stream,shm-futex",
+        "latency,throughput",
+    );
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert_eq!(
+        ok.results.len(),
+        3 * 2 * 2,
+        "every mechanism, size and workload"
+    );
+    for r in &ok.results {
+        assert_eq!(
+            r.status,
+            Status::Ok,
+            "{} {}: {:?}",
+            r.mechanism,
+            r.workload,
+            r.reason
+        );
+    }
+    assert!(ok.results.iter().any(|r| r.mechanism == "user-pair"));
+
+    // A lost message fails the case under the mechanism's own name.
+    let (code, bad) = run(&dir, "bad", "user-dropping", "throughput");
+    assert_eq!(code, ExitCode::FAILURE);
+    let r = &bad.results[0];
+    assert_eq!(
+        (r.mechanism.as_str(), r.status),
+        ("user-dropping", Status::Error)
+    );
+    let why = r.reason.as_deref().unwrap_or("");
+    assert!(why.contains("lost, duplicated or reordered"), "{why}");
+
+    std::fs::remove_dir_all(&dir).expect("scratch removed");
+    println!("public_api: a user mechanism ran beside built-ins, and a faulty one failed by name");
+}
