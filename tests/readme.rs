@@ -193,3 +193,35 @@ fn every_field_of_the_schema_sketch_is_written_by_this_build() {
     );
     assert!(sketch.contains(&format!("\"schema\": {}", ipcbench::results::SCHEMA)));
 }
+
+/// The README's list of the public API is exactly what the crate root exports.
+#[test]
+fn the_stability_section_lists_exactly_the_crate_roots_exports() {
+    let text = section(&readme(), "api");
+    let listed: BTreeSet<String> = text
+        .split("exported at the crate root (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the list of exported items")
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    let lib = std::fs::read_to_string(root().join("src/lib.rs")).expect("src/lib.rs");
+    let mut exported = BTreeSet::new();
+    for block in lib.split("pub use ").skip(1) {
+        let items = block.split(';').next().unwrap_or("");
+        let items = items.split_once('{').map_or(items, |(_, list)| list);
+        for item in items.split([',', '}']) {
+            let name = item.trim().rsplit("::").next().unwrap_or("").trim();
+            if !name.is_empty() {
+                exported.insert(name.to_string());
+            }
+        }
+    }
+    assert_eq!(
+        listed, exported,
+        "README's Stability section against src/lib.rs"
+    );
+}
