@@ -47,7 +47,7 @@
 //! Your channel gets what every built-in one gets: two processes, warm-up, every message
 //! checked (a lost or corrupted one fails the case under your mechanism's id), bounded
 //! waits, the report and the JSON ([`RunFile`]). `examples/custom_mechanism.rs` is a whole
-//! one; with the `criterion` feature, [`bench`] registers criterion groups for a list of
+//! one; with the `criterion` feature, `ipcbench::bench::mechanisms` registers criterion groups for a list of
 //! mechanisms, yours and built-in ones. A program that drives the measurement itself calls
 //! [`peer_entry`] first thing in `main`.
 //!

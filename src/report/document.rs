@@ -154,7 +154,7 @@ pub fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Markdown-style `code` and **bold** spans become <code> and <strong> in HTML;
+/// Markdown-style `code` and **bold** spans become `<code>` and `<strong>` in HTML;
 /// everything else is escaped.
 fn inline(s: &str) -> String {
     let mut out = String::new();
