@@ -113,8 +113,8 @@ pub mod workload;
 // The public API (see the crate documentation); everything below the modules' own
 // `pub` is the tool's inside, hidden from the documentation and free to change.
 pub use backends::{
-    AbortHandle, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer, Rendezvous,
-    Split, Traffic,
+    forget_object, record_object, AbortHandle, Channel, ChannelParams, Family, Leftovers,
+    Mechanism, MechanismInfo, Offer, RecordError, Rendezvous, Split, Traffic,
 };
 pub use entry::{main_with, main_with_args, peer_entry};
 pub use environment::Limits;

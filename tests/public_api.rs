@@ -4,8 +4,8 @@
 //! are this program re-run, and must find the mechanisms defined here.
 //!
 //! Checked: a user mechanism runs beside built-in ones with every byte verified; one that
-//! drops a message fails its case under its own name; registering an id that a built-in
-//! already has is refused.
+//! drops a message fails its case under its own name; an object a user mechanism declares
+//! and records is removed by `clean` once the process that made it is gone.
 
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
@@ -13,7 +13,8 @@ use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 
 use ipcbench::{
-    BackendError, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer, RunFile, Status,
+    BackendError, Channel, ChannelParams, Family, Leftovers, Mechanism, MechanismInfo, Offer,
+    RunFile, Status,
 };
 
 /// A socket pair, optionally dropping every 50th message it is asked to send.
@@ -91,7 +92,54 @@ static DROPPING: Pair = Pair {
     info: &MechanismInfo::new("user-dropping", Family::Custom, "drops every 50th message"),
     drops: true,
 };
-static MINE: [&dyn Mechanism; 2] = [&GOOD, &DROPPING];
+/// A mechanism that leaves files of its own in the temporary directory (here only its
+/// declaration is used: a child process records a file and dies without removing it).
+struct Leaky;
+
+static FILES: Leftovers = Leftovers {
+    kind: "user-file",
+    exists: |name| std::env::temp_dir().join(name).exists(),
+    remove: |name| std::fs::remove_file(std::env::temp_dir().join(name)),
+};
+
+impl Mechanism for Leaky {
+    fn info(&self) -> &'static MechanismInfo {
+        static INFO: MechanismInfo =
+            MechanismInfo::new("user-leaky", Family::Custom, "leaves a file per channel");
+        &INFO
+    }
+
+    fn leftovers(&self) -> Option<&'static Leftovers> {
+        Some(&FILES)
+    }
+
+    fn offer(&self, params: &ChannelParams) -> Result<Offer, BackendError> {
+        GOOD.offer(params)
+    }
+
+    fn join(
+        &self,
+        spec: &str,
+        fds: Vec<OwnedFd>,
+        params: &ChannelParams,
+    ) -> Result<Box<dyn Channel>, BackendError> {
+        GOOD.join(spec, fds, params)
+    }
+}
+
+static MINE: [&dyn Mechanism; 3] = [&GOOD, &DROPPING, &Leaky];
+
+/// The child's part: make a file, record it, and exit without removing it (as a killed
+/// run would); prints the file's name.
+const LEAK_ROLE: &str = "IPCBENCH_PUBLIC_API_LEAK";
+
+fn leak_and_die() -> ! {
+    let name = format!("ipcbench-user-file-{}", std::process::id());
+    std::fs::write(std::env::temp_dir().join(&name), b"left behind").expect("write the file");
+    ipcbench::record_object("user-file", &name).expect("record it");
+    println!("{name}");
+    std::process::exit(0)
+}
 
 fn run(
     dir: &std::path::Path,
@@ -130,6 +178,9 @@ fn run(
 
 fn main() {
     ipcbench::peer_entry(&MINE);
+    if std::env::var_os(LEAK_ROLE).is_some() {
+        leak_and_die();
+    }
     let dir = std::env::temp_dir().join(format!("ipcbench-public-api-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch directory");
 
@@ -169,6 +220,27 @@ fn main() {
     let why = r.reason.as_deref().unwrap_or("");
     assert!(why.contains("lost, duplicated or reordered"), "{why}");
 
+    // What a user mechanism declares, `clean` removes once its maker is gone.
+    assert!(
+        ipcbench::record_object("user-file", "not-ours").is_err(),
+        "names start with ipcbench-"
+    );
+    let out = std::process::Command::new(std::env::current_exe().expect("this program"))
+        .env(LEAK_ROLE, "1")
+        .output()
+        .expect("the leaking child");
+    let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let left = std::env::temp_dir().join(&name);
+    assert!(
+        out.status.success() && left.exists(),
+        "the child left {left:?}"
+    );
+    let code = ipcbench::main_with_args(&MINE, ["public_api", "clean"]);
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(!left.exists(), "clean removed {left:?}");
+
     std::fs::remove_dir_all(&dir).expect("scratch removed");
-    println!("public_api: a user mechanism ran beside built-ins, and a faulty one failed by name");
+    println!(
+        "public_api: a user mechanism ran beside built-ins, a faulty one failed by name, and clean removed a declared leftover"
+    );
 }

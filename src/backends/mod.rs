@@ -527,6 +527,13 @@ pub trait Mechanism: Send + Sync {
         None
     }
 
+    /// The kind of object this mechanism leaves that the kernel's kinds do not cover (files,
+    /// daemons, directories of its own), with how to see and remove one; it records each
+    /// one it creates with [`record_object`].
+    fn leftovers(&self) -> Option<&'static Leftovers> {
+        None
+    }
+
     /// Fan-in with `fanin::Form::Own`, parent (server) side: the objects for `clients`
     /// clients, each of which joins with `join` (`fanin::offer` calls it).
     fn offer_fan_in(
@@ -543,8 +550,11 @@ pub trait Mechanism: Send + Sync {
 }
 
 /// A kind of object a mechanism leaves that is not a plain kernel object: how to tell that
-/// one still exists and how to remove it. The mechanism records its objects under `kind`
-/// (`sys::record::Object::Registered`); `clean` and leak audits find them through here.
+/// one still exists and how to remove it. The mechanism records each object it creates
+/// under `kind` with [`record_object`] (and forgets it with [`forget_object`] once it is
+/// removed), and returns this from [`Mechanism::leftovers`] (built-in ones also list it in
+/// `LEFTOVERS`): `clean` then removes the objects of runs that were killed, and leak audits
+/// see them.
 pub struct Leftovers {
     pub kind: &'static str,
     pub exists: fn(&str) -> bool,
@@ -567,7 +577,64 @@ pub static LEFTOVERS: &[&Leftovers] = &[
 ];
 
 pub fn leftovers(kind: &str) -> Option<&'static Leftovers> {
-    LEFTOVERS.iter().copied().find(|l| l.kind == kind)
+    let declared = REGISTRY
+        .iter()
+        .chain(EXTRA.get().copied().unwrap_or_default())
+        .filter_map(|m| m.leftovers());
+    LEFTOVERS
+        .iter()
+        .copied()
+        .chain(declared)
+        .find(|l| l.kind == kind)
+}
+
+/// Why an object cannot be recorded under a kind and a name.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot record object `{name}` of kind `{kind}`: {why}")]
+pub struct RecordError {
+    kind: String,
+    name: String,
+    why: &'static str,
+}
+
+fn record_checked(kind: &str, name: &str) -> Result<crate::sys::record::Object, RecordError> {
+    let err = |why| RecordError {
+        kind: kind.into(),
+        name: name.into(),
+        why,
+    };
+    let plain = |s: &str| {
+        s.split('-').all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+    };
+    if kind.is_empty() || !plain(kind) {
+        return Err(err("a kind is lowercase words joined by '-'"));
+    }
+    match name.strip_prefix(crate::sys::fs::PREFIX) {
+        Some(rest) if !rest.is_empty() && !name.contains('/') => {}
+        _ => return Err(err("a name starts with `ipcbench-` and has no '/'")),
+    }
+    Ok(crate::sys::record::Object::Registered {
+        kind: kind.into(),
+        name: name.into(),
+    })
+}
+
+/// Records that this process created object `name` (which starts with `ipcbench-`) of a
+/// kind a mechanism declares ([`Mechanism::leftovers`]), so that `clean` can remove it
+/// if the run is killed before it does.
+pub fn record_object(kind: &str, name: &str) -> Result<(), RecordError> {
+    crate::sys::record::track(&record_checked(kind, name)?);
+    Ok(())
+}
+
+/// Forgets an object recorded with [`record_object`] once it has been removed.
+pub fn forget_object(kind: &str, name: &str) -> Result<(), RecordError> {
+    crate::sys::record::untrack(&record_checked(kind, name)?);
+    Ok(())
 }
 
 /// The processes running a private bus daemon of directory `name` (for leak audits).
