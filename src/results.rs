@@ -21,6 +21,8 @@ pub const SCHEMA: u32 = 2;
 /// Every schema this build reads.
 pub const READABLE_SCHEMAS: [u32; 2] = [1, 2];
 
+/// A results file as `run` writes it (`--json`): the machine, the configuration and one
+/// [`CaseResult`] per case. Read one back with `serde_json::from_str`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunFile {
     pub schema: u32,
@@ -112,6 +114,8 @@ fn one() -> u32 {
     1
 }
 
+/// How a case ended: measured, not possible here (with the reason), or failed (a message
+/// lost or corrupted, the peer died, a timeout; with the reason).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -142,6 +146,9 @@ pub struct CpuCost {
     pub involuntary_ctx_switches_per_msg: f64,
 }
 
+/// One case of a run: a mechanism (`mechanism`, its id), a workload, a message size, its
+/// [`Status`] and `reason`, and the workload's numbers (`rtt_ns` for latency, `throughput`,
+/// `cpu`, ...), as the README's results-file sketch shows them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaseResult {
     pub mechanism: String,
