@@ -691,7 +691,7 @@ fn an_interrupted_run_keeps_its_completed_cases_in_a_partial_file() {
     let json = s.json();
     // Short sync cases (300 hand-offs, 300 ms of locking), repeated: several complete
     // within the first seconds, and the run is far from over.
-    let child = s
+    let mut child = s
         .command(&[
             "run",
             "--mechanisms",
@@ -709,7 +709,10 @@ fn an_interrupted_run_keeps_its_completed_cases_in_a_partial_file() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    // From the first case's peer on (the floor before it takes longer on a loaded
+    // machine), cases of this size complete every few tens of milliseconds.
+    first_child(&mut child);
+    std::thread::sleep(Duration::from_millis(1500));
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let (status, _, err) = wait_bounded(child, Duration::from_secs(10));
     assert_eq!(status, Some(130), "{err}");
