@@ -116,7 +116,11 @@ fn dispatch(cli: Cli) -> ExitCode {
                 Err(e) => finish(Err(e.into())),
             }
         }
-        CommandKind::List(args) => finish(commands::list(&args).map(|()| true)),
+        CommandKind::List(args) => {
+            // Printing only: `ipcbench list | head` ends quietly.
+            crate::sys::default_sigpipe();
+            finish(commands::list(&args).map(|()| true))
+        }
         CommandKind::Peer(args) => ExitCode::from(peer::serve(&args) as u8),
         CommandKind::Bare(args) => ExitCode::from(crate::bare::serve(&args) as u8),
         CommandKind::Report(args) => finish(commands::report(&args).map(|()| true)),

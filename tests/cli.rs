@@ -379,3 +379,19 @@ fn help_texts_name_every_workload_and_both_compare_files() {
         "{compare}"
     );
 }
+
+#[test]
+fn list_into_a_closed_pipe_ends_quietly() {
+    // `ipcbench list | head -1`: the reader is gone before the writer is done.
+    let mut child = Command::new(EXE)
+        .arg("list")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.is_empty(), "nothing on stderr: {err}");
+}

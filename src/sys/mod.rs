@@ -103,3 +103,17 @@ pub fn set_timer_slack(ns: u64) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// Lets a closed standard output end the process quietly (`ipcbench list | head`), as
+/// a command-line tool's users expect: SIGPIPE back to its default action. Only for
+/// commands that talk to no peer; Rust ignores SIGPIPE so that a write to a dead peer's
+/// pipe returns EPIPE, which the measuring commands need.
+pub fn default_sigpipe() {
+    // SAFETY: SIG_DFL installs no handler of ours, so no code runs in signal context.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
+}
