@@ -414,6 +414,10 @@ impl Mechanism for Cma {
         true
     }
 
+    fn setup_note(&self) -> Option<&'static str> {
+        Some("a new channel is four pipe2(2) pipes (notes and acknowledgements, each way), the peer's ends passed over a Unix socket (SCM_RIGHTS), and each side's buffers with their addresses exchanged")
+    }
+
     fn unsupported(&self, _params: &ChannelParams, _limits: &Limits) -> Option<String> {
         ptrace_refusal(read_ptrace_scope(), has_cap_sys_ptrace())
     }

@@ -338,6 +338,13 @@ impl Mechanism for MemfdPass {
         true
     }
 
+    fn setup_note(&self) -> Option<&'static str> {
+        Some(match self.fresh {
+            false => "a new channel is two socketpair(2)s, the peer's ends passed over a Unix socket (SCM_RIGHTS), and a pool of sealed memfds on each side",
+            true => "a new channel is two socketpair(2)s, the peer's ends passed over a Unix socket (SCM_RIGHTS); memfds are made per message",
+        })
+    }
+
     fn offer(&self, params: &ChannelParams) -> Result<Offer, BackendError> {
         let id = self.info.id;
         let pair =
