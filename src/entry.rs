@@ -179,3 +179,131 @@ fn finish(result: anyhow::Result<bool>) -> ExitCode {
         }
     }
 }
+
+/// Why a [`Run`] produced no results.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration is not one `ipcbench run` accepts (the message says which option).
+    #[error("{0}")]
+    Usage(String),
+    /// The run stopped before writing its results (a bad output path, an interruption).
+    #[error("{0}")]
+    Stopped(String),
+    /// The results file could not be read back.
+    #[error("cannot read the results {path}: {why}")]
+    Read {
+        path: std::path::PathBuf,
+        why: String,
+    },
+}
+
+/// A run configured in code: exactly what `ipcbench run` does with the same options
+/// (printing its tables, writing the JSON and the report), returning the results. Cases
+/// that fail (a lost message, a dead peer) are results with [`crate::Status::Error`], not
+/// errors of the run.
+///
+/// ```no_run
+/// # use ipcbench::Mechanism;
+/// # static MINE: [&dyn Mechanism; 0] = [];
+/// ipcbench::peer_entry(&MINE);
+/// let results = ipcbench::Run::new(&["unix-stream", "shm-futex"])
+///     .sizes(&[64, 64 << 10])
+///     .workloads(&["latency", "throughput"])
+///     .option("--verify=full")
+///     .json("/tmp/mine.json")
+///     .start(&MINE)?;
+/// for r in &results.results {
+///     println!("{} {} {}: {:?}", r.mechanism, r.workload, r.size, r.status);
+/// }
+/// # Ok::<(), ipcbench::RunError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Run {
+    args: Vec<String>,
+    json: std::path::PathBuf,
+}
+
+impl Run {
+    /// A quick run (`--quick`) of these mechanisms (ids, family names or `all`), with
+    /// `run`'s defaults for everything else.
+    pub fn new(mechanisms: &[&str]) -> Run {
+        Run {
+            args: vec![
+                "--quick".into(),
+                "--mechanisms".into(),
+                mechanisms.join(","),
+            ],
+            json: crate::cli::DEFAULT_JSON.into(),
+        }
+    }
+
+    /// Message sizes in bytes.
+    pub fn sizes(mut self, sizes: &[usize]) -> Run {
+        let list: Vec<String> = sizes.iter().map(usize::to_string).collect();
+        self.args.push(format!("--sizes={}", list.join(",")));
+        self
+    }
+
+    /// Workloads by id ([`workloads`] lists them).
+    pub fn workloads(mut self, ids: &[&str]) -> Run {
+        self.args.push(format!("--workloads={}", ids.join(",")));
+        self
+    }
+
+    /// The full counts instead of `--quick`'s.
+    pub fn full(mut self) -> Run {
+        self.args.retain(|a| a != "--quick");
+        self
+    }
+
+    /// Any other option of `ipcbench run`, as on its command line (`--pin=same`).
+    pub fn option(mut self, arg: &str) -> Run {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Where the JSON goes (its report beside it, as `run --json` does).
+    pub fn json(mut self, path: impl Into<std::path::PathBuf>) -> Run {
+        self.json = path.into();
+        self
+    }
+
+    /// Runs it, with `mechanisms` (a program's own) registered beside the built-in ones;
+    /// the peers are this program re-run, so `main` must call [`peer_entry`] first.
+    pub fn start(
+        self,
+        mechanisms: &'static [&'static dyn Mechanism],
+    ) -> Result<crate::RunFile, RunError> {
+        crate::backends::register(mechanisms).map_err(|e| RunError::Usage(e.to_string()))?;
+        let json = self.json.clone();
+        let mut argv = vec!["ipcbench".to_string(), "run".to_string()];
+        argv.extend(self.args);
+        argv.push(format!("--json={}", json.display()));
+        let args = match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: CommandKind::Run(a),
+                ..
+            }) => a,
+            Ok(_) => return Err(RunError::Usage("not a run".into())),
+            Err(e) => return Err(RunError::Usage(e.to_string())),
+        };
+        let exe = std::env::current_exe().map_err(|e| {
+            RunError::Usage(format!("cannot find this program to start its peers: {e}"))
+        })?;
+        let plan = commands::plan_from_args(&args, exe).map_err(RunError::Usage)?;
+        commands::run(&args, plan).map_err(|e| RunError::Stopped(describe(&e)))?;
+        let text = std::fs::read_to_string(&json).map_err(|e| RunError::Read {
+            path: json.clone(),
+            why: e.to_string(),
+        })?;
+        serde_json::from_str(&text).map_err(|e| RunError::Read {
+            path: json,
+            why: e.to_string(),
+        })
+    }
+}
+
+/// The workloads a [`Run`] can name: (id, what it measures).
+pub fn workloads() -> impl Iterator<Item = (&'static str, &'static str)> {
+    crate::workload::REGISTRY.iter().map(|w| (w.id(), w.help()))
+}

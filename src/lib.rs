@@ -116,7 +116,7 @@ pub use backends::{
     forget_object, record_object, AbortHandle, Channel, ChannelParams, Family, Leftovers,
     Mechanism, MechanismInfo, Offer, RecordError, Rendezvous, Split, Traffic,
 };
-pub use entry::{main_with, main_with_args, peer_entry};
+pub use entry::{main_with, main_with_args, peer_entry, workloads, Run, RunError};
 pub use environment::Limits;
 pub use error::BackendError;
 pub use results::{CaseResult, RunFile, Status};

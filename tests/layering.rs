@@ -93,10 +93,13 @@ fn the_public_api_test_and_example_name_no_module() {
                     .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
                     .collect()
             };
-            assert!(
-                !item.contains("::"),
-                "{file} reaches into a module: ipcbench::{item}"
-            );
+            // A module is a lower-case segment with a path after it (`Run::new` is a
+            // type's function, `main_with` a function).
+            let module = item
+                .split(',')
+                .map(str::trim)
+                .any(|i| i.contains("::") && i.starts_with(|c: char| c.is_ascii_lowercase()));
+            assert!(!module, "{file} reaches into a module: ipcbench::{item}");
         }
     }
 }

@@ -184,14 +184,18 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("ipcbench-public-api-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch directory");
 
-    // Beside two built-ins, verified byte for byte.
-    let (code, ok) = run(
-        &dir,
-        "ok",
-        "user-pair,unix-stream,shm-futex",
-        "latency,throughput",
-    );
-    assert_eq!(code, ExitCode::SUCCESS);
+    // Beside two built-ins, verified byte for byte, configured in code.
+    assert!(ipcbench::workloads().any(|(id, _)| id == "throughput"));
+    let ok = ipcbench::Run::new(&["user-pair", "unix-stream", "shm-futex"])
+        .sizes(&[64, 4096])
+        .workloads(&["latency", "throughput"])
+        .option("--messages=400")
+        .option("--verify=full")
+        .option("--pin=none")
+        .option("--no-report")
+        .json(dir.join("ok.json"))
+        .start(&MINE)
+        .expect("the run");
     assert_eq!(
         ok.results.len(),
         3 * 2 * 2,
@@ -208,6 +212,13 @@ fn main() {
         );
     }
     assert!(ok.results.iter().any(|r| r.mechanism == "user-pair"));
+    let bad_option = ipcbench::Run::new(&["user-pair"])
+        .option("--verify=sometimes")
+        .start(&MINE);
+    assert!(
+        matches!(bad_option, Err(ipcbench::RunError::Usage(_))),
+        "{bad_option:?}"
+    );
 
     // A lost message fails the case under the mechanism's own name.
     let (code, bad) = run(&dir, "bad", "user-dropping", "throughput");
