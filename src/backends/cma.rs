@@ -109,7 +109,6 @@ struct Hello {
 }
 
 struct CmaChannel {
-    id: &'static str,
     pull: Pull,
     notes_rx: RawFile,
     notes_tx: RawFile,
@@ -134,13 +133,7 @@ struct CmaChannel {
 }
 
 impl CmaChannel {
-    fn new(
-        id: &'static str,
-        pull: Pull,
-        fds: [OwnedFd; 4],
-        size: usize,
-        parent: bool,
-    ) -> io::Result<CmaChannel> {
+    fn new(pull: Pull, fds: [OwnedFd; 4], size: usize, parent: bool) -> io::Result<CmaChannel> {
         let [notes_rx, notes_tx, acks_rx, acks_tx] = fds;
         let n = buffer_count(size);
         let own: Vec<PageBuf> = (0..n).map(|_| PageBuf::new(size)).collect();
@@ -158,7 +151,6 @@ impl CmaChannel {
         // At most 16 + 8 * 16 bytes: the pipe takes it without a reader.
         notes_tx.write_all(&hello)?;
         Ok(CmaChannel {
-            id,
             pull,
             notes_rx: RawFile(notes_rx),
             notes_tx,
@@ -272,8 +264,7 @@ impl CmaChannel {
             io::Error::new(
                 e.kind(),
                 format!(
-                    "{}: {e}; ptrace access to the peer is needed (see kernel.yama.ptrace_scope, or CAP_SYS_PTRACE)",
-                    self.id
+                    "{e}; ptrace access to the peer is needed (see kernel.yama.ptrace_scope, or CAP_SYS_PTRACE)"
                 ),
             )
         } else {
@@ -459,7 +450,7 @@ fn channel(
     size: usize,
     parent: bool,
 ) -> Result<Box<dyn Channel>, BackendError> {
-    CmaChannel::new(id, pull, fds, size, parent)
+    CmaChannel::new(pull, fds, size, parent)
         .map(|c| Box::new(c) as Box<dyn Channel>)
         .map_err(|e| BackendError::new(id, "announce", "its buffers to the peer", e))
 }
@@ -508,8 +499,8 @@ mod tests {
     fn pair(pull: Pull, size: usize) -> (CmaChannel, CmaChannel) {
         let [n_rx, n_tx, pn_rx, pn_tx] = pipe_pair("cma-test").expect("pipes");
         let [a_rx, a_tx, pa_rx, pa_tx] = pipe_pair("cma-test").expect("pipes");
-        let a = CmaChannel::new("cma-test", pull, [n_rx, n_tx, a_rx, a_tx], size, false);
-        let b = CmaChannel::new("cma-test", pull, [pn_rx, pn_tx, pa_rx, pa_tx], size, false);
+        let a = CmaChannel::new(pull, [n_rx, n_tx, a_rx, a_tx], size, false);
+        let b = CmaChannel::new(pull, [pn_rx, pn_tx, pa_rx, pa_tx], size, false);
         (a.expect("end a"), b.expect("end b"))
     }
 

@@ -92,7 +92,6 @@ struct Pooled {
 }
 
 struct MemfdChannel {
-    id: &'static str,
     fresh: bool,
     size: usize,
     /// Messages go out here and releases of them come back.
@@ -119,13 +118,7 @@ fn invalid(why: impl Into<String>) -> io::Error {
 }
 
 impl MemfdChannel {
-    fn new(
-        id: &'static str,
-        fresh: bool,
-        out: Courier,
-        inbox: Courier,
-        size: usize,
-    ) -> io::Result<MemfdChannel> {
+    fn new(fresh: bool, out: Courier, inbox: Courier, size: usize) -> io::Result<MemfdChannel> {
         let n = if fresh { 0 } else { pool_size(size) };
         let pool = (0..n)
             .map(|_| {
@@ -135,7 +128,6 @@ impl MemfdChannel {
             })
             .collect::<io::Result<Vec<_>>>()?;
         Ok(MemfdChannel {
-            id,
             fresh,
             size,
             out,
@@ -238,15 +230,11 @@ impl MemfdChannel {
             want |= SealFlag::F_SEAL_WRITE;
         }
         if !has_seals(&fd, want)? {
-            return Err(invalid(format!(
-                "{}: a memfd without the seals {want:?}",
-                self.id
-            )));
+            return Err(invalid(format!("a memfd without the seals {want:?}")));
         }
         if file_len(&fd)? < len || len == 0 {
             return Err(invalid(format!(
-                "{}: a memfd shorter than the {len} bytes announced",
-                self.id
+                "a memfd shorter than the {len} bytes announced"
             )));
         }
         let view = View::map(&fd, len, false)?;
@@ -314,7 +302,7 @@ impl MemfdPass {
         inbox: Courier,
         size: usize,
     ) -> Result<Box<dyn Channel>, BackendError> {
-        MemfdChannel::new(self.info.id, self.fresh, out, inbox, size)
+        MemfdChannel::new(self.fresh, out, inbox, size)
             .map(|c| Box::new(c) as Box<dyn Channel>)
             .map_err(|e| {
                 BackendError::new(self.info.id, "create", "its pool of memfds", e)
@@ -391,8 +379,8 @@ mod tests {
         let (b_out, a_in) = Courier::pair().expect("socket pair");
         let b_in = Courier::from_inherited(b_in).expect("courier");
         let a_in = Courier::from_inherited(a_in).expect("courier");
-        let a = MemfdChannel::new("memfd-test", fresh, a_out, a_in, size).expect("end a");
-        let b = MemfdChannel::new("memfd-test", fresh, b_out, b_in, size).expect("end b");
+        let a = MemfdChannel::new(fresh, a_out, a_in, size).expect("end a");
+        let b = MemfdChannel::new(fresh, b_out, b_in, size).expect("end b");
         (a, b)
     }
 
