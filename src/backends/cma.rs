@@ -118,8 +118,9 @@ struct CmaChannel {
     peer: Option<Hello>,
     /// `cma-read`: the buffers messages are sent from; `cma-write`: received into.
     own: Vec<PageBuf>,
-    /// `cma-write`'s sender: the buffer messages are produced in before the push.
-    staging: PageBuf,
+    /// `cma-write`'s sender: the buffer messages are produced in before the push (taken
+    /// out while a push borrows the channel, and put back).
+    staging: Option<PageBuf>,
     /// Buffers primed with a whole message (sending buffers are primed on first use).
     primed: usize,
     staging_primed: bool,
@@ -157,7 +158,7 @@ impl CmaChannel {
             acks_rx: RawFile(acks_rx),
             acks_tx: RawFile(acks_tx),
             peer: None,
-            staging: PageBuf::new(if pull == Pull::Write { size } else { 0 }),
+            staging: (pull == Pull::Write).then(|| PageBuf::new(size)),
             own,
             primed: 0,
             staging_primed: false,
@@ -379,7 +380,10 @@ impl Channel for CmaChannel {
         match self.pull {
             Pull::Read => self.send_read(template, write),
             Pull::Write => {
-                let mut staging = std::mem::replace(&mut self.staging, PageBuf::new(0));
+                let mut staging = self
+                    .staging
+                    .take()
+                    .ok_or_else(|| io::Error::other("cma-write's staging buffer is in use"))?;
                 let buf = staging.bytes_mut();
                 let r = check_len(template.len(), buf.len()).and_then(|()| {
                     if !self.staging_primed {
@@ -389,7 +393,7 @@ impl Channel for CmaChannel {
                     write(buf);
                     self.push(buf)
                 });
-                self.staging = staging;
+                self.staging = Some(staging);
                 r
             }
         }
