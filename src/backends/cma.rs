@@ -19,6 +19,7 @@ use std::os::fd::OwnedFd;
 
 use nix::sys::stat::SFlag;
 
+use super::lending::{buffers_ahead, closed, protocol, Primed};
 use super::pipe::pipe_pair;
 use super::{
     expect_fds, expect_file_type, expect_no_spec, Channel, ChannelParams, Family, Mechanism,
@@ -91,12 +92,6 @@ pub static CMA_WRITE: Cma = Cma {
     pull: Pull::Write,
 };
 
-/// How many buffers each side keeps: enough to stream about 1 MiB ahead, at least two (so
-/// a ping-pong never waits for an acknowledgement) and at most 16.
-fn buffer_count(size: usize) -> usize {
-    (1usize << 20).div_ceil(size.max(1)).clamp(2, 16)
-}
-
 /// The note announcing a message: a buffer (address for `cma-read`, index for
 /// `cma-write`) and the length.
 const NOTE: usize = 16;
@@ -121,9 +116,10 @@ struct CmaChannel {
     /// `cma-write`'s sender: the buffer messages are produced in before the push (taken
     /// out while a push borrows the channel, and put back).
     staging: Option<PageBuf>,
-    /// Buffers primed with a whole message (sending buffers are primed on first use).
-    primed: usize,
-    staging_primed: bool,
+    /// Which sending buffers hold a whole message (each is primed on first use); the
+    /// staging buffer is buffer 0 of its own.
+    primed: Primed,
+    staging_primed: Primed,
     /// Messages sent, and acknowledgements read for them.
     sent: u64,
     acked: u64,
@@ -136,7 +132,7 @@ struct CmaChannel {
 impl CmaChannel {
     fn new(pull: Pull, fds: [OwnedFd; 4], size: usize, parent: bool) -> io::Result<CmaChannel> {
         let [notes_rx, notes_tx, acks_rx, acks_tx] = fds;
-        let n = buffer_count(size);
+        let n = buffers_ahead(size);
         let own: Vec<PageBuf> = (0..n).map(|_| PageBuf::new(size)).collect();
         let mut hello = Vec::with_capacity(16 + 8 * n);
         hello.extend_from_slice(&u64::from(std::process::id()).to_le_bytes());
@@ -160,8 +156,8 @@ impl CmaChannel {
             peer: None,
             staging: (pull == Pull::Write).then(|| PageBuf::new(size)),
             own,
-            primed: 0,
-            staging_primed: false,
+            primed: Primed::default(),
+            staging_primed: Primed::default(),
             sent: 0,
             acked: 0,
             received: 0,
@@ -176,10 +172,10 @@ impl CmaChannel {
             read_exact(&mut self.notes_rx, &mut head)?;
             let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
             let pid = i32::try_from(word(&head[..8]))
-                .map_err(|_| invalid("the peer's hello names no valid pid"))?;
+                .map_err(|_| protocol("the peer's hello names no valid pid"))?;
             let n = word(&head[8..]) as usize;
             if n > 64 || (self.pull == Pull::Write && n < 2) {
-                return Err(invalid(
+                return Err(protocol(
                     "the peer's hello announces an impossible buffer count",
                 ));
             }
@@ -222,12 +218,7 @@ impl CmaChannel {
         let count = self.own.len();
         self.wait_free(count)?;
         let k = (self.sent % count as u64) as usize;
-        let buf = self.own[k].bytes_mut();
-        check_len(template.len(), buf.len())?;
-        if k >= self.primed {
-            buf.copy_from_slice(template);
-            self.primed = k + 1;
-        }
+        let buf = self.primed.lend(k, self.own[k].bytes_mut(), template)?;
         fill(buf);
         let addr = self.own[k].addr() as u64;
         self.note(addr, template.len())
@@ -277,11 +268,11 @@ impl CmaChannel {
     fn landed(&mut self, want: usize) -> io::Result<usize> {
         let (k, len) = self.next_note()?;
         if len != want {
-            return Err(invalid("a note for a message of the wrong length"));
+            return Err(protocol("a note for a message of the wrong length"));
         }
         let k = k as usize;
         if k != (self.received % self.own.len() as u64) as usize {
-            return Err(invalid("a note for a buffer out of turn"));
+            return Err(protocol("a note for a buffer out of turn"));
         }
         Ok(k)
     }
@@ -300,27 +291,6 @@ fn read_exact(f: &mut RawFile, buf: &mut [u8]) -> io::Result<()> {
         io::ErrorKind::UnexpectedEof => closed(),
         _ => e,
     })
-}
-
-fn closed() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "the other side closed the channel",
-    )
-}
-
-fn invalid(why: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, why.to_string())
-}
-
-fn check_len(got: usize, want: usize) -> io::Result<()> {
-    if got != want {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("a message of {got} bytes on a channel made for {want}"),
-        ));
-    }
-    Ok(())
 }
 
 impl Channel for CmaChannel {
@@ -384,15 +354,13 @@ impl Channel for CmaChannel {
                     .staging
                     .take()
                     .ok_or_else(|| io::Error::other("cma-write's staging buffer is in use"))?;
-                let buf = staging.bytes_mut();
-                let r = check_len(template.len(), buf.len()).and_then(|()| {
-                    if !self.staging_primed {
-                        buf.copy_from_slice(template);
-                        self.staging_primed = true;
-                    }
-                    write(buf);
-                    self.push(buf)
-                });
+                let r = self
+                    .staging_primed
+                    .lend(0, staging.bytes_mut(), template)
+                    .and_then(|buf| {
+                        write(buf);
+                        self.push(buf)
+                    });
                 self.staging = Some(staging);
                 r
             }
@@ -513,7 +481,7 @@ mod tests {
     /// would show up as a message with the wrong contents.
     fn stream(pull: Pull) {
         let size = 300_000;
-        let count = 3 * buffer_count(size) as u32 + 5;
+        let count = 3 * buffers_ahead(size) as u32 + 5;
         let (mut a, mut b) = pair(pull, size);
         let reader = std::thread::spawn(move || {
             let mut buf = vec![0u8; size];

@@ -20,6 +20,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::fcntl::SealFlag;
 
+use super::lending::{buffers_ahead, closed, protocol, Primed};
 use super::{
     expect_fds, expect_no_spec, Channel, ChannelParams, Family, Mechanism, MechanismInfo, Offer,
 };
@@ -78,11 +79,6 @@ pub static MEMFD_FRESH: MemfdPass = MemfdPass {
     fresh: true,
 };
 
-/// Pooled memfds per side: enough to stream about 1 MiB ahead, between 2 and 16.
-fn pool_size(size: usize) -> usize {
-    (1usize << 20).div_ceil(size.max(1)).clamp(2, 16)
-}
-
 /// A message record: the pool index (0 for a fresh memfd) and the length.
 const RECORD: usize = 16;
 
@@ -99,27 +95,16 @@ struct MemfdChannel {
     /// Messages come in here and releases go back.
     inbox: Courier,
     pool: Vec<Pooled>,
-    primed: usize,
+    primed: Primed,
     sent: u64,
     released: u64,
     /// Received descriptors (one per record), reused so a receive does not allocate.
     fds: Vec<OwnedFd>,
 }
 
-fn closed() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "the other side closed the channel",
-    )
-}
-
-fn invalid(why: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, why.into())
-}
-
 impl MemfdChannel {
     fn new(fresh: bool, out: Courier, inbox: Courier, size: usize) -> io::Result<MemfdChannel> {
-        let n = if fresh { 0 } else { pool_size(size) };
+        let n = if fresh { 0 } else { buffers_ahead(size) };
         let pool = (0..n)
             .map(|_| {
                 let fd = sealable_memfd(size)?;
@@ -133,7 +118,7 @@ impl MemfdChannel {
             out,
             inbox,
             pool,
-            primed: 0,
+            primed: Primed::default(),
             sent: 0,
             released: 0,
             fds: Vec::with_capacity(crate::sys::courier::MAX_FDS),
@@ -154,7 +139,7 @@ impl MemfdChannel {
             match self.out.recv(&mut r, &mut self.fds)? {
                 0 => return Err(closed()),
                 8 => self.released += 1,
-                n => return Err(invalid(format!("a release of {n} bytes"))),
+                n => return Err(protocol(format!("a release of {n} bytes"))),
             }
         }
         Ok(())
@@ -168,12 +153,8 @@ impl MemfdChannel {
         let buf = slot
             .view
             .bytes_mut()
-            .ok_or_else(|| invalid("a read-only pool buffer"))?;
-        if k >= self.primed {
-            buf.copy_from_slice(template);
-            self.primed = k + 1;
-        }
-        write(buf);
+            .ok_or_else(|| protocol("a read-only pool buffer"))?;
+        write(self.primed.lend(k, buf, template)?);
         self.out
             .send(&Self::record(k as u64, template.len()), &[slot.fd.as_fd()])?;
         self.sent += 1;
@@ -187,7 +168,7 @@ impl MemfdChannel {
             let mut view = View::map(&fd, self.size, true)?;
             let buf = view
                 .bytes_mut()
-                .ok_or_else(|| invalid("a read-only fresh memfd"))?;
+                .ok_or_else(|| protocol("a read-only fresh memfd"))?;
             buf.copy_from_slice(template);
             write(buf);
         }
@@ -222,7 +203,7 @@ impl MemfdChannel {
         }
         let fd = match (n, self.fds.pop()) {
             (RECORD, Some(fd)) if self.fds.is_empty() => fd,
-            _ => return Err(invalid("a record without exactly one memfd")),
+            _ => return Err(protocol("a record without exactly one memfd")),
         };
         let len = u64::from_le_bytes(r[8..].try_into().unwrap_or([0; 8])) as usize;
         let mut want = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW;
@@ -230,10 +211,10 @@ impl MemfdChannel {
             want |= SealFlag::F_SEAL_WRITE;
         }
         if !has_seals(&fd, want)? {
-            return Err(invalid(format!("a memfd without the seals {want:?}")));
+            return Err(protocol(format!("a memfd without the seals {want:?}")));
         }
         if file_len(&fd)? < len || len == 0 {
-            return Err(invalid(format!(
+            return Err(protocol(format!(
                 "a memfd shorter than the {len} bytes announced"
             )));
         }
@@ -407,7 +388,7 @@ mod tests {
     fn stream(fresh: bool) {
         let _one = lock();
         let size = 200_000;
-        let count = 3 * pool_size(size) as u32 + 5;
+        let count = 3 * buffers_ahead(size) as u32 + 5;
         let (mut a, mut b) = pair(fresh, size);
         let reader = std::thread::spawn(move || {
             for i in 0..count {
@@ -474,7 +455,7 @@ mod tests {
         {
             let (mut a, mut b) = pair(false, 8192);
             let pools = open_memfds();
-            assert_eq!(pools, before + 2 * pool_size(8192), "two pools");
+            assert_eq!(pools, before + 2 * buffers_ahead(8192), "two pools");
             let template = vec![0u8; 8192];
             for i in 0..40u8 {
                 a.send_in_place(&template, &mut |m| m.fill(i))

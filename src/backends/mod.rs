@@ -8,6 +8,7 @@ mod datagram;
 pub mod fanin;
 mod fault;
 mod fifo;
+mod lending;
 mod memfd_pass;
 mod pipe;
 mod pipe_splice;

@@ -16,6 +16,7 @@ use std::os::fd::OwnedFd;
 
 use nix::sys::stat::SFlag;
 
+use super::lending::Primed;
 use super::pipe::pipe_pair;
 use super::stream::read_message;
 use super::{
@@ -55,9 +56,9 @@ struct SpliceChannel {
     /// Buffers used in turn; a buffer is rewritten only after enough later messages that
     /// the reader has consumed it (see the module's notes).
     bufs: Vec<PageBuf>,
-    /// How many buffers hold a whole message already (each is primed from the first
+    /// Which buffers hold a whole message already (each is primed from the first
     /// message sent through it, then only restamped).
-    primed: usize,
+    primed: Primed,
     next: usize,
     gift: bool,
 }
@@ -77,7 +78,7 @@ impl SpliceChannel {
             rx: RawFile(rx),
             tx,
             bufs: (0..n).map(|_| PageBuf::new(size)).collect(),
-            primed: 0,
+            primed: Primed::default(),
             next: 0,
             gift: size % PAGE == 0,
         })
@@ -86,22 +87,7 @@ impl SpliceChannel {
     /// The next buffer to send from, primed with `template` if it is its first use.
     fn take(&mut self, template: &[u8]) -> io::Result<&mut [u8]> {
         let k = self.next;
-        let buf = self.bufs[k].bytes_mut();
-        if buf.len() != template.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "a message of {} bytes on a channel made for {}",
-                    template.len(),
-                    buf.len()
-                ),
-            ));
-        }
-        if k >= self.primed {
-            buf.copy_from_slice(template);
-            self.primed = k + 1;
-        }
-        Ok(buf)
+        self.primed.lend(k, self.bufs[k].bytes_mut(), template)
     }
 
     fn splice_next(&mut self) -> io::Result<()> {

@@ -99,7 +99,7 @@ impl<R: Read + Send> Channel for RecvHalf<R> {
 pub(crate) fn read_message(rx: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     rx.read_exact(buf).map_err(|e| {
         if e.kind() == io::ErrorKind::UnexpectedEof {
-            io::Error::new(e.kind(), "the other side closed the channel")
+            super::lending::closed()
         } else {
             e
         }
