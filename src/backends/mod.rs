@@ -604,14 +604,7 @@ fn record_checked(kind: &str, name: &str) -> Result<crate::sys::record::Object, 
         name: name.into(),
         why,
     };
-    let plain = |s: &str| {
-        s.split('-').all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
-    };
-    if kind.is_empty() || !plain(kind) {
+    if !crate::sys::record::plain_kind(kind) {
         return Err(err("a kind is lowercase words joined by '-'"));
     }
     match name.strip_prefix(crate::sys::fs::PREFIX) {

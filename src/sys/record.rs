@@ -37,6 +37,17 @@ const KERNEL_KINDS: [&str; 6] = [
     "posix-sem",
 ];
 
+/// Whether `kind` can name a registered kind of object: lower-case words and digits joined
+/// by '-' (the record's file name starts with it).
+pub fn plain_kind(kind: &str) -> bool {
+    !kind.is_empty()
+        && kind.split('-').all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}
+
 impl Object {
     pub fn kind(&self) -> &str {
         match self {
@@ -71,12 +82,7 @@ impl Object {
             let n = format!("/{}", ident.trim_start_matches('/'));
             n[1..].starts_with(PREFIX).then_some(n)
         };
-        let plain_kind = !kind.is_empty()
-            && kind.split('-').all(|p| {
-                !p.is_empty()
-                    && p.bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            });
+        let plain_kind = plain_kind(kind);
         Some(match kind {
             "sysv-msg" => Object::SysvMsg(id()?),
             "sysv-sem" => Object::SysvSem(id()?),

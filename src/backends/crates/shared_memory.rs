@@ -69,12 +69,9 @@ impl Mechanism for SharedMemoryCrate {
         &INFO
     }
 
-    /// The same ring as `shm-*`: one copy in, one out unless checked in place.
+    /// The same ring as `shm-*`.
     fn copies(&self, params: &ChannelParams) -> u8 {
-        match params.shm_read {
-            crate::backends::shm::Read::Copy => 2,
-            crate::backends::shm::Read::InPlace => 1,
-        }
+        crate::backends::shm::ring_copies(params.shm_read)
     }
 
     fn unsupported(

@@ -112,6 +112,15 @@ pub fn capacity(ring: usize) -> usize {
     ring.div_ceil(PAGE).max(1) * PAGE
 }
 
+/// Copies of the payload through a ring (`Mechanism::copies`): one in, and one out unless
+/// the receiver checks it in place. The shared_memory crate's mechanism uses the same ring.
+pub(crate) fn ring_copies(read: Read) -> u8 {
+    match read {
+        Read::Copy => 2,
+        Read::InPlace => 1,
+    }
+}
+
 /// The ring a case of `size`-byte messages uses when `--shm-ring` asked for `ring` bytes;
 /// 0 (not asked) is `DEFAULT_RING`, or room for two messages where that is more.
 pub fn ring_for(ring: usize, size: usize) -> usize {
@@ -984,12 +993,8 @@ impl Mechanism for Shm {
         !matches!(self.strategy, Strategy::Spin)
     }
 
-    /// One copy into the ring, and one out of it unless the receiver checks in place.
     fn copies(&self, params: &ChannelParams) -> u8 {
-        match params.shm_read {
-            Read::Copy => 2,
-            Read::InPlace => 1,
-        }
+        ring_copies(params.shm_read)
     }
 
     fn unsupported(&self, params: &ChannelParams, _limits: &Limits) -> Option<String> {
