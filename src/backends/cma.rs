@@ -46,49 +46,33 @@ pub struct Cma {
 
 const TRADE_OFF: &str = "one copy, from one address space straight into the other, at any size; needs ptrace rights over the peer and a note plus an acknowledgement per message";
 
-pub static CMA_READ: Cma = Cma {
-    info: &MechanismInfo {
-        id: "cma-read",
-        family: Family::MessagePassing,
-        summary: "cross-memory attach: a 16-byte note on a pipe names the sender's buffer, the receiver copies it with process_vm_readv",
+/// What both variants say of themselves but their id and summary.
+const fn info(id: &'static str, summary: &'static str) -> MechanismInfo {
+    MechanismInfo {
         boundaries: true,
         kernel_copies: 1,
-        lossy: false,
-        named: false,
-        cross_host: false,
-        built_on: None,
-        fan_in: false,
-        fd_passing: false,
-        portable: false,
         trade_off: TRADE_OFF,
-        verified: true,
-        busy_waits: false,
-        calibrates: None,
         in_all: true,
-    },
+        ..MechanismInfo::new(id, Family::MessagePassing, summary)
+    }
+}
+
+static READ_INFO: MechanismInfo = info(
+    "cma-read",
+    "cross-memory attach: a 16-byte note on a pipe names the sender's buffer, the receiver copies it with process_vm_readv",
+);
+static WRITE_INFO: MechanismInfo = info(
+    "cma-write",
+    "cross-memory attach: the sender copies into the receiver's buffer with process_vm_writev, then a 16-byte note names it",
+);
+
+pub static CMA_READ: Cma = Cma {
+    info: &READ_INFO,
     pull: Pull::Read,
 };
 
 pub static CMA_WRITE: Cma = Cma {
-    info: &MechanismInfo {
-        id: "cma-write",
-        family: Family::MessagePassing,
-        summary: "cross-memory attach: the sender copies into the receiver's buffer with process_vm_writev, then a 16-byte note names it",
-        boundaries: true,
-        kernel_copies: 1,
-        lossy: false,
-        named: false,
-        cross_host: false,
-        built_on: None,
-        fan_in: false,
-        fd_passing: false,
-        portable: false,
-        trade_off: TRADE_OFF,
-        verified: true,
-        busy_waits: false,
-        calibrates: None,
-        in_all: true,
-    },
+    info: &WRITE_INFO,
     pull: Pull::Write,
 };
 

@@ -33,49 +33,36 @@ pub struct MemfdPass {
     fresh: bool,
 }
 
-pub static MEMFD_PASS: MemfdPass = MemfdPass {
-    info: &MechanismInfo {
-        id: "memfd-pass",
-        family: Family::SharedMemory,
-        summary: "the message is written into a pooled memfd whose descriptor crosses a Unix socket (SCM_RIGHTS); the receiver maps and checks it",
+/// What both variants say of themselves but their id, summary and trade-off.
+const fn info(id: &'static str, summary: &'static str, trade_off: &'static str) -> MechanismInfo {
+    MechanismInfo {
         boundaries: true,
         kernel_copies: 0,
-        lossy: false,
-        named: false,
-        cross_host: false,
-        built_on: None,
-        fan_in: false,
         fd_passing: true,
-        portable: false,
-        trade_off: "no copy at any size, and the buffer can be handed on to a third process; each message costs a descriptor's passing, a map and an unmap on the receiver, and a release back",
-        verified: true,
-        busy_waits: false,
-        calibrates: None,
+        trade_off,
         in_all: true,
-    },
+        ..MechanismInfo::new(id, Family::SharedMemory, summary)
+    }
+}
+
+static PASS_INFO: MechanismInfo = info(
+    "memfd-pass",
+    "the message is written into a pooled memfd whose descriptor crosses a Unix socket (SCM_RIGHTS); the receiver maps and checks it",
+    "no copy at any size, and the buffer can be handed on to a third process; each message costs a descriptor's passing, a map and an unmap on the receiver, and a release back",
+);
+static FRESH_INFO: MechanismInfo = info(
+    "memfd-fresh",
+    "a new memfd per message, written, sealed against writes (F_SEAL_WRITE) and passed over a Unix socket (SCM_RIGHTS)",
+    "the receiver holds an immutable message it can keep as long as it likes; every message pays for a new file, zeroed pages and a full write",
+);
+
+pub static MEMFD_PASS: MemfdPass = MemfdPass {
+    info: &PASS_INFO,
     fresh: false,
 };
 
 pub static MEMFD_FRESH: MemfdPass = MemfdPass {
-    info: &MechanismInfo {
-        id: "memfd-fresh",
-        family: Family::SharedMemory,
-        summary: "a new memfd per message, written, sealed against writes (F_SEAL_WRITE) and passed over a Unix socket (SCM_RIGHTS)",
-        boundaries: true,
-        kernel_copies: 0,
-        lossy: false,
-        named: false,
-        cross_host: false,
-        built_on: None,
-        fan_in: false,
-        fd_passing: true,
-        portable: false,
-        trade_off: "the receiver holds an immutable message it can keep as long as it likes; every message pays for a new file, zeroed pages and a full write",
-        verified: true,
-        busy_waits: false,
-        calibrates: None,
-        in_all: true,
-    },
+    info: &FRESH_INFO,
     fresh: true,
 };
 
