@@ -233,6 +233,10 @@ pub struct FloorArgs {
     /// Repeats for `--reference`, each running both sides of every pair.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub repeat: u32,
+    /// Only these mechanisms for `--reference` (those with a bare loop, and `shm-spin`,
+    /// which brings `cacheline`); all of them by default.
+    #[arg(long, value_delimiter = ',')]
+    pub mechanisms: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -15,6 +15,7 @@ use crate::cli::{
     RunArgs, DEFAULT_JSON,
 };
 use crate::environment::{Environment, Limits};
+use crate::floor::reference::Selection;
 use crate::placement::{default_pin, Placement};
 use crate::report::content::{self, Input};
 use crate::report::load;
@@ -488,15 +489,20 @@ pub fn clean() -> anyhow::Result<bool> {
     Ok(done.failed.is_empty())
 }
 
-/// Where `ipcbench floor` runs; `Err` is a usage error (exit 2).
-pub fn floor_placement(args: &FloorArgs) -> Result<Placement, String> {
-    Placement::plan(args.pin.unwrap_or_else(default_pin), args.cpus)
+/// Where `ipcbench floor` runs and which bare loops `--reference` compares; `Err` is a
+/// usage error (exit 2).
+pub fn floor_plan(args: &FloorArgs) -> Result<(Placement, Selection), String> {
+    let only = Selection::of(&args.mechanisms).map_err(|e| format!("--mechanisms: {e}"))?;
+    Ok((
+        Placement::plan(args.pin.unwrap_or_else(default_pin), args.cpus)?,
+        only,
+    ))
 }
 
 /// `ipcbench floor`.
 pub fn floor(
     args: &FloorArgs,
-    placement: Placement,
+    (placement, only): (Placement, Selection),
     peer_exe: std::path::PathBuf,
 ) -> anyhow::Result<()> {
     println!("{}", placement.describe());
@@ -528,7 +534,7 @@ pub fn floor(
             "\nbare loops beside ipcbench (verify {}):",
             opts.verify.as_str()
         );
-        let rows = reference::compare(&opts, plan, |what| eprintln!("  {what}"));
+        let rows = reference::compare(&opts, plan, &only, |what| eprintln!("  {what}"));
         print!("{}", reference::render(&rows, plan));
     }
     Ok(())

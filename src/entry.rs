@@ -107,12 +107,12 @@ fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         CommandKind::Clean => finish(commands::clean()),
         CommandKind::Floor(args) => {
-            let placement = match commands::floor_placement(&args) {
+            let plan = match commands::floor_plan(&args) {
                 Ok(p) => p,
                 Err(msg) => usage_error("floor", msg),
             };
             match std::env::current_exe() {
-                Ok(exe) => finish(commands::floor(&args, placement, exe).map(|()| true)),
+                Ok(exe) => finish(commands::floor(&args, plan, exe).map(|()| true)),
                 Err(e) => finish(Err(e.into())),
             }
         }

@@ -18,6 +18,57 @@ pub struct Plan {
     pub repeat: u32,
 }
 
+/// Which comparisons to run: bare loops by kind, and whether `shm-spin` is set against
+/// `cacheline` (which then runs too: the pair is measured in the same repeat).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selection {
+    pub kinds: Vec<Kind>,
+    pub spin: bool,
+}
+
+impl Selection {
+    pub fn all() -> Selection {
+        Selection {
+            kinds: Kind::ALL.to_vec(),
+            spin: true,
+        }
+    }
+
+    /// The comparisons named by mechanism id (`cacheline`, `pipe`, ..., `shm-spin`); none
+    /// named means all. `Err` names the ids that can be compared.
+    pub fn of(names: &[String]) -> Result<Selection, String> {
+        if names.is_empty() {
+            return Ok(Selection::all());
+        }
+        let mut sel = Selection {
+            kinds: Vec::new(),
+            spin: false,
+        };
+        for name in names {
+            if name == "shm-spin" {
+                sel.spin = true;
+            } else if let Some(k) = Kind::ALL.into_iter().find(|k| k.mechanism() == name) {
+                sel.kinds.push(k);
+            } else {
+                let known: Vec<&str> = Kind::ALL.iter().map(|k| k.mechanism()).collect();
+                return Err(format!(
+                    "no bare loop stands for `{name}`: --reference compares {} and shm-spin",
+                    known.join(", ")
+                ));
+            }
+        }
+        if sel.spin {
+            sel.kinds.push(Kind::Line);
+        }
+        // In the order of `Kind::ALL`, each once.
+        sel.kinds = Kind::ALL
+            .into_iter()
+            .filter(|k| sel.kinds.contains(k))
+            .collect();
+        Ok(sel)
+    }
+}
+
 /// One line of the comparison: p50 per repeat of each side (ns), or why it is missing.
 #[derive(Debug)]
 pub struct Row {
@@ -112,17 +163,24 @@ fn refusal(mechanism: &str, size: usize, opts: &SessionOptions) -> Option<String
 
 /// Runs the comparison on the CPUs `opts` places the processes on; `progress` hears
 /// each measurement as it starts.
-pub fn compare(opts: &SessionOptions, plan: Plan, mut progress: impl FnMut(&str)) -> Vec<Row> {
+pub fn compare(
+    opts: &SessionOptions,
+    plan: Plan,
+    only: &Selection,
+    mut progress: impl FnMut(&str),
+) -> Vec<Row> {
     let two_cpus = opts.placement.two_cpus().is_some();
-    let kinds: Vec<Kind> = Kind::ALL
-        .into_iter()
+    let kinds: Vec<Kind> = only
+        .kinds
+        .iter()
+        .copied()
         .filter(|k| two_cpus || !k.spins())
         .collect();
     let mut rows: Vec<Row> = kinds
         .iter()
         .map(|k| Row::new(k.mechanism(), format!("bare {}", k.mechanism())))
         .collect();
-    let mut spin = two_cpus.then(|| Row::new("shm-spin", "cacheline".into()));
+    let mut spin = (two_cpus && only.spin).then(|| Row::new("shm-spin", "cacheline".into()));
     for (k, row) in kinds.iter().zip(rows.iter_mut()) {
         row.failure = refusal(k.mechanism(), k.size(plan.size), opts);
     }
@@ -242,6 +300,19 @@ pub fn render(rows: &[Row], plan: Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_selection_names_mechanisms_and_shm_spin_brings_its_cacheline() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(Selection::of(&[]), Ok(Selection::all()));
+        let sel = Selection::of(&names(&["shm-posix-sem", "posix-mq", "posix-mq"])).unwrap();
+        assert_eq!(sel.kinds, [Kind::PosixMq, Kind::ShmPosixSem]);
+        assert!(!sel.spin);
+        let sel = Selection::of(&names(&["shm-spin"])).unwrap();
+        assert_eq!((sel.kinds, sel.spin), (vec![Kind::Line], true));
+        let e = Selection::of(&names(&["tcp"])).unwrap_err();
+        assert!(e.contains("`tcp`") && e.contains("shm-posix-sem"), "{e}");
+    }
 
     #[test]
     fn ratios_pair_repeats_and_sort() {
