@@ -62,6 +62,9 @@ pub struct Ring {
     size: usize,
     /// The writer's last view of the tail (never ahead of the real one).
     tail_seen: Cell<u64>,
+    /// The last index asked for and its slot's offset: each side walks the slots in order,
+    /// so the next offset is one stride on (no division on the fast path).
+    last: Cell<(u64, usize)>,
 }
 
 // SAFETY: the pointers refer to a shared mapping kept alive by the channel that owns the
@@ -81,6 +84,7 @@ impl Ring {
             stride: stride(size),
             size,
             tail_seen: Cell::new(0),
+            last: Cell::new((0, 0)),
         }
     }
 
@@ -94,6 +98,7 @@ impl Ring {
             stride: self.stride,
             size: self.size,
             tail_seen: Cell::new(self.tail_seen.get()),
+            last: Cell::new(self.last.get()),
         }
     }
 
@@ -112,9 +117,30 @@ impl Ring {
         unsafe { &(*self.hdr).tail.value }
     }
 
+    /// The offset of slot `k mod N`.
+    #[inline]
+    fn offset(&self, k: u64) -> usize {
+        let (prev, at) = self.last.get();
+        if k == prev {
+            return at;
+        }
+        let at = if prev.checked_add(1) == Some(k) {
+            let next = at + self.stride;
+            if next == self.slots as usize * self.stride {
+                0
+            } else {
+                next
+            }
+        } else {
+            (k % self.slots) as usize * self.stride
+        };
+        self.last.set((k, at));
+        at
+    }
+
     /// Slot `k mod N`'s start.
     fn slot(&self, k: u64) -> *mut u8 {
-        let at = (k % self.slots) as usize * self.stride;
+        let at = self.offset(k);
         // SAFETY: at + stride <= slots * stride = the data area's length (constructor
         // contract), so the pointer stays inside the mapping.
         unsafe { self.data.add(at) }
@@ -235,6 +261,19 @@ mod tests {
             ring.can_write(30),
             "the writer reloads the tail once it looks full"
         );
+    }
+
+    #[test]
+    fn slot_offsets_are_the_index_mod_the_slots_in_any_order() {
+        let hdr = header();
+        let mut data = Box::new(Area([0u8; 4096]));
+        // SAFETY: as above.
+        let ring = unsafe { Ring::new(&hdr, data.0.as_mut_ptr(), 192, 30) };
+        // In order (the fast path, wrapping), repeated, jumping, backwards, near u64::MAX.
+        let ks = (0..10).chain([10, 10, 4, 3, 7, u64::MAX - 1, u64::MAX, 0, 1]);
+        for k in ks {
+            assert_eq!(ring.offset(k), (k % 3) as usize * 64, "index {k}");
+        }
     }
 
     #[test]
