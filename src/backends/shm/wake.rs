@@ -66,7 +66,8 @@ pub enum Prim {
         spin: Duration,
     },
     Eventfd(Vec<Arc<OwnedFd>>),
-    /// Counting semaphores, not the protocol (see the module's documentation).
+    /// Semaphores that count messages; free slots go through the protocol (see the
+    /// module's documentation).
     PosixSem([ShmSem; EVENTS]),
     SysvSem(Arc<SysvSemSet>),
     Condvar([ShmCondvar; EVENTS]),
