@@ -82,8 +82,14 @@ fn wait_bounded(mut child: Child, bound: Duration) -> (Option<i32>, String, Stri
             return (st.code(), text(&out.stdout), text(&out.stderr));
         }
         if t.elapsed() > bound {
+            // What it said until then tells where it hung.
             let _ = child.kill();
-            panic!("did not exit within {bound:?}");
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "did not exit within {bound:?}:\n{}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
