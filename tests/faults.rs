@@ -74,6 +74,22 @@ fn first_child(child: &mut Child) -> u32 {
     }
 }
 
+/// Waits (bounded) for a peer other than `first`; kills and reaps the run if none comes.
+fn another_child(child: &mut Child, first: u32) -> u32 {
+    let t = Instant::now();
+    loop {
+        if let Some(&peer) = children(child.id()).iter().find(|&&p| p != first) {
+            return peer;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no second peer within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn wait_bounded(mut child: Child, bound: Duration) -> (Option<i32>, String, String) {
     let t = Instant::now();
     loop {
@@ -715,12 +731,13 @@ fn an_interrupted_run_keeps_its_completed_cases_in_a_partial_file() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // From the first case's peer on (the floor before it takes longer on a loaded
-    // machine), cases of this size complete every few tens of milliseconds.
-    first_child(&mut child);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Each case has a peer of its own: once a second one is up, the first case is over,
+    // however long a loaded machine made it take.
+    let first = first_child(&mut child);
+    another_child(&mut child, first);
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
-    let (status, _, err) = wait_bounded(child, Duration::from_secs(10));
+    // A bound for a hang, generous for a loaded machine (10 s was once not enough in CI).
+    let (status, _, err) = wait_bounded(child, Duration::from_secs(30));
     assert_eq!(status, Some(130), "{err}");
     let partial = s.root.join("out.partial.json");
     assert!(
