@@ -189,8 +189,8 @@ pub enum RunError {
     /// The run stopped before writing its results (a bad output path, an interruption).
     #[error("{0}")]
     Stopped(String),
-    /// The results file could not be read back.
-    #[error("cannot read the results {path}: {why}")]
+    /// The results file could not be read back (`why` names the file).
+    #[error("{why}")]
     Read {
         path: std::path::PathBuf,
         why: String,
@@ -292,13 +292,10 @@ impl Run {
         })?;
         let plan = commands::plan_from_args(&args, exe).map_err(RunError::Usage)?;
         commands::run(&args, plan).map_err(|e| RunError::Stopped(describe(&e)))?;
-        let text = std::fs::read_to_string(&json).map_err(|e| RunError::Read {
-            path: json.clone(),
+        // Read back as `ipcbench report` reads a results file (its checks, its messages).
+        crate::report::load(&json).map_err(|e| RunError::Read {
             why: e.to_string(),
-        })?;
-        serde_json::from_str(&text).map_err(|e| RunError::Read {
             path: json,
-            why: e.to_string(),
         })
     }
 }
