@@ -60,31 +60,25 @@ fn long_run_of(s: &Scratch, selection: &[&str]) -> (Child, u32) {
 
 /// Waits (bounded) for the run's peer to appear; kills and reaps the run if it never does.
 fn first_child(child: &mut Child) -> u32 {
-    let t = Instant::now();
-    loop {
-        if let Some(&peer) = children(child.id()).first() {
-            return peer;
-        }
-        if t.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the peer never started");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    peer_besides(child, None, Duration::from_secs(20))
 }
 
 /// Waits (bounded) for a peer other than `first`; kills and reaps the run if none comes.
 fn another_child(child: &mut Child, first: u32) -> u32 {
+    peer_besides(child, Some(first), Duration::from_secs(60))
+}
+
+/// The run's first peer other than `not`, polled for up to `bound`.
+fn peer_besides(child: &mut Child, not: Option<u32>, bound: Duration) -> u32 {
     let t = Instant::now();
     loop {
-        if let Some(&peer) = children(child.id()).iter().find(|&&p| p != first) {
+        if let Some(&peer) = children(child.id()).iter().find(|&&p| Some(p) != not) {
             return peer;
         }
-        if t.elapsed() > Duration::from_secs(60) {
+        if t.elapsed() > bound {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("no second peer within 60 s");
+            panic!("no peer besides {not:?} within {bound:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
     }
