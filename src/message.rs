@@ -168,15 +168,13 @@ impl Checker {
     /// Checks a timed message like `check`, except for its send time, which it returns
     /// (`None` for messages too small to carry one). The time's word is not compared.
     pub fn check_timed(&mut self, got: &[u8], seq: u64) -> Result<Option<u64>, VerifyError> {
-        if !carries_time(self.expected.len()) || got.len() != self.expected.len() {
-            return self.check(got, seq).map(|()| None);
-        }
-        let mut w = [0u8; WORD];
-        w.copy_from_slice(&got[TIME_AT..TIME_AT + WORD]);
-        let sent = u64::from_le_bytes(w);
+        let sent = match word(got, TIME_AT) {
+            Some(t) if carries_time(self.expected.len()) && got.len() == self.expected.len() => t,
+            _ => return self.check(got, seq).map(|()| None),
+        };
         // In the image for either mode: a cheap check compares only the head and the tail,
         // but a failed one looks for the first differing byte, which must not be the time.
-        self.expected[TIME_AT..TIME_AT + WORD].copy_from_slice(&w);
+        put_word(&mut self.expected, TIME_AT, sent);
         let r = self.check(got, seq);
         clear_time(&mut self.expected);
         r.map(|()| Some(sent))
@@ -244,18 +242,13 @@ fn word(buf: &[u8], at: usize) -> Option<u64> {
 }
 
 fn describe_head(head: &[u8]) -> String {
-    if head.len() == WORD {
-        let mut w = [0u8; WORD];
-        w.copy_from_slice(head);
-        let v = u64::from_le_bytes(w);
-        if v > u64::MAX / 2 {
-            format!("reply #{}", !v)
-        } else {
-            format!("#{v}")
+    match word(head, 0) {
+        Some(v) if head.len() == WORD && v > u64::MAX / 2 => format!("reply #{}", !v),
+        Some(v) if head.len() == WORD => format!("#{v}"),
+        _ => {
+            let hex: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
+            format!("low bytes {}", hex.join(""))
         }
-    } else {
-        let hex: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
-        format!("low bytes {}", hex.join(""))
     }
 }
 
