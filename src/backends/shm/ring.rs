@@ -11,13 +11,16 @@
 //! Neither side reads the other's index on the fast path: the reader never needs the
 //! writer's count (the sequence word says it all), and the writer keeps a cached copy of
 //! the tail, reloading it (Acquire) only when the cached value says the ring is full. The
-//! two indices live on cache lines of their own, each written by one side only.
+//! two indices live in 128-byte blocks of their own, each written by one side only: x86's
+//! L2 fetches lines in aligned pairs (the adjacent-line prefetcher), so two indices on
+//! neighbouring lines still travel between the CPUs together.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// One index on a cache line of its own, so the two sides never false-share.
-#[repr(C, align(64))]
+/// One index in an aligned pair of cache lines of its own, so the two sides never
+/// false-share, not even through the prefetcher that fetches a line's neighbour with it.
+#[repr(C, align(128))]
 pub struct Index {
     pub value: AtomicU64,
 }
@@ -30,6 +33,9 @@ pub struct RingHeader {
     /// Messages consumed.
     pub tail: Index,
 }
+
+// The two sides' indices never share an aligned pair of lines.
+const _: () = assert!(std::mem::offset_of!(RingHeader, tail) >= 128);
 
 /// Bytes before a slot's message: the sequence word.
 const SEQ: usize = 8;
