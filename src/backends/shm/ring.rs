@@ -113,18 +113,20 @@ impl Ring {
         self.size
     }
 
+    #[inline(always)]
     fn head(&self) -> &AtomicU64 {
         // SAFETY: `hdr` is valid for the ring's lifetime (constructor contract).
         unsafe { &(*self.hdr).head.value }
     }
 
+    #[inline(always)]
     fn tail(&self) -> &AtomicU64 {
         // SAFETY: as in `head`.
         unsafe { &(*self.hdr).tail.value }
     }
 
     /// The offset of slot `k mod N`.
-    #[inline]
+    #[inline(always)]
     fn offset(&self, k: u64) -> usize {
         let (prev, at) = self.last.get();
         if k == prev {
@@ -145,6 +147,7 @@ impl Ring {
     }
 
     /// Slot `k mod N`'s start.
+    #[inline(always)]
     fn slot(&self, k: u64) -> *mut u8 {
         let at = self.offset(k);
         // SAFETY: at + stride <= slots * stride = the data area's length (constructor
@@ -152,6 +155,7 @@ impl Ring {
         unsafe { self.data.add(at) }
     }
 
+    #[inline(always)]
     fn seq(&self, k: u64) -> &AtomicU64 {
         // SAFETY: every slot starts 64-byte aligned with its 8-byte sequence word, inside
         // the mapping; both processes access it only atomically.
@@ -159,6 +163,7 @@ impl Ring {
     }
 
     /// Writer: whether a message of `len` bytes fits now (`len` must be the ring's size).
+    #[inline(always)]
     pub fn can_write(&self, len: usize) -> bool {
         if len != self.size {
             return true; // `write` refuses it; do not wait for space it will not use.
@@ -172,6 +177,7 @@ impl Ring {
     }
 
     /// Reader: whether the next message is there now.
+    #[inline(always)]
     pub fn can_read(&self, len: usize) -> bool {
         if len != self.size {
             return true; // `read` refuses it.
@@ -190,6 +196,7 @@ impl Ring {
 
     /// Writer: copies `msg` in (after `can_write`) and publishes it. A message of another
     /// size than the ring's is refused (`false`) and nothing is written.
+    #[inline(always)]
     pub fn write(&self, msg: &[u8]) -> bool {
         if msg.len() != self.size {
             return false;
@@ -208,6 +215,7 @@ impl Ring {
 
     /// Reader: hands the next message (after `can_read`) to `f` where it lies, then frees
     /// its slot. `None` if asked for a size other than the ring's.
+    #[inline(always)]
     pub fn read_with<R>(&self, len: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
         if len != self.size {
             return None;
@@ -223,6 +231,7 @@ impl Ring {
     }
 
     /// Reader: copies the next message out into `buf` (after `can_read`) and frees it.
+    #[inline(always)]
     pub fn read(&self, buf: &mut [u8]) -> bool {
         self.read_with(buf.len(), |m| buf.copy_from_slice(m))
             .is_some()

@@ -122,6 +122,7 @@ impl Waker {
     }
 
     /// Returns once `ready()` holds, sleeping on event `ev` in between.
+    #[inline(always)]
     pub fn wait_until(&mut self, ev: usize, ready: impl Fn() -> bool) -> io::Result<()> {
         if let Prim::PosixSem(sems) = &self.prim {
             if !is_space(ev) {
@@ -283,6 +284,7 @@ impl Waker {
     }
 
     /// Tells a waiter of event `ev` that its condition may now hold.
+    #[inline(always)]
     pub fn notify(&mut self, ev: usize) -> io::Result<()> {
         match &self.prim {
             Prim::Spin { .. } => return Ok(()),
