@@ -244,17 +244,23 @@ fn every_bare_loop_runs_beside_its_mechanism_and_leaves_nothing() {
                 .unwrap_or_else(|_| panic!("{t}"));
             assert!(ratio > 0.0, "{t}");
         }
-        let spin = t.lines().find(|l| l.starts_with("shm-spin"));
+        // shm-spin against the cache line of the same repeat, and against its bare ring.
+        let spin: Vec<Vec<&str>> = t
+            .lines()
+            .filter(|l| l.starts_with("shm-spin "))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
         if kernel_only {
             // Spinning needs two CPUs: neither the line bounce nor shm-spin is compared.
             assert!(!t.lines().any(|l| l.starts_with("cacheline ")), "{t}");
-            assert!(spin.is_none(), "{t}");
+            assert!(spin.is_empty(), "{t}");
         } else {
             assert!(row(&t, "cacheline")[7].ends_with('x'), "{t}");
-            assert!(
-                spin.is_some_and(|l| l.contains("cacheline") && l.contains('x')),
-                "{t}"
-            );
+            let against: Vec<&str> = spin.iter().map(|r| r[1]).collect();
+            assert_eq!(against, ["bare", "cacheline"], "{t}");
+            assert_eq!(spin[0][2], "shm-spin", "{t}");
+            // shm-spin, bare, shm-spin, p50, unit, p50, unit, ratio; then without "bare".
+            assert!(spin[0][7].ends_with('x') && spin[1][6].ends_with('x'), "{t}");
         }
     }
     s.audit();
@@ -287,14 +293,28 @@ fn the_reference_runs_only_the_mechanisms_asked_for() {
     let table = &t[t
         .find("mechanism ")
         .unwrap_or_else(|| panic!("no table:\n{t}"))..];
-    let names: Vec<&str> = table
+    let names: Vec<(&str, &str)> = table
         .lines()
         .skip(1)
-        .filter_map(|l| l.split_whitespace().next())
-        .take(3)
+        .filter_map(|l| {
+            l.split_whitespace()
+                .zip(l.split_whitespace().skip(1))
+                .next()
+        })
+        .take(4)
         .collect();
-    // shm-spin is set against the cacheline of the same repeat, so that runs too.
-    assert_eq!(names, ["cacheline", "posix-mq", "shm-spin"], "{t}");
+    // shm-spin is set against the cacheline of the same repeat, so that runs too, and
+    // against its bare ring.
+    assert_eq!(
+        names,
+        [
+            ("cacheline", "bare"),
+            ("posix-mq", "bare"),
+            ("shm-spin", "bare"),
+            ("shm-spin", "cacheline")
+        ],
+        "{t}"
+    );
     let bad = floor("posix-mq,tcp");
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
     let e = text(&bad.stderr);

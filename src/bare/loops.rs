@@ -14,7 +14,7 @@ use super::{Kind, Side};
 use crate::sys::fd::RawFile;
 use crate::sys::futex;
 use crate::sys::sem::ShmSem;
-use crate::sys::shm::Mapping;
+use crate::sys::shm::{prefetch, Mapping};
 use crate::sys::sysv::{MsgBuf, MsgQueue};
 
 /// One side of one kind: `ping` sends a message and waits for the answer, `pong` waits
@@ -30,9 +30,29 @@ const WORD_STRIDE: usize = 64;
 const SEMS_AT: usize = 512;
 const PAGE: usize = 4096;
 
-/// Bytes of the shared segment for messages of `size` bytes.
-pub fn segment_len(size: usize) -> usize {
-    PAGE + 2 * size.div_ceil(PAGE).max(1) * PAGE
+/// Bytes of the shared segment whose two message areas hold `area` bytes each.
+pub fn segment_len(area: usize) -> usize {
+    PAGE + 2 * area.div_ceil(PAGE).max(1) * PAGE
+}
+
+/// The bytes each direction's area must hold for `kind` with messages of `size`: one
+/// message, or for the ring as many slots as `shm-spin`'s default ring has.
+pub fn area_for(kind: Kind, size: usize) -> usize {
+    match kind {
+        Kind::Ring => ring_slots(size) * ring_stride(size),
+        k => k.size(size),
+    }
+}
+
+/// A ring slot: the sequence word and the message, in whole cache lines (as in `shm`).
+fn ring_stride(size: usize) -> usize {
+    (8 + size).div_ceil(64) * 64
+}
+
+/// Slots of the ring: as many as `shm-spin`'s default ring holds, and at least two.
+fn ring_slots(size: usize) -> usize {
+    let cap = crate::backends::shm::ring_for(0, size);
+    (cap / ring_stride(size)).max(2)
 }
 
 /// A mapped shared segment laid out as above.
@@ -90,6 +110,13 @@ impl Shared {
         // SAFETY: initialised by the orchestrator before this side started; the mapping
         // lives as long as the returned handle's user (the loop holding `self`).
         unsafe { ShmSem::attach(self.sem_ptr(i)) }
+    }
+
+    /// The start of message area `i` (0 or 1).
+    fn area(&self, i: usize) -> *mut u8 {
+        debug_assert!(i < 2);
+        // SAFETY: PAGE + i * area stays inside the mapping (`segment_len`).
+        unsafe { self.map.base().add(PAGE + i * self.area) }
     }
 
     /// Copies `msg` into message area `i`.
@@ -150,6 +177,22 @@ pub fn run(
             let [page] = inherited(kind, fds)?;
             let shm = Shared::map(&page, 8)?;
             super::run(side, rounds, Line { shm, next: 1 })
+        }
+        Kind::Ring => {
+            let [segment] = inherited(kind, fds)?;
+            let shm = Shared::map(&segment, area_for(kind, size))?;
+            let mine = usize::from(side == Side::Pong);
+            let ring = BareRing {
+                shm,
+                mine,
+                stride: ring_stride(size),
+                end: area_for(kind, size),
+                at: 0,
+                next: 1,
+                out,
+                inb,
+            };
+            super::run(side, rounds, ring)
         }
         Kind::Pipe | Kind::Fifo | Kind::UnixStream => {
             let (tx, rx) = match kind {
@@ -256,6 +299,91 @@ impl Bounce for Line {
         }
         w.store(self.next + 1, Ordering::Release);
         self.next += 2;
+        Ok(())
+    }
+}
+
+/// `shm-spin`'s ring with nothing around it: message k goes to slot k mod N of the
+/// sender's area, its sequence word (k + 1) stored last; the receiver polls that word,
+/// prefetching the slot's second line meanwhile, and copies the message out. A ping-pong
+/// has one message in flight, so no index is kept: the slots are walked in step by both.
+/// Polling is tight for the first 1,024 polls, then with `PAUSE`, as `shm-spin` polls.
+struct BareRing {
+    shm: Shared,
+    /// The area this side writes (the other side's is `1 - mine`).
+    mine: usize,
+    stride: usize,
+    /// The bytes of slots in each area.
+    end: usize,
+    /// The offset of the current slot in both areas.
+    at: usize,
+    /// The current sequence word's value.
+    next: u64,
+    out: Vec<u8>,
+    inb: Vec<u8>,
+}
+
+impl BareRing {
+    fn slot(&self, i: usize) -> *mut u8 {
+        // SAFETY: `at + stride <= end`, the bytes of slots in area `i`, which lies inside
+        // the mapping (`area_for` sized it).
+        unsafe { self.shm.area(i).add(self.at) }
+    }
+
+    fn seq(&self, i: usize) -> &AtomicU64 {
+        // SAFETY: a slot starts 64-byte aligned (the area is page aligned, the stride whole
+        // lines) with its sequence word, which both sides access only atomically.
+        unsafe { &*self.slot(i).cast::<AtomicU64>() }
+    }
+
+    fn send(&mut self) {
+        let slot = self.slot(self.mine);
+        // SAFETY: the message's bytes follow the word inside the slot; the receiver reads
+        // them only after the word below says they are there.
+        unsafe { std::ptr::copy_nonoverlapping(self.out.as_ptr(), slot.add(8), self.out.len()) };
+        self.seq(self.mine).store(self.next, Ordering::Release);
+    }
+
+    fn receive(&mut self) {
+        let theirs = 1 - self.mine;
+        let mut polls = 0u32;
+        while self.seq(theirs).load(Ordering::Acquire) != self.next {
+            if self.stride > 64 {
+                prefetch(self.slot(theirs).wrapping_add(64));
+            }
+            polls = polls.saturating_add(1);
+            if polls > 1024 {
+                std::hint::spin_loop();
+            }
+        }
+        let slot = self.slot(theirs);
+        // SAFETY: as in `send`, reading what the word published (Acquire above).
+        unsafe {
+            std::ptr::copy_nonoverlapping(slot.add(8), self.inb.as_mut_ptr(), self.inb.len())
+        };
+    }
+
+    fn advance(&mut self) {
+        self.next += 1;
+        self.at += self.stride;
+        if self.at == self.end {
+            self.at = 0;
+        }
+    }
+}
+
+impl Bounce for BareRing {
+    fn ping(&mut self) -> io::Result<()> {
+        self.send();
+        self.receive();
+        self.advance();
+        Ok(())
+    }
+
+    fn pong(&mut self) -> io::Result<()> {
+        self.receive();
+        self.send();
+        self.advance();
         Ok(())
     }
 }

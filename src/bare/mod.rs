@@ -40,10 +40,13 @@ pub enum Kind {
     ShmFutex,
     ShmEventfd,
     ShmPosixSem,
+    /// `shm-spin`'s ring, bare: the same slots (a sequence word, then the message, in whole
+    /// lines) and the same polling, without the ring's indices, checks or channel.
+    Ring,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Line,
         Kind::Pipe,
         Kind::Fifo,
@@ -53,6 +56,7 @@ impl Kind {
         Kind::ShmFutex,
         Kind::ShmEventfd,
         Kind::ShmPosixSem,
+        Kind::Ring,
     ];
 
     /// The ipcbench mechanism this loop is the bare form of.
@@ -67,12 +71,13 @@ impl Kind {
             Kind::ShmFutex => "shm-futex",
             Kind::ShmEventfd => "shm-eventfd",
             Kind::ShmPosixSem => "shm-posix-sem",
+            Kind::Ring => "shm-spin",
         }
     }
 
     /// Spinning needs the two sides on two CPUs.
     pub fn spins(self) -> bool {
-        self == Kind::Line
+        matches!(self, Kind::Line | Kind::Ring)
     }
 
     /// The message size this kind carries when asked for `size`.
@@ -311,8 +316,8 @@ fn create(kind: Kind, size: usize) -> io::Result<Objects> {
                 out._queues.push(q);
             }
         }
-        Kind::Line | Kind::ShmFutex | Kind::ShmEventfd | Kind::ShmPosixSem => {
-            let fd = crate::sys::shm::memfd(loops::segment_len(kind.size(size)))?;
+        Kind::Line | Kind::ShmFutex | Kind::ShmEventfd | Kind::ShmPosixSem | Kind::Ring => {
+            let fd = crate::sys::shm::memfd(loops::segment_len(loops::area_for(kind, size)))?;
             if kind == Kind::ShmPosixSem {
                 loops::Shared::map(&fd, size)?.init_sems()?;
             }

@@ -2,7 +2,8 @@
 //! mechanism it stands for, on the same CPUs with the same message and counts, repeated
 //! and interleaved (the order of the two flips every repeat, so drift in the machine lands
 //! on both), and the ratio of their medians. With two CPUs it also sets `shm-spin`
-//! against `cacheline` from the same repeat.
+//! against `cacheline` from the same repeat (beside `shm-spin` against its bare ring, which
+//! tells what the ring's layout costs from what ipcbench adds to it).
 
 use crate::backends;
 use crate::bare::{self, Kind, Rounds};
@@ -19,7 +20,8 @@ pub struct Plan {
 }
 
 /// Which comparisons to run: bare loops by kind, and whether `shm-spin` is set against
-/// `cacheline` (which then runs too: the pair is measured in the same repeat).
+/// `cacheline` (which then runs too: the pair is measured in the same repeat; so does the
+/// bare ring).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Selection {
     pub kinds: Vec<Kind>,
@@ -52,13 +54,13 @@ impl Selection {
             } else {
                 let known: Vec<&str> = Kind::ALL.iter().map(|k| k.mechanism()).collect();
                 return Err(format!(
-                    "no bare loop stands for `{name}`: --reference compares {} and shm-spin",
+                    "no bare loop stands for `{name}`: --reference compares {}",
                     known.join(", ")
                 ));
             }
         }
         if sel.spin {
-            sel.kinds.push(Kind::Line);
+            sel.kinds.extend([Kind::Line, Kind::Ring]);
         }
         // In the order of `Kind::ALL`, each once.
         sel.kinds = Kind::ALL
@@ -309,9 +311,12 @@ mod tests {
         assert_eq!(sel.kinds, [Kind::PosixMq, Kind::ShmPosixSem]);
         assert!(!sel.spin);
         let sel = Selection::of(&names(&["shm-spin"])).unwrap();
-        assert_eq!((sel.kinds, sel.spin), (vec![Kind::Line], true));
+        assert_eq!((sel.kinds, sel.spin), (vec![Kind::Line, Kind::Ring], true));
         let e = Selection::of(&names(&["tcp"])).unwrap_err();
-        assert!(e.contains("`tcp`") && e.contains("shm-posix-sem"), "{e}");
+        assert!(
+            e.contains("`tcp`") && e.contains("shm-posix-sem, shm-spin"),
+            "{e}"
+        );
     }
 
     #[test]

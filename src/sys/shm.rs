@@ -276,3 +276,18 @@ pub fn sysv_check(id: libc::c_int) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// A hint to bring the cache line at `p` to this CPU for reading, as a reader polling shared
+/// memory wants for a line it will read next. Not an access: it cannot race with another
+/// process's stores to the line, and it is a no-op off x86_64.
+#[inline]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and reads nothing the program can observe; SSE is
+    // part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}

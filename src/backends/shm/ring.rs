@@ -18,6 +18,8 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::sys::shm::prefetch;
+
 /// One index in an aligned pair of cache lines of its own, so the two sides never
 /// false-share, not even through the prefetcher that fetches a line's neighbour with it.
 #[repr(C, align(128))]
@@ -236,20 +238,6 @@ impl Ring {
         self.read_with(buf.len(), |m| buf.copy_from_slice(m))
             .is_some()
     }
-}
-
-/// A hint to fetch the line at `p` for reading. Not an access: it cannot race with the
-/// writer's stores, and it is ignored where the architecture has no such hint here.
-#[inline]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and reads nothing the program can observe; SSE is
-    // part of the x86_64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[cfg(test)]
