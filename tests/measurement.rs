@@ -260,7 +260,10 @@ fn every_bare_loop_runs_beside_its_mechanism_and_leaves_nothing() {
             assert_eq!(against, ["bare", "cacheline"], "{t}");
             assert_eq!(spin[0][2], "shm-spin", "{t}");
             // shm-spin, bare, shm-spin, p50, unit, p50, unit, ratio; then without "bare".
-            assert!(spin[0][7].ends_with('x') && spin[1][6].ends_with('x'), "{t}");
+            assert!(
+                spin[0][7].ends_with('x') && spin[1][6].ends_with('x'),
+                "{t}"
+            );
         }
     }
     s.audit();
