@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use nix::mqueue::MqdT;
 
 use super::{Kind, Side};
+use crate::backends::shm;
 use crate::sys::fd::RawFile;
 use crate::sys::futex;
 use crate::sys::sem::ShmSem;
@@ -36,23 +37,12 @@ pub fn segment_len(area: usize) -> usize {
 }
 
 /// The bytes each direction's area must hold for `kind` with messages of `size`: one
-/// message, or for the ring as many slots as `shm-spin`'s default ring has.
+/// message, or for the ring the slots of `shm-spin`'s default ring.
 pub fn area_for(kind: Kind, size: usize) -> usize {
     match kind {
-        Kind::Ring => ring_slots(size) * ring_stride(size),
+        Kind::Ring => shm::ring_slots(shm::ring_for(0, size), size) * shm::ring_stride(size),
         k => k.size(size),
     }
-}
-
-/// A ring slot: the sequence word and the message, in whole cache lines (as in `shm`).
-fn ring_stride(size: usize) -> usize {
-    (8 + size).div_ceil(64) * 64
-}
-
-/// Slots of the ring: as many as `shm-spin`'s default ring holds, and at least two.
-fn ring_slots(size: usize) -> usize {
-    let cap = crate::backends::shm::ring_for(0, size);
-    (cap / ring_stride(size)).max(2)
 }
 
 /// A mapped shared segment laid out as above.
@@ -185,7 +175,7 @@ pub fn run(
             let ring = BareRing {
                 shm,
                 mine,
-                stride: ring_stride(size),
+                stride: shm::ring_stride(size),
                 end: area_for(kind, size),
                 at: 0,
                 next: 1,
@@ -307,7 +297,7 @@ impl Bounce for Line {
 /// sender's area, its sequence word (k + 1) stored last; the receiver polls that word,
 /// prefetching the slot's second line meanwhile, and copies the message out. A ping-pong
 /// has one message in flight, so no index is kept: the slots are walked in step by both.
-/// Polling is tight for the first 1,024 polls, then with `PAUSE`, as `shm-spin` polls.
+/// Polling is tight for the first `TIGHT_POLLS` polls, then with `PAUSE`, as `shm-spin`'s.
 struct BareRing {
     shm: Shared,
     /// The area this side writes (the other side's is `1 - mine`).
@@ -352,7 +342,7 @@ impl BareRing {
                 prefetch(self.slot(theirs).wrapping_add(64));
             }
             polls = polls.saturating_add(1);
-            if polls > 1024 {
+            if polls >= shm::TIGHT_POLLS {
                 std::hint::spin_loop();
             }
         }

@@ -34,7 +34,7 @@ use crate::sys::shm::Mapping;
 /// a hyper-threaded sibling and power. (The cache-line floor keeps pausing: there both
 /// sides write the same line, and polling it without a pause steals it back from the
 /// writer; its round trip grew by ~100 ns without.)
-const TIGHT_POLLS: u32 = 1024;
+pub(crate) const TIGHT_POLLS: u32 = 1024;
 
 /// Events 0..4: to-peer data, to-peer space, from-peer data, from-peer space.
 pub const EVENTS: usize = 4;
