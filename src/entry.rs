@@ -123,9 +123,19 @@ fn dispatch(cli: Cli) -> ExitCode {
         }
         CommandKind::Peer(args) => ExitCode::from(peer::serve(&args) as u8),
         CommandKind::Bare(args) => ExitCode::from(crate::bare::serve(&args) as u8),
-        CommandKind::Report(args) => finish(commands::report(&args).map(|()| true)),
-        CommandKind::Compare(args) => finish(commands::compare(&args)),
-        CommandKind::Recommend(args) => finish(commands::recommend(&args).map(|()| true)),
+        // Reading results and printing only: `| head` ends these quietly too.
+        CommandKind::Report(args) => {
+            crate::sys::default_sigpipe();
+            finish(commands::report(&args).map(|()| true))
+        }
+        CommandKind::Compare(args) => {
+            crate::sys::default_sigpipe();
+            finish(commands::compare(&args))
+        }
+        CommandKind::Recommend(args) => {
+            crate::sys::default_sigpipe();
+            finish(commands::recommend(&args).map(|()| true))
+        }
         CommandKind::Run(args) => {
             let exe = match std::env::current_exe() {
                 Ok(p) => p,

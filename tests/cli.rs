@@ -4,6 +4,7 @@
 mod common;
 
 use common::{text, Scratch, EXE};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn usage_error(args: &[&str], expect: &str) {
@@ -381,17 +382,37 @@ fn help_texts_name_every_workload_and_both_compare_files() {
 }
 
 #[test]
-fn list_into_a_closed_pipe_ends_quietly() {
-    // `ipcbench list | head -1`: the reader is gone before the writer is done.
-    let mut child = Command::new(EXE)
-        .arg("list")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let err = text(&out.stderr);
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(err.is_empty(), "nothing on stderr: {err}");
+fn printing_into_a_closed_pipe_ends_quietly() {
+    // `ipcbench list | head -1`: the reader is gone before the writer is done. The same
+    // for every command that only reads results and prints.
+    let s = Scratch::new("closed-pipe");
+    let fixture = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+            .to_string_lossy()
+            .into_owned()
+    };
+    let (base, improved) = (fixture("base.json"), fixture("improved.json"));
+    let out_dir = s.root.join("report");
+    let out_dir = out_dir.to_str().unwrap();
+    let commands: [&[&str]; 4] = [
+        &["list"],
+        &["report", &base, "-o", out_dir],
+        &["compare", &base, &improved],
+        &["recommend", "--results", &base],
+    ];
+    for args in commands {
+        let mut child = Command::new(EXE)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: nothing on stderr: {err}");
+    }
 }
