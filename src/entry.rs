@@ -104,6 +104,16 @@ pub(crate) fn main_args(args: Vec<String>) -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> ExitCode {
+    // Commands that only read and print: `ipcbench compare a b | head` ends quietly.
+    if matches!(
+        cli.command,
+        CommandKind::List(_)
+            | CommandKind::Report(_)
+            | CommandKind::Compare(_)
+            | CommandKind::Recommend(_)
+    ) {
+        crate::sys::default_sigpipe();
+    }
     match cli.command {
         CommandKind::Clean => finish(commands::clean()),
         CommandKind::Floor(args) => {
@@ -116,26 +126,12 @@ fn dispatch(cli: Cli) -> ExitCode {
                 Err(e) => finish(Err(e.into())),
             }
         }
-        CommandKind::List(args) => {
-            // Printing only: `ipcbench list | head` ends quietly.
-            crate::sys::default_sigpipe();
-            finish(commands::list(&args).map(|()| true))
-        }
+        CommandKind::List(args) => finish(commands::list(&args).map(|()| true)),
         CommandKind::Peer(args) => ExitCode::from(peer::serve(&args) as u8),
         CommandKind::Bare(args) => ExitCode::from(crate::bare::serve(&args) as u8),
-        // Reading results and printing only: `| head` ends these quietly too.
-        CommandKind::Report(args) => {
-            crate::sys::default_sigpipe();
-            finish(commands::report(&args).map(|()| true))
-        }
-        CommandKind::Compare(args) => {
-            crate::sys::default_sigpipe();
-            finish(commands::compare(&args))
-        }
-        CommandKind::Recommend(args) => {
-            crate::sys::default_sigpipe();
-            finish(commands::recommend(&args).map(|()| true))
-        }
+        CommandKind::Report(args) => finish(commands::report(&args).map(|()| true)),
+        CommandKind::Compare(args) => finish(commands::compare(&args)),
+        CommandKind::Recommend(args) => finish(commands::recommend(&args).map(|()| true)),
         CommandKind::Run(args) => {
             let exe = match std::env::current_exe() {
                 Ok(p) => p,
