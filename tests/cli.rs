@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{text, Scratch, EXE};
-use std::path::Path;
+use common::{fixture, text, Scratch, EXE};
 use std::process::{Command, Stdio};
 
 fn usage_error(args: &[&str], expect: &str) {
@@ -386,13 +385,6 @@ fn printing_into_a_closed_pipe_ends_quietly() {
     // `ipcbench list | head -1`: the reader is gone before the writer is done. The same
     // for every command that only reads results and prints.
     let s = Scratch::new("closed-pipe");
-    let fixture = |name: &str| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-            .to_string_lossy()
-            .into_owned()
-    };
     let (base, improved) = (fixture("base.json"), fixture("improved.json"));
     let out_dir = s.root.join("report");
     let out_dir = out_dir.to_str().unwrap();

@@ -300,9 +300,8 @@ fn the_reference_runs_only_the_mechanisms_asked_for() {
         .lines()
         .skip(1)
         .filter_map(|l| {
-            l.split_whitespace()
-                .zip(l.split_whitespace().skip(1))
-                .next()
+            let mut w = l.split_whitespace();
+            Some((w.next()?, w.next()?))
         })
         .take(4)
         .collect();

@@ -4,17 +4,8 @@
 
 mod common;
 
-use common::{text, Scratch, EXE};
-use std::path::PathBuf;
+use common::{fixture, text, Scratch, EXE};
 use std::process::Command;
-
-fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 /// Whether `compare`'s output has a row for `mechanism` and `metric` ending in `mark`.
 fn row_marked(out: &str, mechanism: &str, metric: &str, mark: &str) -> bool {

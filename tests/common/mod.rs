@@ -9,6 +9,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const EXE: &str = env!("CARGO_BIN_EXE_ipcbench");
 
+/// The path of committed fixture results `tests/fixtures/NAME`.
+pub fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
 pub struct Scratch {
     pub root: PathBuf,
     pub tmp: PathBuf,
