@@ -170,13 +170,14 @@ pub fn run(
         }
         Kind::Ring => {
             let [segment] = inherited(kind, fds)?;
-            let shm = Shared::map(&segment, area_for(kind, size))?;
+            let end = area_for(kind, size);
+            let shm = Shared::map(&segment, end)?;
             let mine = usize::from(side == Side::Pong);
             let ring = BareRing {
                 shm,
                 mine,
                 stride: shm::ring_stride(size),
-                end: area_for(kind, size),
+                end,
                 at: 0,
                 next: 1,
                 out,
