@@ -5,8 +5,8 @@
 //! first 56 bytes. The writer copies message k into slot k mod N and then stores k + 1 in
 //! its sequence word (Release); the reader waits for that value (Acquire), reads the
 //! message (copying it out, or checking it where it lies) and then stores its count of
-//! consumed messages, the tail (Release). A stale word can never look ready: slot j only
-//! ever holds j + 1 + a multiple of N.
+//! consumed messages, the tail (Release). A stale word can never look ready: each value is
+//! written once (slot j of N holds j + 1 + a multiple of N, except in a ring of two, below).
 //!
 //! Neither side reads the other's index on the fast path: the reader never needs the
 //! writer's count (the sequence word says it all), and the writer keeps a cached copy of
@@ -14,6 +14,14 @@
 //! two indices live in 128-byte blocks of their own, each written by one side only: x86's
 //! L2 fetches lines in aligned pairs (the adjacent-line prefetcher), so two indices on
 //! neighbouring lines still travel between the CPUs together.
+//!
+//! A ring of two slots (what large messages get) does not alternate blindly: when the
+//! reader has already freed every message, the writer reuses the slot it wrote last, whose
+//! lines are still in its cache, and takes the other slot only while the last one is in
+//! use. A reader that frees each message at once (checking it in place) then keeps one
+//! slot warm instead of streaming two through the cache, and one that holds a message
+//! while copying it out still overlaps with the writer filling the other slot. The reader
+//! finds message k by its word (k + 1) in either slot; each value is written once.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,6 +81,12 @@ pub struct Ring {
     /// The last index asked for and its slot's offset: each side walks the slots in order,
     /// so the next offset is one stride on (no division on the fast path).
     last: Cell<(u64, usize)>,
+    /// Two slots: the writer picks each message's slot (see the module's comment).
+    pair: bool,
+    /// In a pair, the writer's view: the offset of the slot it wrote last.
+    wrote: Cell<usize>,
+    /// In a pair, the reader's view: the offset of the slot its last message was found in.
+    found: Cell<usize>,
 }
 
 // SAFETY: the pointers refer to a shared mapping kept alive by the channel that owns the
@@ -93,6 +107,9 @@ impl Ring {
             size,
             tail_seen: Cell::new(0),
             last: Cell::new((0, 0)),
+            pair: slots(cap, size) == 2,
+            wrote: Cell::new(0),
+            found: Cell::new(0),
         }
     }
 
@@ -107,6 +124,9 @@ impl Ring {
             size: self.size,
             tail_seen: Cell::new(self.tail_seen.get()),
             last: Cell::new(self.last.get()),
+            pair: self.pair,
+            wrote: Cell::new(self.wrote.get()),
+            found: Cell::new(self.found.get()),
         }
     }
 
@@ -148,20 +168,53 @@ impl Ring {
         at
     }
 
-    /// Slot `k mod N`'s start.
+    /// The sequence word of the slot at offset `at` (a multiple of the stride).
     #[inline(always)]
-    fn slot(&self, k: u64) -> *mut u8 {
-        let at = self.offset(k);
-        // SAFETY: at + stride <= slots * stride = the data area's length (constructor
-        // contract), so the pointer stays inside the mapping.
-        unsafe { self.data.add(at) }
+    fn seq_at(&self, at: usize) -> &AtomicU64 {
+        // SAFETY: every slot starts 64-byte aligned with its 8-byte sequence word, inside
+        // the mapping (`at` is a slot's offset, below slots * stride); both processes
+        // access it only atomically.
+        unsafe { &*self.data.add(at).cast::<AtomicU64>() }
     }
 
+    /// Reader: the offset of the slot holding message `k`, if it has been published.
     #[inline(always)]
-    fn seq(&self, k: u64) -> &AtomicU64 {
-        // SAFETY: every slot starts 64-byte aligned with its 8-byte sequence word, inside
-        // the mapping; both processes access it only atomically.
-        unsafe { &*self.slot(k).cast::<AtomicU64>() }
+    fn find(&self, k: u64) -> Option<usize> {
+        let want = k.wrapping_add(1);
+        if !self.pair {
+            let at = self.offset(k);
+            return (self.seq_at(at).load(Ordering::Acquire) == want).then_some(at);
+        }
+        // The slot of the previous message first: the writer reuses it whenever it can.
+        let last = self.found.get();
+        for at in [last, self.stride - last] {
+            if self.seq_at(at).load(Ordering::Acquire) == want {
+                self.found.set(at);
+                return Some(at);
+            }
+        }
+        None
+    }
+
+    /// Writer: the offset of the slot for message `head` (after `can_write`).
+    #[inline(always)]
+    fn place(&self, head: u64) -> usize {
+        if !self.pair {
+            return self.offset(head);
+        }
+        // All consumed: the last slot is free and still in this CPU's cache. Otherwise the
+        // one unconsumed message is in the last slot, and the other is free. A stale tail
+        // only ever sends the message to the other slot, which is free either way.
+        let tail = self.tail().load(Ordering::Acquire);
+        self.tail_seen.set(tail);
+        let last = self.wrote.get();
+        let at = if tail == head {
+            last
+        } else {
+            self.stride - last
+        };
+        self.wrote.set(at);
+        at
     }
 
     /// Writer: whether a message of `len` bytes fits now (`len` must be the ring's size).
@@ -185,13 +238,13 @@ impl Ring {
             return true; // `read` refuses it.
         }
         let tail = self.tail().load(Ordering::Relaxed);
-        if self.seq(tail).load(Ordering::Acquire) == tail.wrapping_add(1) {
+        if self.find(tail).is_some() {
             return true;
         }
-        if self.stride > LINE {
+        if self.stride > LINE && !self.pair {
             // Not there yet: ask for the slot's second line too, so that when the message
             // lands both lines travel to this CPU together rather than one after the other.
-            prefetch(self.slot(tail).wrapping_add(LINE));
+            prefetch(self.data.wrapping_add(self.offset(tail) + LINE));
         }
         false
     }
@@ -204,12 +257,12 @@ impl Ring {
             return false;
         }
         let head = self.head().load(Ordering::Relaxed);
-        let slot = self.slot(head);
-        // SAFETY: the slot holds SEQ + size bytes inside the data area; the reader does not
-        // touch it until the sequence word below publishes it, and the writer reuses it
-        // only after the tail said it was consumed (`can_write`).
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), slot.add(SEQ), msg.len()) };
-        self.seq(head)
+        let at = self.place(head);
+        // SAFETY: the slot at `at` holds SEQ + size bytes inside the data area; the reader
+        // does not touch it until the sequence word below publishes it, and the writer
+        // reuses it only after the tail said it was consumed (`can_write`, `place`).
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), self.data.add(at + SEQ), msg.len()) };
+        self.seq_at(at)
             .store(head.wrapping_add(1), Ordering::Release);
         self.head().store(head.wrapping_add(1), Ordering::Relaxed);
         true
@@ -223,10 +276,14 @@ impl Ring {
             return None;
         }
         let tail = self.tail().load(Ordering::Relaxed);
+        let at = match self.pair {
+            true => self.found.get(), // where `can_read` found it
+            false => self.offset(tail),
+        };
         // SAFETY: the slot's message is `size` bytes after its word, inside the data area;
         // the writer published it (Acquire in `can_read`) and does not touch it again until
         // the tail below releases it. The slice does not outlive this call.
-        let msg = unsafe { std::slice::from_raw_parts(self.slot(tail).add(SEQ), self.size) };
+        let msg = unsafe { std::slice::from_raw_parts(self.data.add(at + SEQ), self.size) };
         let r = f(msg);
         self.tail().store(tail.wrapping_add(1), Ordering::Release);
         Some(r)
@@ -313,8 +370,66 @@ mod tests {
         assert!(!ring.can_read(64), "nothing was published");
         assert!(ring.write(&[7u8; 64]));
         assert!(!ring.read(&mut [0u8; 65]));
+        assert!(ring.can_read(64));
         assert_eq!(ring.read_with(64, |m| m.to_vec()), Some(vec![7u8; 64]));
         assert_eq!(stride(64), 128, "the word and 64 bytes take two lines");
         assert_eq!(stride(56), 64, "the word and 56 bytes share one line");
+    }
+
+    #[test]
+    fn a_pair_reuses_the_freed_slot_and_overlaps_otherwise() {
+        let hdr = header();
+        let mut data = Box::new(Area([0u8; 4096]));
+        assert_eq!(slots(256, 100), 2, "two 128-byte slots");
+        // SAFETY: as above; the writer and the reader are separate views, as in two processes.
+        let (w, r) = unsafe {
+            let d = data.0.as_mut_ptr();
+            (Ring::new(&hdr, d, 256, 100), Ring::new(&hdr, d, 256, 100))
+        };
+        let at = |m: &[u8]| m.as_ptr() as usize - data.0.as_ptr() as usize;
+        let mut seq = 0u8;
+        let mut send = |n: usize| {
+            for _ in 0..n {
+                assert!(w.can_write(100));
+                assert!(w.write(&[seq; 100]));
+                seq += 1;
+            }
+        };
+        let take = || {
+            assert!(r.can_read(100));
+            r.read_with(100, |m| (m[0], m[99], at(m)))
+                .expect("the ring's size")
+        };
+        // Each message freed before the next: always the same slot.
+        send(1);
+        assert_eq!(take(), (0, 0, 8));
+        send(1);
+        assert_eq!(take(), (1, 1, 8), "the freed slot is reused");
+        // Two in flight: the second goes to the other slot, and the ring is then full.
+        send(2);
+        assert!(!w.can_write(100));
+        assert!(r.find(4).is_none(), "message 4 was never written");
+        assert_eq!(take(), (2, 2, 8));
+        // One still unread (3, in the other slot): the next goes to the freed one.
+        send(1);
+        assert_eq!(take(), (3, 3, 136));
+        assert_eq!(take(), (4, 4, 8));
+        assert!(!r.can_read(100), "a stale word never looks ready");
+        // Order holds through a long mixed run.
+        let mut next = 5u8;
+        for round in 0..40u8 {
+            send(1 + usize::from(round % 2));
+            while r.can_read(100) {
+                assert_eq!(take().0, next, "in order, none lost or repeated");
+                next += 1;
+            }
+        }
+        assert_eq!(next, 65);
+        assert_eq!(seq, 65);
+        assert_eq!(
+            hdr.tail.value.load(Ordering::Relaxed),
+            65,
+            "every message read"
+        );
     }
 }
