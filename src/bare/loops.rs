@@ -331,7 +331,13 @@ impl BareRing {
         let slot = self.slot(self.mine);
         // SAFETY: the message's bytes follow the word inside the slot; the receiver reads
         // them only after the word below says they are there.
-        unsafe { std::ptr::copy_nonoverlapping(self.out.as_ptr(), slot.add(8), self.out.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.out.as_ptr(),
+                slot.add(shm::RING_SEQ),
+                self.out.len(),
+            )
+        };
         self.seq(self.mine).store(self.next, Ordering::Release);
     }
 
@@ -339,8 +345,8 @@ impl BareRing {
         let theirs = 1 - self.mine;
         let mut polls = 0u32;
         while self.seq(theirs).load(Ordering::Acquire) != self.next {
-            if self.stride > 64 {
-                prefetch(self.slot(theirs).wrapping_add(64));
+            if self.stride > shm::RING_LINE {
+                prefetch(self.slot(theirs).wrapping_add(shm::RING_LINE));
             }
             polls = polls.saturating_add(1);
             if polls >= shm::TIGHT_POLLS {
@@ -350,7 +356,11 @@ impl BareRing {
         let slot = self.slot(theirs);
         // SAFETY: as in `send`, reading what the word published (Acquire above).
         unsafe {
-            std::ptr::copy_nonoverlapping(slot.add(8), self.inb.as_mut_ptr(), self.inb.len())
+            std::ptr::copy_nonoverlapping(
+                slot.add(shm::RING_SEQ),
+                self.inb.as_mut_ptr(),
+                self.inb.len(),
+            )
         };
     }
 

@@ -9,7 +9,9 @@ mod ring;
 mod wake;
 
 /// The ring's layout and polling, for the bare loop that copies them (`crate::bare`).
-pub(crate) use self::ring::{slots as ring_slots, stride as ring_stride};
+pub(crate) use self::ring::{
+    slots as ring_slots, stride as ring_stride, LINE as RING_LINE, SEQ as RING_SEQ,
+};
 pub(crate) use self::wake::TIGHT_POLLS;
 
 use std::io;

@@ -48,8 +48,9 @@ pub struct RingHeader {
 const _: () = assert!(std::mem::offset_of!(RingHeader, tail) >= 128);
 
 /// Bytes before a slot's message: the sequence word.
-const SEQ: usize = 8;
-const LINE: usize = 64;
+pub const SEQ: usize = 8;
+/// A cache line: slots are whole lines, and a slot's second line is prefetched.
+pub const LINE: usize = 64;
 
 /// A slot's bytes for messages of `size`: the word and the message, in whole lines.
 pub fn stride(size: usize) -> usize {
