@@ -82,7 +82,6 @@ impl Object {
             let n = format!("/{}", ident.trim_start_matches('/'));
             n[1..].starts_with(PREFIX).then_some(n)
         };
-        let plain_kind = plain_kind(kind);
         Some(match kind {
             "sysv-msg" => Object::SysvMsg(id()?),
             "sysv-sem" => Object::SysvSem(id()?),
@@ -90,7 +89,7 @@ impl Object {
             "posix-mq" => Object::PosixMq(name()?),
             "posix-shm" => Object::PosixShm(name()?),
             "posix-sem" => Object::PosixSem(name()?),
-            _ if plain_kind => Object::Registered {
+            _ if plain_kind(kind) => Object::Registered {
                 kind: kind.to_string(),
                 name: name()?.trim_start_matches('/').to_string(),
             },
