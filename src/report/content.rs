@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::chart;
 use super::document::{to_html, to_markdown, Block};
-use super::model::{calibration_pairs, cpu_ns, find, mechanisms, sizes};
+use super::model::{calibration_pairs, cpu_ns, find, line_across, mechanisms, sizes};
 use super::recommend::{advise, Need, Pattern};
 use super::{micros, size_label, ReportError};
 use super::{LATENCY, SETUP, THROUGHPUT};
@@ -165,31 +165,7 @@ fn by_size(
     let sz = sizes(run);
     let mut panels: Vec<chart::Panel> = Vec::new();
     for (m, family) in mechanisms(run).into_iter().filter(|(_, f)| charted(f)) {
-        let mut line = chart::Line {
-            name: m.clone(),
-            points: Vec::new(),
-            stops: None,
-            tooltips: Vec::new(),
-        };
-        for &s in &sz {
-            match find(run, &m, w, s) {
-                Some(r) if r.status == Status::Ok => {
-                    if let Some(v) = value(r) {
-                        line.points.push((s, v));
-                        line.tooltips.push(tooltip(r));
-                    }
-                }
-                Some(r) if line.stops.is_none() && !line.points.is_empty() => {
-                    let word = if r.status == Status::Unsupported {
-                        "unsupported"
-                    } else {
-                        "ERROR"
-                    };
-                    line.stops = Some((s, word.to_string()));
-                }
-                _ => {}
-            }
-        }
+        let line = line_across(run, &m, w, &sz, &value, &tooltip);
         if line.points.is_empty() {
             continue;
         }

@@ -4,7 +4,7 @@
 
 use super::chart;
 use super::document::Block;
-use super::model::{find, mechanisms, sizes};
+use super::model::{find, line_across, mechanisms, sizes};
 use super::recommend::channel_params;
 use super::{size_label, THROUGHPUT};
 use crate::results::{RunFile, Status};
@@ -31,26 +31,28 @@ pub fn blocks(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
             .map(|b| b.copies(&channel_params(run, FROM)).to_string())
             .unwrap_or_else(|| "?".into());
         let mut cells = vec![m.clone(), copies];
-        let mut line = chart::Line {
-            name: m.clone(),
-            points: Vec::new(),
-            stops: None,
-            tooltips: Vec::new(),
-        };
-        let mut last = 0.0;
-        let mut any = false;
+        let line = line_across(
+            run,
+            &m,
+            THROUGHPUT,
+            &big,
+            |r| r.throughput.as_ref().and(r.x_copy),
+            |r| {
+                let gbs = r.throughput.as_ref().map_or(0.0, |t| t.bytes_per_sec / 1e9);
+                let x = r.x_copy.unwrap_or(0.0);
+                format!(
+                    "{m} at {}: {gbs:.2} GB/s, x{x:.2} memcpy",
+                    size_label(r.size)
+                )
+            },
+        );
+        let (mut last, mut any) = (0.0, false);
         for &s in &big {
             let cell = match find(run, &m, THROUGHPUT, s) {
                 Some(r) if r.status == Status::Ok => match (r.throughput.as_ref(), r.x_copy) {
                     (Some(t), Some(x)) => {
                         any = true;
                         last = x;
-                        line.points.push((s, x));
-                        line.tooltips.push(format!(
-                            "{m} at {}: {:.2} GB/s, x{x:.2} memcpy",
-                            size_label(s),
-                            t.bytes_per_sec / 1e9
-                        ));
                         format!("{:.2} GB/s x{x:.2}", t.bytes_per_sec / 1e9)
                     }
                     (Some(t), None) => {
@@ -59,12 +61,7 @@ pub fn blocks(run: &RunFile, suffix: &str, out: &mut Vec<Block>) {
                     }
                     _ => "-".into(),
                 },
-                Some(r) if r.status == Status::Unsupported => {
-                    if line.stops.is_none() && !line.points.is_empty() {
-                        line.stops = Some((s, "unsupported".into()));
-                    }
-                    "unsupported".into()
-                }
+                Some(r) if r.status == Status::Unsupported => "unsupported".into(),
                 Some(_) => "ERROR".into(),
                 None => "-".into(),
             };

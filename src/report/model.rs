@@ -3,6 +3,7 @@
 //! pairs (a bare loop and the mechanism it calibrates). Tables, charts and the report read
 //! results only through these.
 
+use super::chart;
 use crate::results::{CaseResult, RunFile, Status};
 
 /// Families in the order tables list them; calibration comes last, apart, since it is
@@ -110,4 +111,42 @@ pub fn calibration_pairs(run: &RunFile) -> Vec<(String, String)> {
             Some((raw, base.to_string()))
         })
         .collect()
+}
+
+/// Mechanism `m`'s line for workload `w` across `sizes`: a point (with its tooltip) wherever
+/// the case succeeded and `value` gives one; where a case after the first point is
+/// unsupported or failed, the line stops there and says which.
+pub fn line_across(
+    run: &RunFile,
+    m: &str,
+    w: &str,
+    sizes: &[usize],
+    value: impl Fn(&CaseResult) -> Option<f64>,
+    tooltip: impl Fn(&CaseResult) -> String,
+) -> chart::Line {
+    let mut line = chart::Line {
+        name: m.to_string(),
+        points: Vec::new(),
+        stops: None,
+        tooltips: Vec::new(),
+    };
+    for &s in sizes {
+        match find(run, m, w, s) {
+            Some(r) if r.status == Status::Ok => {
+                if let Some(v) = value(r) {
+                    line.points.push((s, v));
+                    line.tooltips.push(tooltip(r));
+                }
+            }
+            Some(r) if line.stops.is_none() && !line.points.is_empty() => {
+                let word = match r.status {
+                    Status::Unsupported => "unsupported",
+                    _ => "ERROR",
+                };
+                line.stops = Some((s, word.to_string()));
+            }
+            _ => {}
+        }
+    }
+    line
 }
