@@ -215,7 +215,16 @@ pub fn memfd_on(len: usize, huge: bool) -> io::Result<OwnedFd> {
         true => MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_HUGETLB,
         false => MFdFlags::MFD_CLOEXEC,
     };
-    let fd = nix::sys::memfd::memfd_create(c"ipcbench-shm", flags)?;
+    sized_memfd(c"ipcbench-shm", flags, len)
+}
+
+/// A memfd named `name` (as /proc shows it) created with `flags`, `len` bytes long.
+pub fn sized_memfd(
+    name: &std::ffi::CStr,
+    flags: nix::sys::memfd::MFdFlags,
+    len: usize,
+) -> io::Result<OwnedFd> {
+    let fd = nix::sys::memfd::memfd_create(name, flags)?;
     nix::unistd::ftruncate(&fd, len as libc::off_t)?;
     Ok(fd)
 }

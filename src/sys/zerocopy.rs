@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 
 use nix::fcntl::{fcntl, FcntlArg, SealFlag};
-use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::memfd::MFdFlags;
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::unistd::Pid;
@@ -124,11 +124,8 @@ pub fn cma_write(pid: i32, local: &[u8], remote: usize) -> io::Result<()> {
 /// A memfd of `len` bytes that accepts seals, its size sealed at once (so a mapping of it
 /// can never run past its end).
 pub fn sealable_memfd(len: usize) -> io::Result<OwnedFd> {
-    let fd = memfd_create(
-        c"ipcbench-msg",
-        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-    )?;
-    nix::unistd::ftruncate(&fd, len as libc::off_t)?;
+    let flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
+    let fd = super::shm::sized_memfd(c"ipcbench-msg", flags, len)?;
     add_seals(&fd, SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW)?;
     Ok(fd)
 }
