@@ -8,6 +8,7 @@
 pub mod reference;
 pub mod wakeup;
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,28 @@ pub fn copy_bandwidth(size: usize) -> f64 {
         .collect();
     bps.sort_by(f64::total_cmp);
     bps[pairs / 2]
+}
+
+/// memcpy bandwidth at each size (`copy_bandwidth`), keyed by size.
+pub fn copy_rates(sizes: &[usize]) -> BTreeMap<usize, f64> {
+    sizes.iter().map(|&s| (s, copy_bandwidth(s))).collect()
+}
+
+/// Per size, the median of several measurements of `copy_rates` (the mean of the middle two
+/// when there is an even number of them); a size some measurement lacks keeps those it has.
+pub fn median_rates(all: &[BTreeMap<usize, f64>]) -> BTreeMap<usize, f64> {
+    let mut by_size: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for (&size, &bps) in all.iter().flatten() {
+        by_size.entry(size).or_default().push(bps);
+    }
+    by_size
+        .into_iter()
+        .map(|(size, mut v)| {
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            (size, (v[(n - 1) / 2] + v[n / 2]) / 2.0)
+        })
+        .collect()
 }
 
 /// How many buffer pairs `copy_bandwidth` measures at `size`: odd (so the median is one
@@ -116,7 +139,7 @@ fn bare_line(opts: &SessionOptions) -> Result<u64, crate::bare::BareError> {
 pub fn measure(opts: &SessionOptions, sizes: &[usize]) -> Floor {
     let _ = opts.placement.apply_parent();
     let clock = clock_read_ns();
-    let copy = sizes.iter().map(|&s| (s, copy_bandwidth(s))).collect();
+    let copy = copy_rates(sizes);
     let limits = crate::environment::Limits::read();
     let stopping = || crate::interrupt::interrupted().is_some();
     let why = backends::by_id("cacheline")
@@ -262,5 +285,18 @@ mod tests {
         assert_eq!(placements(8 << 20), 3);
         assert_eq!(placements(64 << 20), 1);
         assert!(copy_bandwidth(4096) > 0.0);
+    }
+
+    #[test]
+    fn the_copy_floor_of_several_sweeps_is_their_median_per_size() {
+        let m = |v: &[(usize, f64)]| v.iter().copied().collect::<BTreeMap<_, _>>();
+        let all = [
+            m(&[(64, 30.0), (1 << 20, 19.0)]),
+            m(&[(64, 10.0), (1 << 20, 26.0)]),
+            m(&[(64, 20.0), (1 << 20, 25.0)]),
+        ];
+        assert_eq!(median_rates(&all), m(&[(64, 20.0), (1 << 20, 25.0)]));
+        assert_eq!(median_rates(&all[..2]), m(&[(64, 20.0), (1 << 20, 22.5)]));
+        assert_eq!(median_rates(&all[..1]), all[0]);
     }
 }
