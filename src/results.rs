@@ -425,8 +425,9 @@ pub struct Floor {
     pub cacheline_bare_ns: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cacheline_bare_reason: Option<String>,
-    /// Bytes per second of one thread copying a message of each size (keys are sizes): in a
-    /// run of several repetitions, the median of one measurement before each.
+    /// Bytes per second of one thread copying a message of each size (keys are sizes). In a
+    /// run of several repetitions this, the cache-line round trip and its bare twin are
+    /// the medians of one measurement before each repetition.
     pub copy_bytes_per_sec: std::collections::BTreeMap<usize, f64>,
     /// One-way cross-CPU wake-up of a thread asleep on a futex; null on one CPU, with the
     /// reason.

@@ -364,12 +364,12 @@ impl Plan {
         // machine hits all mechanisms alike; each repetition starts fresh peers.
         let cases = self.cases();
         let mut reps: Vec<Vec<CaseResult>> = vec![Vec::new(); cases.len()];
-        // memcpy is measured again before every repetition after the first and the floor
-        // keeps the median, so one slow moment of the host cannot set every x_copy.
-        let mut copies = vec![floor.copy_bytes_per_sec.clone()];
+        // memcpy and the cache line are measured again before every repetition after the
+        // first and the floor keeps the medians (`floor::Again`).
+        let mut again = crate::floor::Again::new(&floor);
         'sweep: for rep in 0..self.repeat.max(1) {
             if rep > 0 && crate::interrupt::interrupted().is_none() {
-                copies.push(crate::floor::copy_rates(&self.sizes));
+                again.measure(&self.session, &self.sizes);
             }
             for (i, case) in cases.iter().enumerate() {
                 if crate::interrupt::interrupted().is_some() {
@@ -390,7 +390,7 @@ impl Plan {
                 reps[i].push(r);
             }
         }
-        floor.copy_bytes_per_sec = crate::floor::median_rates(&copies);
+        again.apply(&mut floor);
         let mut results: Vec<CaseResult> = reps
             .into_iter()
             .filter(|r| !r.is_empty())
