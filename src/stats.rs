@@ -48,6 +48,15 @@ pub struct MedianCi {
     pub level: f64,
 }
 
+/// The median of `values` (the mean of the middle two of an even number); `None` when
+/// there are none.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    (n > 0).then(|| (v[(n - 1) / 2] + v[n / 2]) / 2.0)
+}
+
 /// Median of `values` and the order-statistic interval around it: the narrowest
 /// [x(j), x(n+1-j)] whose coverage, from the binomial distribution, is at least 95%; with
 /// fewer than 6 values no such pair exists and the interval is [min, max] with its lower
@@ -64,11 +73,7 @@ pub fn median_ci(values: &[f64]) -> MedianCi {
             level: 0.0,
         };
     }
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    };
+    let mid = median(&v).unwrap_or(f64::NAN);
     // P(X <= k) for X ~ Binomial(n, 1/2).
     let cdf = |k: usize| -> f64 {
         let mut c = 1.0f64; // C(n, 0)
@@ -91,7 +96,7 @@ pub fn median_ci(values: &[f64]) -> MedianCi {
     }
     let (j, level) = best;
     MedianCi {
-        median,
+        median: mid,
         lo: v[j - 1],
         hi: v[n - j],
         level,

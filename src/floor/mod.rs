@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::backends;
 use crate::error::Error;
 use crate::session::{Session, SessionOptions};
-use crate::stats::{new_histogram, summarize};
+use crate::stats::{median, new_histogram, summarize};
 
 pub use crate::results::Floor;
 
@@ -43,7 +43,7 @@ const PLACEMENT_BUDGET: usize = 64 << 20;
 pub fn copy_bandwidth(size: usize) -> f64 {
     let pairs = placements(size);
     let mut held = Vec::with_capacity(pairs);
-    let mut bps: Vec<f64> = (0..pairs)
+    let bps: Vec<f64> = (0..pairs)
         .map(|_| {
             let (src, mut dst) = (vec![0x5Au8; size], vec![0u8; size]);
             let r = copy_rate(&src, &mut dst, Duration::from_millis(10));
@@ -51,8 +51,7 @@ pub fn copy_bandwidth(size: usize) -> f64 {
             r
         })
         .collect();
-    bps.sort_by(f64::total_cmp);
-    bps[pairs / 2]
+    median(&bps).expect("`placements` is at least one")
 }
 
 /// memcpy bandwidth at each size (`copy_bandwidth`), keyed by size.
@@ -69,15 +68,8 @@ pub fn median_rates(all: &[BTreeMap<usize, f64>]) -> BTreeMap<usize, f64> {
     }
     by_size
         .into_iter()
-        .filter_map(|(size, mut v)| Some((size, median(&mut v)?)))
+        .filter_map(|(size, v)| Some((size, median(&v)?)))
         .collect()
-}
-
-/// The median (the mean of the middle two of an even number); `None` when empty.
-fn median(v: &mut [f64]) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    (n > 0).then(|| (v[(n - 1) / 2] + v[n / 2]) / 2.0)
 }
 
 /// The parts of the floor a run of several repetitions measures again before each one
@@ -111,16 +103,15 @@ impl Again {
         if !self.bare.is_empty() {
             self.bare.extend(bare_line(opts).ok().map(|v| v as f64));
         }
-        let _ = opts.placement.apply_parent();
     }
 
     /// Puts the medians into `floor`.
-    pub fn apply(mut self, floor: &mut Floor) {
+    pub fn apply(self, floor: &mut Floor) {
         floor.copy_bytes_per_sec = median_rates(&self.copies);
-        if let Some(m) = median(&mut self.line) {
+        if let Some(m) = median(&self.line) {
             floor.cacheline_rtt_ns = Some(m);
         }
-        if let Some(m) = median(&mut self.bare) {
+        if let Some(m) = median(&self.bare) {
             floor.cacheline_bare_ns = Some(m);
         }
     }
